@@ -1,0 +1,128 @@
+# The C API of nncore, declared once (mirrors src_c/nncore.h).
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+cdef extern from "nncore.h" nogil:
+    ctypedef int64_t nn_int
+
+    enum nn_status:
+        NN_OK
+        NN_ERR_ARG
+        NN_ERR_LABEL
+        NN_ERR_NOMEM
+        NN_ERR_CPU
+
+    enum nn_cpu_path:
+        NN_CPU_GENERIC
+        NN_CPU_AVX2
+        NN_CPU_AVX512
+        NN_CPU_N_PATHS
+
+    int nn_cpu_init()
+    int nn_cpu_compiled(int path)
+    int nn_cpu_supported(int path)
+    int nn_cpu_best()
+    int nn_cpu_get_path()
+    int nn_cpu_set_path(int path)
+    const char *nn_cpu_path_name(int path)
+    int nn_openmp_enabled()
+    void nn_set_num_threads(int n)
+    int nn_get_num_threads()
+
+    int nn_gemm_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                    nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                    int accumulate, int n_threads)
+    int nn_gemm_f64(double *c, const double *a, const double *b, nn_int m, nn_int n,
+                    nn_int k, nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                    int accumulate, int n_threads)
+    void nn_gemm_naive_f32(float *c, const float *a, const float *b, nn_int m, nn_int n,
+                           nn_int k, nn_int lda, nn_int ldb, nn_int ldc, int trans_a,
+                           int trans_b, int accumulate)
+    void nn_gemm_naive_f64(double *c, const double *a, const double *b, nn_int m, nn_int n,
+                           nn_int k, nn_int lda, nn_int ldb, nn_int ldc, int trans_a,
+                           int trans_b, int accumulate)
+
+    enum nn_activation:
+        NN_ACT_IDENTITY
+        NN_ACT_RELU
+        NN_ACT_LEAKY_RELU
+        NN_ACT_SIGMOID
+        NN_ACT_TANH
+        NN_ACT_GELU
+        NN_ACT_SOFTMAX
+        NN_ACT_N
+
+    int nn_activation_needs_z(int act, double alpha)
+    void nn_activation_forward_f32(float *y, const float *x, nn_int rows, nn_int cols, int act,
+                                   float alpha, int n_threads)
+    void nn_activation_forward_f64(double *y, const double *x, nn_int rows, nn_int cols,
+                                   int act, double alpha, int n_threads)
+    void nn_activation_backward_f32(float *dz, const float *dy, const float *y, const float *z,
+                                    nn_int rows, nn_int cols, int act, float alpha,
+                                    int n_threads)
+    void nn_activation_backward_f64(double *dz, const double *dy, const double *y,
+                                    const double *z, nn_int rows, nn_int cols, int act,
+                                    double alpha, int n_threads)
+
+    int nn_dense_forward_f32(float *y, float *z, const float *x, const float *w,
+                             const float *b, nn_int n, nn_int in_, nn_int out, int act,
+                             float alpha, int n_threads)
+    int nn_dense_forward_f64(double *y, double *z, const double *x, const double *w,
+                             const double *b, nn_int n, nn_int in_, nn_int out, int act,
+                             double alpha, int n_threads)
+    int nn_dense_backward_f32(float *dx, float *dw, float *db, float *dz, const float *dy,
+                              const float *x, const float *w, const float *y, const float *z,
+                              nn_int n, nn_int in_, nn_int out, int act, float alpha,
+                              int accumulate, int n_threads)
+    int nn_dense_backward_f64(double *dx, double *dw, double *db, double *dz,
+                              const double *dy, const double *x, const double *w,
+                              const double *y, const double *z, nn_int n, nn_int in_,
+                              nn_int out, int act, double alpha, int accumulate,
+                              int n_threads)
+
+    enum nn_reduction:
+        NN_REDUCE_MEAN
+        NN_REDUCE_SUM
+
+    int nn_mse_loss_f32(double *loss, float *grad, const float *pred, const float *target,
+                        const float *weight, nn_int n, nn_int d, int reduction, int n_threads)
+    int nn_mse_loss_f64(double *loss, double *grad, const double *pred, const double *target,
+                        const double *weight, nn_int n, nn_int d, int reduction,
+                        int n_threads)
+    int nn_bce_logits_loss_f32(double *loss, float *grad, const float *logits,
+                               const float *target, const float *weight, nn_int n, nn_int d,
+                               int reduction, int n_threads)
+    int nn_bce_logits_loss_f64(double *loss, double *grad, const double *logits,
+                               const double *target, const double *weight, nn_int n,
+                               nn_int d, int reduction, int n_threads)
+    int nn_cross_entropy_loss_f32(double *loss, float *grad, const float *logits,
+                                  const int64_t *labels, const float *weight, nn_int n,
+                                  nn_int c, int reduction, int n_threads)
+    int nn_cross_entropy_loss_f64(double *loss, double *grad, const double *logits,
+                                  const int64_t *labels, const double *weight, nn_int n,
+                                  nn_int c, int reduction, int n_threads)
+
+    void nn_sgd_update_f32(float *p, float *buf, const float *grad, nn_int n, double lr,
+                           double momentum, double dampening, double weight_decay,
+                           int nesterov, int first_step, int n_threads)
+    void nn_sgd_update_f64(double *p, double *buf, const double *grad, nn_int n, double lr,
+                           double momentum, double dampening, double weight_decay,
+                           int nesterov, int first_step, int n_threads)
+    void nn_adam_update_f32(float *p, float *m, float *v, float *vmax, const float *grad,
+                            nn_int n, double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int64_t step, int amsgrad, int decoupled,
+                            int n_threads)
+    void nn_adam_update_f64(double *p, double *m, double *v, double *vmax,
+                            const double *grad, nn_int n, double lr, double beta1,
+                            double beta2, double eps, double weight_decay, int64_t step,
+                            int amsgrad, int decoupled, int n_threads)
+
+    void nn_rng_uniform_f64(double *u, nn_int n, uint64_t seed, uint64_t offset)
+    uint64_t nn_rng_hash(uint64_t seed, uint64_t counter)
+    void nn_dropout_forward_f32(float *y, uint8_t *mask, const float *x, nn_int n, double p,
+                                uint64_t seed, uint64_t offset, int n_threads)
+    void nn_dropout_forward_f64(double *y, uint8_t *mask, const double *x, nn_int n,
+                                double p, uint64_t seed, uint64_t offset, int n_threads)
+    void nn_dropout_backward_f32(float *dx, const float *dy, const uint8_t *mask, nn_int n,
+                                 double p, int n_threads)
+    void nn_dropout_backward_f64(double *dx, const double *dy, const uint8_t *mask,
+                                 nn_int n, double p, int n_threads)

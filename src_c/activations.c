@@ -1,0 +1,20 @@
+// activations.c - element-wise activations, row-wise softmax, and the GEMM tile epilogue.
+#include <math.h>
+
+#include "common.h"
+
+int nn_activation_needs_z(int act, double alpha) {
+    return act == NN_ACT_GELU || (act == NN_ACT_LEAKY_RELU && alpha < 0);
+}
+
+#define T float
+#define SUF f32
+#include "activations_impl.h"
+#undef T
+#undef SUF
+
+#define T double
+#define SUF f64
+#include "activations_impl.h"
+#undef T
+#undef SUF

@@ -1,0 +1,153 @@
+// common.h - private helpers shared by the C sources: portability macros, dtype templating,
+// OpenMP guards, workspaces and the dispatch table. Not part of the public API.
+#ifndef NNCORE_COMMON_H
+#define NNCORE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nncore.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// ---- portability ----------------------------------------------------------------------------
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define NN_RESTRICT __restrict
+#define NN_THREAD_LOCAL __declspec(thread)
+#define NN_INLINE static __forceinline
+#else
+#define NN_RESTRICT __restrict__
+#define NN_THREAD_LOCAL __thread
+#define NN_INLINE static inline __attribute__((always_inline))
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(_M_AMD64)
+#define NN_X86_64 1
+#endif
+
+// Per-function ISA targets: the SIMD kernels are compiled for their ISA with a target
+// attribute, the rest of the library for the baseline, and cpu.c picks at run time.
+// MSVC needs no attribute to emit AVX intrinsics.
+#if defined(__GNUC__) || defined(__clang__)
+#define NN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define NN_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+#else
+#define NN_TARGET_AVX2
+#define NN_TARGET_AVX512
+#endif
+
+#define NN_ALIGNMENT 64
+
+// ---- dtype templating -----------------------------------------------------------------------
+// A body is written once in a *_impl.h that uses T (the scalar type) and NN_T(name), then
+// included twice: with T = float, SUF = f32 and with T = double, SUF = f64.
+
+#define NN_CAT_(a, b) a##_##b
+#define NN_CAT(a, b) NN_CAT_(a, b)
+#define NN_T(name) NN_CAT(name, SUF)
+
+// ---- type-generic libm: NN_T(nn_exp)(x) is expf for float, exp for double -------------------
+
+#include <math.h>
+NN_INLINE float nn_exp_f32(float x) { return expf(x); }
+NN_INLINE double nn_exp_f64(double x) { return exp(x); }
+NN_INLINE float nn_log1p_f32(float x) { return log1pf(x); }
+NN_INLINE double nn_log1p_f64(double x) { return log1p(x); }
+NN_INLINE float nn_log_f32(float x) { return logf(x); }
+NN_INLINE double nn_log_f64(double x) { return log(x); }
+NN_INLINE float nn_tanh_f32(float x) { return tanhf(x); }
+NN_INLINE double nn_tanh_f64(double x) { return tanh(x); }
+NN_INLINE float nn_erf_f32(float x) { return erff(x); }
+NN_INLINE double nn_erf_f64(double x) { return erf(x); }
+NN_INLINE float nn_sqrt_f32(float x) { return sqrtf(x); }
+NN_INLINE double nn_sqrt_f64(double x) { return sqrt(x); }
+
+// ---- threads --------------------------------------------------------------------------------
+
+// Below this many "operations" a parallel region costs more than it saves (an OpenMP fork
+// and join is a few microseconds); measured in benchmarks/bench_gemm.py.
+#define NN_PAR_MIN_ELEMS ((nn_int)1 << 15)  // element-wise kernels
+#define NN_PAR_MIN_FLOPS ((nn_int)1 << 18)  // GEMM multiply-adds per thread
+
+// How many threads to use for `work` units when each thread should get at least `grain`.
+int nn_threads_for(int n_threads, nn_int work, nn_int grain);
+
+// ---- memory ---------------------------------------------------------------------------------
+
+void *nn_aligned_alloc(size_t bytes);
+void nn_aligned_free(void *p);
+
+// A per-thread scratch buffer, kept and grown across calls (slot 0..NN_WS_SLOTS-1).
+// Returns NULL when it cannot be allocated. Valid until the same thread asks again for
+// the same slot.
+#define NN_WS_SLOTS 4
+void *nn_workspace(int slot, size_t bytes);
+
+// ---- the dispatch table (filled in cpu.c) ---------------------------------------------------
+
+// A GEMM micro-kernel: c (MR, NR) with row stride ldc  (+)=  a_packed (k, MR)^T . b_packed (k, NR)
+// a_packed holds MR values per k step, b_packed NR values per k step (both zero-padded).
+// With accumulate the sum is formed first and then added to c, so an element's value does
+// not depend on whether its tile is full or an edge tile computed into a scratch buffer.
+typedef void (*nn_ukr_f32_t)(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
+                             int accumulate);
+typedef void (*nn_ukr_f64_t)(nn_int k, const double *a, const double *b, double *c,
+                             nn_int ldc, int accumulate);
+
+struct nn_gemm_shape {
+    int mr, nr;            // micro-tile
+    nn_int mc, kc, nc;     // cache blocks: A block mc x kc in L2, B panel kc x nc in L3
+};
+
+struct nn_dispatch {
+    int path;
+    struct nn_gemm_shape gemm_f32, gemm_f64;
+    nn_ukr_f32_t ukr_f32;
+    nn_ukr_f64_t ukr_f64;
+};
+
+const struct nn_dispatch *nn_dispatch_get(void);
+
+// The micro-kernels of each path (gemm_kernels_*.c).
+void nn_ukr_generic_f32(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
+                        int accumulate);
+void nn_ukr_generic_f64(nn_int k, const double *a, const double *b, double *c, nn_int ldc,
+                        int accumulate);
+#ifdef NN_X86_64
+void nn_ukr_avx2_f32(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
+                     int accumulate);
+void nn_ukr_avx2_f64(nn_int k, const double *a, const double *b, double *c, nn_int ldc,
+                     int accumulate);
+void nn_ukr_avx512_f32(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
+                       int accumulate);
+void nn_ukr_avx512_f64(nn_int k, const double *a, const double *b, double *c, nn_int ldc,
+                       int accumulate);
+#endif
+
+// ---- internal kernels shared between files --------------------------------------------------
+
+// The GEMM with an epilogue, applied to each tile right after its last k block, while the
+// tile is in L1: c = act(c + bias) (bias (n) or NULL); z (ldz), if not NULL, receives the
+// pre-activation c + bias. act must not be softmax (it needs whole rows).
+int nn_gemm_ex_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                   nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
+                   const float *bias, float *z, nn_int ldz, int act, float alpha,
+                   int n_threads);
+int nn_gemm_ex_f64(double *c, const double *a, const double *b, nn_int m, nn_int n, nn_int k,
+                   nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                   int accumulate, const double *bias, double *z, nn_int ldz, int act,
+                   double alpha, int n_threads);
+
+// The tile epilogue (activations.c): y (rows, cols; row stride ldy) = act(y + bias), storing
+// y + bias into z (row stride ldz) first when z is not NULL. Element-wise acts only.
+void nn_act_tile_f32(float *y, nn_int ldy, float *z, nn_int ldz, const float *bias,
+                     nn_int rows, nn_int cols, int act, float alpha);
+void nn_act_tile_f64(double *y, nn_int ldy, double *z, nn_int ldz, const double *bias,
+                     nn_int rows, nn_int cols, int act, double alpha);
+
+#endif  // NNCORE_COMMON_H

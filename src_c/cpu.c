@@ -1,0 +1,109 @@
+// cpu.c - CPU feature detection and the one dispatch table, chosen at run time.
+// The environment variable NNCORE_CPU=generic|avx2|avx512 forces a path.
+#include "common.h"
+
+#if defined(_MSC_VER) && defined(NN_X86_64)
+#include <intrin.h>
+#include <immintrin.h>
+#endif
+
+// Blocking: mc x kc of packed A stays in L2, a kc x nr micro-panel of B in L1, kc x nc of B in
+// L3. Multiples of the micro-tile. Tuned in benchmarks/bench_gemm.py.
+static const struct nn_dispatch table[NN_CPU_N_PATHS] = {
+    {NN_CPU_GENERIC, {4, 8, 128, 256, 2048}, {4, 4, 128, 256, 2048},
+     nn_ukr_generic_f32, nn_ukr_generic_f64},
+#ifdef NN_X86_64
+    {NN_CPU_AVX2, {6, 16, 144, 256, 4096}, {6, 8, 96, 256, 2048},
+     nn_ukr_avx2_f32, nn_ukr_avx2_f64},
+    {NN_CPU_AVX512, {12, 32, 144, 384, 4096}, {12, 16, 96, 256, 2048},
+     nn_ukr_avx512_f32, nn_ukr_avx512_f64},
+#else
+    {NN_CPU_AVX2, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL},
+    {NN_CPU_AVX512, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL},
+#endif
+};
+
+static const char *names[NN_CPU_N_PATHS] = {"generic", "avx2", "avx512"};
+
+static int current = -1;  // the selected path; -1 until nn_cpu_init
+
+#ifdef NN_X86_64
+#if defined(_MSC_VER) && !defined(__clang__)
+static int os_saves(unsigned long long mask) { return (_xgetbv(0) & mask) == mask; }
+static int has_avx2(void) {
+    int r[4];
+    __cpuid(r, 1);
+    int fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+    if (!(fma && osxsave && avx) || !os_saves(0x6)) return 0;
+    __cpuidex(r, 7, 0);
+    return (r[1] >> 5) & 1;
+}
+static int has_avx512(void) {
+    int r[4];
+    if (!has_avx2() || !os_saves(0xe6)) return 0;
+    __cpuidex(r, 7, 0);
+    int f = (r[1] >> 16) & 1, dq = (r[1] >> 17) & 1, bw = (r[1] >> 30) & 1, vl = (r[1] >> 31) & 1;
+    return f && dq && bw && vl;
+}
+#else
+// libgcc's and compiler-rt's checks include the OS's support for the wider register state.
+static int has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static int has_avx512(void) {
+    __builtin_cpu_init();
+    return has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw");
+}
+#endif
+#endif
+
+int nn_cpu_compiled(int path) {
+    return path >= 0 && path < NN_CPU_N_PATHS && table[path].ukr_f32 != NULL;
+}
+
+int nn_cpu_supported(int path) {
+    switch (path) {
+    case NN_CPU_GENERIC: return 1;
+#ifdef NN_X86_64
+    case NN_CPU_AVX2: return has_avx2();
+    case NN_CPU_AVX512: return has_avx512();
+#endif
+    default: return 0;
+    }
+}
+
+int nn_cpu_best(void) {
+    for (int p = NN_CPU_N_PATHS - 1; p > 0; p--)
+        if (nn_cpu_supported(p)) return p;
+    return NN_CPU_GENERIC;
+}
+
+const char *nn_cpu_path_name(int path) {
+    return (path >= 0 && path < NN_CPU_N_PATHS) ? names[path] : NULL;
+}
+
+int nn_cpu_set_path(int path) {
+    if (path < 0 || path >= NN_CPU_N_PATHS) return NN_ERR_ARG;
+    if (!nn_cpu_supported(path)) return NN_ERR_CPU;
+    current = path;
+    return NN_OK;
+}
+
+int nn_cpu_init(void) {
+    current = nn_cpu_best();
+    const char *env = getenv("NNCORE_CPU");
+    if (env == NULL || env[0] == '\0') return NN_OK;
+    for (int p = 0; p < NN_CPU_N_PATHS; p++)
+        if (strcmp(env, names[p]) == 0) return nn_cpu_set_path(p);
+    return NN_ERR_ARG;
+}
+
+int nn_cpu_get_path(void) {
+    if (current < 0) nn_cpu_init();
+    return current;
+}
+
+const struct nn_dispatch *nn_dispatch_get(void) { return &table[nn_cpu_get_path()]; }

@@ -1,0 +1,48 @@
+// dense_impl.h - the dense layer forward and backward for T = float / double.
+
+int NN_T(nn_dense_forward)(T *y, T *z, const T *x, const T *w, const T *b, nn_int n, nn_int in,
+                           nn_int out, int act, T alpha, int n_threads) {
+    // x (n, in), w (in, out), b (out), y and z (n, out)
+    if (act == NN_ACT_SOFTMAX) {  // needs whole rows: GEMM + bias first, then row softmax
+        int s = NN_T(nn_gemm_ex)(y, x, w, n, out, in, in, out, out, 0, 0, 0, b, z, out,
+                                 NN_ACT_IDENTITY, 0, n_threads);
+        if (s == NN_OK) NN_T(nn_activation_forward)(y, y, n, out, act, alpha, n_threads);
+        return s;
+    }
+    return NN_T(nn_gemm_ex)(y, x, w, n, out, in, in, out, out, 0, 0, 0, b, z, out, act, alpha,
+                            n_threads);
+}
+
+// db (+)= column sums of dz (n, out). Threads own column blocks and sum rows in order, so the
+// result does not depend on the thread count.
+static void NN_T(colsum)(T *db, const T *dz, nn_int n, nn_int out, int accumulate,
+                         int n_threads) {
+    const nn_int block = 256;
+    nn_int n_blocks = (out + block - 1) / block;
+    int nt = nn_threads_for(n_threads, n * out, NN_PAR_MIN_ELEMS);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (nn_int cb = 0; cb < n_blocks; cb++) {
+        nn_int j0 = cb * block, cols = out - j0 < block ? out - j0 : block;
+        T s[256];
+        for (nn_int j = 0; j < cols; j++) s[j] = 0;
+        for (nn_int i = 0; i < n; i++) {
+            const T *row = dz + i * out + j0;
+            for (nn_int j = 0; j < cols; j++) s[j] += row[j];
+        }
+        for (nn_int j = 0; j < cols; j++) db[j0 + j] = accumulate ? db[j0 + j] + s[j] : s[j];
+    }
+}
+
+int NN_T(nn_dense_backward)(T *dx, T *dw, T *db, T *dz, const T *dy, const T *x, const T *w,
+                            const T *y, const T *z, nn_int n, nn_int in, nn_int out, int act,
+                            T alpha, int accumulate, int n_threads) {
+    // dy, dz, y, z (n, out); x (n, in); w, dw (in, out); db (out); dx (n, in)
+    NN_T(nn_activation_backward)(dz, dy, y, z, n, out, act, alpha, n_threads);
+    // dw (in, out) = x^T . dz
+    int s = NN_T(nn_gemm)(dw, x, dz, in, out, n, in, out, out, 1, 0, accumulate, n_threads);
+    if (s != NN_OK) return s;
+    if (db != NULL) NN_T(colsum)(db, dz, n, out, accumulate, n_threads);
+    // dx (n, in) = dz . w^T
+    if (dx != NULL) s = NN_T(nn_gemm)(dx, dz, w, n, in, out, out, out, in, 0, 1, 0, n_threads);
+    return s;
+}

@@ -1,0 +1,225 @@
+// nncore.h - the one public C API of nncore.
+//
+// Conventions
+//   * Arrays are C-contiguous (row-major) unless a leading dimension is given.
+//   * Every kernel exists for float (_f32) and double (_f64); the two bodies are one source.
+//   * Argument order: outputs first, const inputs next, sizes, options, n_threads last.
+//   * n_threads <= 0 means "the library default" (nn_get_num_threads()).
+//   * Results never depend on n_threads: no two threads write the same output and every
+//     reduction runs in a fixed order.
+//   * Functions that can fail return an nn_status; the others cannot fail on valid input.
+#ifndef NNCORE_H
+#define NNCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int64_t nn_int;  // every size and index: 64-bit, so n * d never overflows
+
+enum nn_status {
+    NN_OK = 0,
+    NN_ERR_ARG = 1,     // an argument is out of its documented range
+    NN_ERR_LABEL = 2,   // a class label is outside [0, n_classes)
+    NN_ERR_NOMEM = 3,   // a workspace could not be allocated
+    NN_ERR_CPU = 4,     // the requested CPU path is not available on this machine
+};
+
+// ---------------------------------------------------------------------------------------------
+// CPU paths, dispatch and threads (cpu.c)
+
+enum nn_cpu_path { NN_CPU_GENERIC = 0, NN_CPU_AVX2 = 1, NN_CPU_AVX512 = 2, NN_CPU_N_PATHS = 3 };
+
+// Detect the CPU and select the best path, or the one NNCORE_CPU names (generic|avx2|avx512).
+// Idempotent. Returns NN_ERR_ARG for an unknown name, NN_ERR_CPU for a path this CPU lacks
+// (the best path stays selected in both cases).
+int nn_cpu_init(void);
+int nn_cpu_compiled(int path);          // 1 if this build has the path's kernels
+int nn_cpu_supported(int path);         // 1 if the path is compiled in and this CPU runs it
+int nn_cpu_best(void);                  // the fastest supported path
+int nn_cpu_get_path(void);              // the path in use
+int nn_cpu_set_path(int path);          // NN_OK, NN_ERR_ARG or NN_ERR_CPU
+const char *nn_cpu_path_name(int path); // "generic", "avx2", "avx512"; NULL if out of range
+
+int nn_openmp_enabled(void);            // 1 if built with OpenMP
+void nn_set_num_threads(int n);         // default thread count; n <= 0: OpenMP's own default
+int nn_get_num_threads(void);           // the default actually in force (>= 1)
+
+// ---------------------------------------------------------------------------------------------
+// GEMM (gemm.c): c (m, n) = op(a) (m, k) . op(b) (k, n)  [+ c if accumulate]
+//   op(a) = a (m, k) with row stride lda, or a^T where a is (k, m) (trans_a)
+//   op(b) = b (k, n) with row stride ldb, or b^T where b is (n, k) (trans_b)
+// Packed, cache-blocked, SIMD micro-kernels from the selected CPU path, OpenMP over blocks.
+// Returns NN_OK or NN_ERR_NOMEM.
+
+int nn_gemm_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
+                int n_threads);
+int nn_gemm_f64(double *c, const double *a, const double *b, nn_int m, nn_int n, nn_int k,
+                nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
+                int n_threads);
+
+// The triple loop: ground truth and fallback. Same arguments, one thread.
+void nn_gemm_naive_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                       nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                       int accumulate);
+void nn_gemm_naive_f64(double *c, const double *a, const double *b, nn_int m, nn_int n,
+                       nn_int k, nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                       int accumulate);
+
+// ---------------------------------------------------------------------------------------------
+// Activations (activations.c)
+//   identity  y = z
+//   relu      y = max(z, 0)
+//   leaky     y = z if z > 0 else alpha * z
+//   sigmoid   y = 1 / (1 + exp(-z))
+//   tanh      y = tanh(z)
+//   gelu      y = z/2 * (1 + erf(z / sqrt(2)))      (the exact form, PyTorch's default)
+//   softmax   y = exp(z - max_row) / sum_row(...)     (row-wise over the last axis, stable)
+
+enum nn_activation {
+    NN_ACT_IDENTITY = 0,
+    NN_ACT_RELU = 1,
+    NN_ACT_LEAKY_RELU = 2,
+    NN_ACT_SIGMOID = 3,
+    NN_ACT_TANH = 4,
+    NN_ACT_GELU = 5,
+    NN_ACT_SOFTMAX = 6,
+    NN_ACT_N = 7,
+};
+
+// 1 if the backward pass of act needs the pre-activation z; otherwise y alone suffices.
+// (gelu always; leaky_relu when alpha < 0, where the sign of y no longer gives the sign of z.)
+int nn_activation_needs_z(int act, double alpha);
+
+// x, y (rows, cols); y may alias x.
+void nn_activation_forward_f32(float *y, const float *x, nn_int rows, nn_int cols, int act,
+                               float alpha, int n_threads);
+void nn_activation_forward_f64(double *y, const double *x, nn_int rows, nn_int cols, int act,
+                               double alpha, int n_threads);
+
+// dz = dy * act'(z), from y (and z where nn_activation_needs_z); all (rows, cols);
+// z may be NULL when not needed; dz may alias dy. For softmax: dz = y * (dy - sum_row(dy * y)).
+void nn_activation_backward_f32(float *dz, const float *dy, const float *y, const float *z,
+                                nn_int rows, nn_int cols, int act, float alpha, int n_threads);
+void nn_activation_backward_f64(double *dz, const double *dy, const double *y,
+                                const double *z, nn_int rows, nn_int cols, int act,
+                                double alpha, int n_threads);
+
+// ---------------------------------------------------------------------------------------------
+// Dense layer (dense.c), W of shape (in, out) so that y = act(x . W + b).
+
+// x (n, in), w (in, out), b (out) or NULL, y (n, out), z (n, out) or NULL.
+// Bias and activation are applied in the GEMM write-back; z, if given, receives x . W + b.
+// Returns NN_OK or NN_ERR_NOMEM.
+int nn_dense_forward_f32(float *y, float *z, const float *x, const float *w, const float *b,
+                         nn_int n, nn_int in, nn_int out, int act, float alpha, int n_threads);
+int nn_dense_forward_f64(double *y, double *z, const double *x, const double *w,
+                         const double *b, nn_int n, nn_int in, nn_int out, int act,
+                         double alpha, int n_threads);
+
+// From dy (n, out) and the forward's x, y (and z where needed):
+//   dz = dy * act'   (n, out) workspace; may alias dy
+//   dw = x^T . dz    (in, out)        [+= if accumulate]
+//   db = colsum(dz)  (out) or NULL    [+= if accumulate]
+//   dx = dz . w^T    (n, in) or NULL (skip it for the first layer)
+// Returns NN_OK or NN_ERR_NOMEM.
+int nn_dense_backward_f32(float *dx, float *dw, float *db, float *dz, const float *dy,
+                          const float *x, const float *w, const float *y, const float *z,
+                          nn_int n, nn_int in, nn_int out, int act, float alpha, int accumulate,
+                          int n_threads);
+int nn_dense_backward_f64(double *dx, double *dw, double *db, double *dz, const double *dy,
+                          const double *x, const double *w, const double *y, const double *z,
+                          nn_int n, nn_int in, nn_int out, int act, double alpha,
+                          int accumulate, int n_threads);
+
+// ---------------------------------------------------------------------------------------------
+// Losses (losses.c): value and gradient in one pass.
+// weight (n) per-sample weights >= 0, or NULL for all ones. With e_ij the element loss:
+//   sum:  L = sum_i w_i sum_j e_ij
+//   mean: L = sum_i w_i sum_j e_ij / (d * sum_i w_i)     (PyTorch's mean when w is NULL)
+// grad (same shape as the prediction) receives dL/dpred, or is skipped when NULL.
+// *loss is accumulated in double for both dtypes. Returns NN_OK, NN_ERR_ARG (mean with
+// sum_i w_i == 0) or NN_ERR_LABEL.
+
+enum nn_reduction { NN_REDUCE_MEAN = 0, NN_REDUCE_SUM = 1 };
+
+// pred, target, grad (n, d): e = (pred - target)^2
+int nn_mse_loss_f32(double *loss, float *grad, const float *pred, const float *target,
+                    const float *weight, nn_int n, nn_int d, int reduction, int n_threads);
+int nn_mse_loss_f64(double *loss, double *grad, const double *pred, const double *target,
+                    const double *weight, nn_int n, nn_int d, int reduction, int n_threads);
+
+// logits, target, grad (n, d), target in [0, 1]:
+//   e = max(x, 0) - x t + log1p(exp(-|x|)),  de/dx = sigmoid(x) - t
+int nn_bce_logits_loss_f32(double *loss, float *grad, const float *logits, const float *target,
+                           const float *weight, nn_int n, nn_int d, int reduction,
+                           int n_threads);
+int nn_bce_logits_loss_f64(double *loss, double *grad, const double *logits,
+                           const double *target, const double *weight, nn_int n, nn_int d,
+                           int reduction, int n_threads);
+
+// logits, grad (n, c), labels (n) in [0, c):
+//   e_i = logsumexp(x_i) - x_i[label_i],  de/dx = softmax(x_i) - onehot(label_i)   (d = 1)
+int nn_cross_entropy_loss_f32(double *loss, float *grad, const float *logits,
+                              const int64_t *labels, const float *weight, nn_int n, nn_int c,
+                              int reduction, int n_threads);
+int nn_cross_entropy_loss_f64(double *loss, double *grad, const double *logits,
+                              const int64_t *labels, const double *weight, nn_int n, nn_int c,
+                              int reduction, int n_threads);
+
+// ---------------------------------------------------------------------------------------------
+// Optimizer updates (optim.c): in place, one fused pass over a flat parameter buffer.
+// Hyper-parameters are double for both dtypes; derived scalars are computed in double.
+
+// torch.optim.SGD: g = grad + weight_decay * p;
+//   if momentum: buf = g on the first step, else momentum * buf + (1 - dampening) * g;
+//                g = g + momentum * buf if nesterov else buf
+//   p -= lr * g.        p, buf, grad (n); buf unused when momentum == 0.
+void nn_sgd_update_f32(float *p, float *buf, const float *grad, nn_int n, double lr,
+                       double momentum, double dampening, double weight_decay, int nesterov,
+                       int first_step, int n_threads);
+void nn_sgd_update_f64(double *p, double *buf, const double *grad, nn_int n, double lr,
+                       double momentum, double dampening, double weight_decay, int nesterov,
+                       int first_step, int n_threads);
+
+// torch.optim.Adam (decoupled = 0: g = grad + weight_decay * p) and
+// torch.optim.AdamW (decoupled = 1: p *= 1 - lr * weight_decay), then
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  vmax = max(vmax, v) if amsgrad
+//   p -= (lr / (1 - b1^t)) * m / (sqrt(v or vmax) / sqrt(1 - b2^t) + eps)
+// p, m, v, grad (n); vmax (n) only with amsgrad (else may be NULL); step t >= 1.
+void nn_adam_update_f32(float *p, float *m, float *v, float *vmax, const float *grad, nn_int n,
+                        double lr, double beta1, double beta2, double eps, double weight_decay,
+                        int64_t step, int amsgrad, int decoupled, int n_threads);
+void nn_adam_update_f64(double *p, double *m, double *v, double *vmax, const double *grad,
+                        nn_int n, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int64_t step, int amsgrad, int decoupled,
+                        int n_threads);
+
+// ---------------------------------------------------------------------------------------------
+// Random numbers (rng.c) and dropout (dropout.c)
+// Counter-based: element i of a call draws from (seed, offset + i) alone, so results do not
+// depend on threads or on how a stream is cut into calls.
+
+// u[i] uniform in [0, 1): the top 53 bits of nn_rng_hash(seed, offset + i), times 2^-53.
+void nn_rng_uniform_f64(double *u, nn_int n, uint64_t seed, uint64_t offset);
+uint64_t nn_rng_hash(uint64_t seed, uint64_t counter);
+
+// Inverted dropout: mask[i] = (u_i >= p), y = x * mask / (1 - p); x, y, mask (n); 0 <= p < 1.
+void nn_dropout_forward_f32(float *y, uint8_t *mask, const float *x, nn_int n, double p,
+                            uint64_t seed, uint64_t offset, int n_threads);
+void nn_dropout_forward_f64(double *y, uint8_t *mask, const double *x, nn_int n, double p,
+                            uint64_t seed, uint64_t offset, int n_threads);
+// dx = dy * mask / (1 - p); dx may alias dy.
+void nn_dropout_backward_f32(float *dx, const float *dy, const uint8_t *mask, nn_int n,
+                             double p, int n_threads);
+void nn_dropout_backward_f64(double *dx, const double *dy, const uint8_t *mask, nn_int n,
+                             double p, int n_threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif  // NNCORE_H

@@ -1,0 +1,68 @@
+// runtime.c - threads and memory: the default thread count, per-thread workspaces.
+#include "common.h"
+
+static int default_threads = 0;  // 0: OpenMP's own default (OMP_NUM_THREADS, threadpoolctl)
+
+int nn_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void nn_set_num_threads(int n) { default_threads = n > 0 ? n : 0; }
+
+int nn_get_num_threads(void) {
+    if (default_threads > 0) return default_threads;
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int nn_threads_for(int n_threads, nn_int work, nn_int grain) {
+#ifdef _OPENMP
+    nn_int t = n_threads > 0 ? n_threads : nn_get_num_threads();
+    nn_int useful = grain > 0 ? work / grain : t;
+    if (useful < t) t = useful;
+    return t < 1 ? 1 : (int)t;
+#else
+    (void)n_threads, (void)work, (void)grain;
+    return 1;
+#endif
+}
+
+void *nn_aligned_alloc(size_t bytes) {
+    if (bytes == 0) bytes = NN_ALIGNMENT;
+    bytes = (bytes + NN_ALIGNMENT - 1) / NN_ALIGNMENT * NN_ALIGNMENT;
+#if defined(_MSC_VER)
+    return _aligned_malloc(bytes, NN_ALIGNMENT);
+#else
+    void *p = NULL;
+    return posix_memalign(&p, NN_ALIGNMENT, bytes) == 0 ? p : NULL;
+#endif
+}
+
+void nn_aligned_free(void *p) {
+#if defined(_MSC_VER)
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
+
+// Each thread keeps its scratch buffers for its lifetime (OpenMP pool threads live as long
+// as the process), so steady-state calls never allocate.
+static NN_THREAD_LOCAL void *ws_ptr[NN_WS_SLOTS];
+static NN_THREAD_LOCAL size_t ws_size[NN_WS_SLOTS];
+
+void *nn_workspace(int slot, size_t bytes) {
+    if (bytes <= ws_size[slot]) return ws_ptr[slot];
+    nn_aligned_free(ws_ptr[slot]);
+    size_t grown = bytes + bytes / 4;
+    ws_ptr[slot] = nn_aligned_alloc(grown);
+    ws_size[slot] = ws_ptr[slot] ? grown : 0;
+    return ws_ptr[slot];
+}
