@@ -1,7 +1,13 @@
 """nncore: dense neural networks on the CPU, fast.
 
 A compiled C core (packed SIMD GEMM chosen at run time, fused dense layers, losses and
-optimizers, OpenMP) under a small Python API.
+optimizers, OpenMP) under a small Keras-like Python API::
+
+    import nncore as nn
+    X, y = nn.datasets.load_digits()
+    model = nn.Sequential([nn.Dense(64, 128, activation="relu"), nn.Dense(128, 10)], seed=0)
+    model.compile(optimizer=nn.Adam(1e-3), loss="cross_entropy", metrics=["accuracy"])
+    model.fit(X / 16, y, epochs=20, validation_split=0.1)
 """
 
 from ._version import __version__
@@ -17,8 +23,36 @@ from ._core import (  # noqa: E402
     set_cpu_path,
     set_num_threads,
 )
+from . import activations, datasets, initializers, losses, metrics, schedules  # noqa: E402
+from .activations import (  # noqa: E402
+    GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
+)
+from .callbacks import (  # noqa: E402
+    Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, ProgressBar,
+    TerminateOnNaN,
+)
+from .gradcheck import check_gradients  # noqa: E402
+from .io import ModelFileError, load_model  # noqa: E402
+from .layers import Activation, Dense, Dropout, Layer  # noqa: E402
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss  # noqa: E402
+from .models import Sequential  # noqa: E402
+from .optimizers import SGD, Adam, AdamW, Optimizer  # noqa: E402
+from .schedules import CosineAnnealingLR, ExponentialLR, LRSchedule, StepLR  # noqa: E402
 
 __all__ = [
     "__version__", "show_config", "config", "available_cpu_paths", "get_cpu_path",
     "set_cpu_path", "get_num_threads", "set_num_threads",
+    # model and layers
+    "Sequential", "Layer", "Dense", "Dropout", "Activation",
+    # activations, losses, optimizers, schedules
+    "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax",
+    "Loss", "MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
+    "Optimizer", "SGD", "Adam", "AdamW",
+    "LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR",
+    # callbacks
+    "Callback", "History", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint",
+    "LearningRateScheduler", "ProgressBar",
+    # files, checks, submodules
+    "load_model", "ModelFileError", "check_gradients",
+    "activations", "datasets", "initializers", "losses", "metrics", "schedules",
 ]

@@ -1,0 +1,211 @@
+"""Input checks shared by the public API. Every error names the argument, shows the value and
+says how to fix it; nothing here modifies its inputs.
+
+Conversions (documented in the user-facing docstrings):
+  * features X: any real numeric dtype (bool, integers, float16/32/64) is converted to the
+    model's dtype; strings, objects, complex numbers and dates are refused with TypeError.
+  * class labels: integer or bool arrays, or floats holding whole numbers (as read from a CSV
+    file); anything else is refused.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+_NUMERIC_KINDS = "biuf"
+
+
+def check_int(value, name, minimum=None):
+    """value as a Python int (rejecting bools, floats and strings), at least minimum."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} "
+                        f"({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_number(value, name, minimum=None, maximum=None):
+    """value as a finite Python float in [minimum, maximum]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
+    return value
+
+
+def to_numeric(value, name, what="numbers"):
+    """value as an ndarray of a real numeric dtype, or a TypeError naming the problem."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nested lists, ...
+        raise ValueError(f"{name} could not be converted to an array ({e}); pass a "
+                         f"rectangular array of {what}") from None
+    kind = arr.dtype.kind
+    if kind in _NUMERIC_KINDS:
+        return arr
+    if kind in "USO":
+        raise TypeError(f"{name} has dtype {arr.dtype} (strings or Python objects); nncore "
+                        f"needs {what}: encode text and missing values first, then convert "
+                        f"with numpy.asarray({name}, dtype=float)")
+    if kind == "c":
+        raise TypeError(f"{name} has complex dtype {arr.dtype}; nncore needs real {what} "
+                        f"(use {name}.real or numpy.abs({name}))")
+    raise TypeError(f"{name} has dtype {arr.dtype}; nncore needs real {what}")
+
+
+def first_nonfinite(arr):
+    """(index tuple, value) of the first NaN/inf in a float array, or None."""
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.min(arr), np.max(arr)  # NaN propagates; +-inf shows up in max or min
+    if np.isfinite(lo) and np.isfinite(hi):
+        return None
+    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    return idx, arr[idx]
+
+
+def _where(idx):
+    if len(idx) == 2:
+        return f"row {idx[0]}, column {idx[1]}"
+    return f"index {idx[0]}" if len(idx) == 1 else f"index {idx}"
+
+
+def check_finite(arr, name, original=None):
+    bad = first_nonfinite(arr)
+    if bad is not None:
+        idx, value = bad
+        shown = value if original is None else original[idx]
+        extra = ""
+        if original is not None and np.isfinite(shown):
+            extra = f" (it overflows {arr.dtype})"
+        raise ValueError(f"{name} contains {shown!r} at {_where(idx)}{extra}; nncore needs "
+                         f"finite values: remove or impute NaN and infinity first")
+
+
+def as_float_array(value, name, dtype, ndim=None):
+    """value as a C-contiguous array of the float dtype (a copy only when needed)."""
+    arr = to_numeric(value, name)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    return out
+
+
+def check_features(value, name, dtype, n_features=None, caller="fit"):
+    """A 2-D, non-empty, finite feature matrix in the model dtype, C-contiguous."""
+    arr = to_numeric(value, name)
+    if arr.ndim != 2:
+        if arr.ndim == 1:
+            raise ValueError(
+                f"{name} must be 2-D (n_samples, n_features), got a 1-D array of shape "
+                f"{arr.shape}; use {name}.reshape(1, -1) for a single sample or "
+                f"{name}.reshape(-1, 1) for a single feature")
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); {caller} needs at least one "
+                         f"sample")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no features (shape {arr.shape}); pass at least one "
+                         f"column")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features (columns) but the model "
+                         f"expects {n_features}; pass an array of shape "
+                         f"(n_samples, {n_features})")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(out, name, arr if arr.dtype.itemsize > out.dtype.itemsize else None)
+    return out
+
+
+def check_labels(value, name, n_classes):
+    """Class labels as a C-contiguous int64 vector with values in [0, n_classes)."""
+    arr = to_numeric(value, name, "integer class labels")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        hint = (f"; if {name} is one-hot, pass {name}.argmax(axis=1)"
+                if arr.ndim == 2 else "")
+        raise ValueError(f"{name} must be a 1-D array of class labels (n_samples,) for "
+                         f"loss='cross_entropy', got shape {arr.shape}{hint}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty; pass one class label per sample")
+    if arr.dtype.kind == "f":
+        check_finite(arr, name)
+        frac = arr != np.floor(arr)
+        if frac.any():
+            i = int(np.argmax(frac))
+            raise ValueError(f"{name} contains {arr[i]!r} at index {i}, not a class label; "
+                             f"cross_entropy needs whole numbers 0..{n_classes - 1} (for "
+                             f"real-valued targets use loss='mse')")
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= n_classes:
+        bad = lo if lo < 0 else hi
+        i = int(np.argmax(arr == bad))
+        raise ValueError(f"{name} contains label {bad!r} at index {i}, outside [0, "
+                         f"{n_classes}) for a model with {n_classes} outputs; labels must "
+                         f"be 0..{n_classes - 1} (encode them with numpy.unique({name}, "
+                         f"return_inverse=True), or give the last Dense layer more outputs)")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_targets(value, name, n_outputs, dtype, loss_name, unit_interval=False):
+    """Real-valued targets of shape (n, n_outputs) in the model dtype (1-D is accepted for one
+    output)."""
+    arr = to_numeric(value, name)
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+        hint = ""
+        if arr.ndim == 1:
+            hint = (f"; {name} looks like class labels: use loss='cross_entropy', or "
+                    f"one-hot encode it")
+        raise ValueError(f"{name} must have shape (n_samples, {n_outputs}) to match the "
+                         f"model's {n_outputs} outputs for loss={loss_name!r}, got shape "
+                         f"{arr.shape}{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty; pass one target row per sample")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(out, name, arr if arr.dtype.itemsize > out.dtype.itemsize else None)
+    if unit_interval:
+        lo, hi = out.min(), out.max()
+        if lo < 0 or hi > 1:
+            bad = lo if lo < 0 else hi
+            idx = tuple(int(i) for i in np.argwhere(out == bad)[0])
+            raise ValueError(f"{name} contains {bad!r} at {_where(idx)}; "
+                             f"loss={loss_name!r} needs targets in [0, 1] (probabilities "
+                             f"or 0/1 labels)")
+    return out
+
+
+def check_sample_weight(value, name, n, dtype):
+    """Per-sample weights: 1-D, length n, finite, >= 0, not all zero; in the model dtype."""
+    arr = to_numeric(value, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one weight per sample, got shape "
+                         f"{arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} weights but there are {n} samples; "
+                         f"pass one weight per row of X")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(out, name, arr if arr.dtype.itemsize > out.dtype.itemsize else None)
+    if (out < 0).any():
+        i = int(np.argmax(out < 0))
+        raise ValueError(f"{name} contains the negative weight {out[i]!r} at index {i}; "
+                         f"weights must be >= 0")
+    if not out.any():
+        raise ValueError(f"{name} is all zeros; at least one sample needs a positive weight")
+    return out
+
+
+def check_same_length(a, b, name_a, name_b):
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{name_a} has {a.shape[0]} samples (rows) but {name_b} has "
+                         f"{b.shape[0]}; pass arrays with the same number of rows")

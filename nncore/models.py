@@ -1,0 +1,820 @@
+"""The Sequential model: a stack of layers with one flat parameter buffer, Keras-like
+compile / fit / evaluate / predict.
+
+Memory layout (what a compiled training plan relies on)
+-------------------------------------------------------
+* ``model.params`` is one contiguous 1-D array (the model's dtype, 64-byte aligned) holding
+  every parameter; ``model.grads`` has the same layout for the gradients. Each layer's
+  ``W``/``b`` (and ``dW``/``db``) are views into them, each segment starting on a 64-byte
+  boundary (the padding between segments stays zero in both buffers).
+* Optimizer state arrays are flat arrays of the same size, so one compiled call updates the
+  whole model.
+* Per-batch workspaces (layer outputs, pre-activations, input gradients, dropout masks, the
+  loss gradient) are allocated once for the largest batch and reused; a smaller batch uses
+  the first rows of each (a C-contiguous view).
+* ``fit`` runs each epoch through :meth:`Sequential._run_epoch` on already-validated,
+  already-permuted arrays; callbacks, History and the progress display live outside it.
+"""
+
+import collections
+import math
+
+import numpy as np
+
+from . import _core
+from . import callbacks as _callbacks
+from . import layers as _layers
+from . import losses as _losses
+from . import metrics as _metrics
+from . import optimizers as _optimizers
+from ._validation import check_features, check_int, check_number, check_same_length
+from ._validation import check_sample_weight
+
+__all__ = ["Sequential"]
+
+_ALIGN_BYTES = 64
+_PREDICT_BATCH = 1024
+
+_IncompatibleKeys = collections.namedtuple("IncompatibleKeys",
+                                           ["missing_keys", "unexpected_keys"])
+
+
+def _aligned_zeros(n, dtype):
+    """A zeroed 1-D array of n elements whose data starts on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + _ALIGN_BYTES, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGN_BYTES
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
+def _model_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+class _Slot(collections.namedtuple("_Slot", "layer name key offset shape")):
+    """Where one parameter array lives in the flat buffers."""
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+class _Workspace:
+    """Per-layer buffers for batches of up to `capacity` rows, plus the loss gradient."""
+
+    def __init__(self, model, capacity, training):
+        self.capacity = capacity
+        self.training = training
+        dtype = model.dtype
+        self.bufs = []
+        n_in = model.n_features
+        for i, layer in enumerate(model._layers):
+            need_dx = training and i > model._first_param
+            self.bufs.append(layer._buffers(capacity, n_in, dtype, training, need_dx))
+            n_in = layer.output_features(n_in)
+        self.grad = np.empty((capacity, n_in), dtype) if training else None
+        self.inputs = [None] * len(model._layers)
+        self._views = {capacity: (self.bufs, self.grad)}
+
+    def rows(self, n):
+        """(per-layer buffers, loss gradient) for a batch of n rows (views, cached)."""
+        v = self._views.get(n)
+        if v is None:
+            if len(self._views) > 8:
+                self._views = {self.capacity: (self.bufs, self.grad)}
+            v = ([b.rows(n) for b in self.bufs], None if self.grad is None else self.grad[:n])
+            self._views[n] = v
+        return v
+
+
+class _EpochResult:
+    __slots__ = ("loss_sum", "weight_sum", "metric_sums", "metric_counts", "nonfinite",
+                 "batches")
+
+    def __init__(self, n_metrics):
+        self.loss_sum = 0.0
+        self.weight_sum = 0.0
+        self.metric_sums = [0.0] * n_metrics
+        self.metric_counts = [0] * n_metrics
+        self.nonfinite = None
+        self.batches = 0
+
+
+class Sequential:
+    """A linear stack of layers, trained with ``compile`` then ``fit``.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+        The layers, first to last (more can be added with :meth:`add`). Each Dense layer's
+        ``in_features`` must equal the previous layer's output size.
+    dtype : {"float32", "float64"}, default "float32"
+        dtype of the parameters and of every computation.
+    seed : int or None, default None
+        Makes the initial weights, the shuffling and the dropout masks reproducible: the
+        same seed gives identical weights and an identical History. None draws a fresh
+        seed (see :attr:`seed_value`).
+    name : str, default "sequential"
+
+    Attributes
+    ----------
+    params : ndarray
+        All parameters in one flat array (layers' ``W``/``b`` are views into it).
+    grads : ndarray
+        Their gradients from the last training batch, same layout.
+    optimizer, loss, metrics
+        Set by :meth:`compile`.
+    history : History or None
+        The History of the last :meth:`fit`.
+    stop_training : bool
+        Set it (from a callback) to stop :meth:`fit` after the current epoch.
+
+    Examples
+    --------
+    >>> import nncore as nn
+    >>> model = nn.Sequential([nn.Dense(64, 128, activation="relu"), nn.Dropout(0.1),
+    ...                        nn.Dense(128, 10)], seed=0)
+    >>> model.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss="cross_entropy",
+    ...               metrics=["accuracy"])
+    """
+
+    def __init__(self, layers=None, *, dtype="float32", seed=None, name="sequential"):
+        self.dtype = _model_dtype(dtype)
+        if seed is not None:
+            seed = check_int(seed, "seed", 0)
+        self.seed = seed
+        #: The seed actually used (``seed``, or a fresh one drawn when seed is None).
+        self.seed_value = seed if seed is not None else int(np.random.SeedSequence().entropy)
+        self.name = str(name)
+        self._shuffle_rng = np.random.default_rng([self.seed_value, 1])
+        self._dropout_seed = int(np.random.SeedSequence([self.seed_value, 2])
+                                 .generate_state(1, np.uint64)[0])
+        self._rng_counter = 0
+        self.optimizer = self.loss = None
+        self.metrics = []
+        self.history = None
+        self.stop_training = False
+        self._nonfinite = None
+        #: Text metadata read from a model file (see :meth:`save`).
+        self.metadata = {}
+        self._layers = []
+        self._slots = []
+        self._first_param = 0
+        self._train_ws = self._infer_ws = None
+        self.params = _aligned_zeros(0, self.dtype)
+        self.grads = _aligned_zeros(0, self.dtype)
+        if layers is not None:
+            if isinstance(layers, _layers.Layer) or not hasattr(layers, "__iter__"):
+                raise TypeError(f"layers must be a list of layers, got "
+                                f"{type(layers).__name__}; write Sequential([layer, ...])")
+            self._build(list(layers))
+
+    # ---- structure ------------------------------------------------------------------------
+    def _build(self, layers):
+        """Check the layer chain, lay out one flat buffer and point every layer into it."""
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, _layers.Layer):
+                raise TypeError(f"layers[{i}] is {layer!r} ({type(layer).__name__}), not an "
+                                f"nncore layer such as nn.Dense(in, out)")
+            if layer._model is not None and layer._model is not self:
+                raise ValueError(f"layers[{i}] {layer!r} already belongs to another model; "
+                                 f"a layer can be in one model only: create a new layer")
+        if len(set(map(id, layers))) != len(layers):
+            raise ValueError("the same layer object appears twice; create separate layers")
+        n, n_features, prev = None, None, None
+        for i, layer in enumerate(layers):
+            need = layer.in_features
+            if need is not None:
+                if n is not None and n != need:
+                    raise ValueError(
+                        f"layers[{i}] {layer!r} expects {need} input features but "
+                        f"layers[{prev}] {layers[prev]!r} outputs {n}; make them agree, "
+                        f"e.g. {type(layer).__name__}({n}, ...)")
+                if n_features is None:
+                    n_features = need
+                n, prev = layer.output_features(need), i
+            elif n is not None:
+                n = layer.output_features(n)
+        align = _ALIGN_BYTES // self.dtype.itemsize
+        slots, offset = [], 0
+        for i, layer in enumerate(layers):
+            for pname, shape in layer._param_shapes():
+                offset = -(-offset // align) * align
+                slots.append(_Slot(i, pname, f"{i}.{pname}", offset, shape))
+                offset += int(np.prod(shape))
+        params = _aligned_zeros(offset, self.dtype)
+        grads = _aligned_zeros(offset, self.dtype)
+
+        def view(buf, s):
+            return buf[s.offset:s.offset + s.size].reshape(s.shape)
+
+        for i, layer in enumerate(layers):
+            mine = [s for s in slots if s.layer == i]
+            if not layer.has_params:
+                layer._attach(self, {}, {}, None)
+                continue
+            layer._attach(self, {s.name: view(params, s) for s in mine},
+                          {s.name: view(grads, s) for s in mine},
+                          np.random.default_rng([self.seed_value, 0, i]))
+        self._layers = layers
+        self._slots = slots
+        self.params, self.grads = params, grads
+        self.n_features = n_features
+        self.n_outputs = n
+        params_at = [i for i, layer in enumerate(layers) if layer.has_params]
+        self._first_param = params_at[0] if params_at else len(layers)
+        self._train_ws = self._infer_ws = None
+        if self.optimizer is not None:
+            self.optimizer._bind(self)
+
+    def add(self, layer):
+        """Append a layer (the flat buffer is rebuilt; existing weights are kept; a compiled
+        optimizer restarts with fresh state)."""
+        self._build(self._layers + [layer])
+
+    @property
+    def layers(self):
+        """The layers, first to last (a new list; use :meth:`add` to extend the model)."""
+        return list(self._layers)
+
+    def __len__(self):
+        return len(self._layers)
+
+    def __getitem__(self, i):
+        return self._layers[i]
+
+    def __iter__(self):
+        return iter(self._layers)
+
+    @property
+    def n_params(self):
+        """The number of trainable parameters."""
+        return sum(s.size for s in self._slots)
+
+    def count_params(self):
+        """The number of trainable parameters (Keras' name for :attr:`n_params`)."""
+        return self.n_params
+
+    def _last_activation(self):
+        for layer in reversed(self._layers):
+            if isinstance(layer, (_layers.Dense, _layers.Activation)):
+                return layer.activation.name
+        return None
+
+    def _require_layers(self, what):
+        if self.n_features is None:
+            raise RuntimeError(f"{what} needs a model with at least one Dense layer; add "
+                               f"one with model.add(nn.Dense(in_features, out_features))")
+
+    # ---- compile ---------------------------------------------------------------------------
+    def compile(self, optimizer, loss, metrics=None):
+        """Choose the optimizer, the loss and the metrics.
+
+        Parameters
+        ----------
+        optimizer : str or Optimizer
+            ``nn.SGD(...)``, ``nn.Adam(...)``, ``nn.AdamW(...)``, or ``"sgd"``, ``"adam"``,
+            ``"adamw"`` with default settings. One optimizer trains one model.
+        loss : str or Loss
+            ``"mse"``, ``"bce_with_logits"`` or ``"cross_entropy"`` (integer labels). The
+            classification losses take logits: the last layer must have no activation.
+        metrics : list of str or Metric, optional
+            ``"accuracy"``, ``"mse"``, ``"mae"``.
+        """
+        self._require_layers("compile")
+        loss = _losses.get(loss)
+        loss.check_model(self.n_outputs, self._last_activation())
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, _metrics.Metric)):
+            metrics = [metrics]
+        metrics = [_metrics.get(m) for m in metrics]
+        names = [m.name for m in metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metrics lists a metric twice: {names}")
+        for m in metrics:
+            m._setup(loss, self.n_outputs)
+        optimizer = _optimizers.get(optimizer)
+        optimizer._bind(self)  # raises if it trains another model; nothing changed yet
+        if self.optimizer is not None and self.optimizer is not optimizer:
+            self.optimizer._owner = None
+        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+
+    def _require_compiled(self, what):
+        if self.loss is None:
+            raise RuntimeError(f"{what} needs a compiled model: call model.compile("
+                               f"optimizer=..., loss=...) first, e.g. model.compile("
+                               f"optimizer=nn.Adam(), loss='cross_entropy')")
+
+    # ---- data checks -----------------------------------------------------------------------
+    def _check_xy(self, X, y, sample_weight, caller, names=("X", "y", "sample_weight")):
+        X = check_features(X, names[0], self.dtype, self.n_features, caller)
+        Y = self.loss.check_targets(y, names[1], self.n_outputs, self.dtype)
+        check_same_length(X, Y, names[0], names[1])
+        W = None
+        if sample_weight is not None:
+            W = check_sample_weight(sample_weight, names[2], X.shape[0], self.dtype)
+        return X, Y, W
+
+    # ---- passes ----------------------------------------------------------------------------
+    def _forward(self, x, bufs, training, inputs=None):
+        h = x
+        for i, layer in enumerate(self._layers):
+            if inputs is not None:
+                inputs[i] = h
+            h = layer._forward(h, bufs[i], training, self)
+        return h
+
+    def _inference_ws(self, rows):
+        ws = self._infer_ws
+        if ws is None or ws.capacity < rows:
+            ws = self._infer_ws = _Workspace(self, rows, training=False)
+        return ws
+
+    def _training_ws(self, rows):
+        ws = self._train_ws
+        if ws is None or ws.capacity < rows:
+            ws = self._train_ws = _Workspace(self, rows, training=True)
+        return ws
+
+    def _run_epoch(self, X, Y, W, batch_size, on_batch=None, backup=None):
+        """Train one epoch over the rows of X in order, in batches of batch_size (the last
+        one may be smaller). The arrays are validated and already permuted.
+
+        X (n, n_features), Y (n, n_outputs) or labels (n,), W (n,) or None, all
+        C-contiguous in the model dtype (labels int64). ``on_batch(batch, rows, loss)`` is
+        called after each update when given. ``backup`` (an array like params) turns on the
+        non-finite guard: a batch whose loss is NaN/inf stops the epoch before its update and
+        the parameters of the last finite batch are put back.
+
+        This is the seam for a compiled plan: it must produce the same _EpochResult.
+        """
+        ws = self._training_ws(batch_size)
+        layers = self._layers
+        L, first = len(layers), self._first_param
+        forward = [layer._forward for layer in layers]
+        backward = [layer._backward for layer in layers]
+        loss_kernel = type(self.loss)._kernel
+        step = self.optimizer.step
+        metrics = [m._batch for m in self.metrics]
+        res = _EpochResult(len(metrics))
+        inputs = ws.inputs
+        params = self.params
+        isfinite = math.isfinite
+        have_backup = False
+        n = X.shape[0]
+        for b, start in enumerate(range(0, n, batch_size)):
+            stop = min(start + batch_size, n)
+            m = stop - start
+            bufs, grad = ws.rows(m)
+            yb = Y[start:stop]
+            if W is None:
+                wb, bw = None, m
+            else:
+                wb = W[start:stop]
+                bw = float(wb.sum(dtype=np.float64))
+                if bw == 0.0:  # nothing to learn from (and the weighted mean is undefined)
+                    continue
+            h = X[start:stop]
+            for i in range(L):
+                inputs[i] = h
+                h = forward[i](h, bufs[i], True, self)
+            loss = loss_kernel(h, yb, wb, "mean", grad=grad)[0]
+            if backup is not None:
+                if not isfinite(loss):
+                    if have_backup:
+                        np.copyto(params, backup)
+                    res.nonfinite = (b, loss)
+                    res.loss_sum, res.weight_sum = loss, 1.0
+                    return res
+                np.copyto(backup, params)
+                have_backup = True
+            res.loss_sum += loss * bw
+            res.weight_sum += bw
+            for k, metric in enumerate(metrics):
+                s, c = metric(h, yb)
+                res.metric_sums[k] += s
+                res.metric_counts[k] += c
+            g = grad
+            for i in range(L - 1, first - 1, -1):
+                g = backward[i](g, inputs[i], bufs[i], self)
+            step()
+            res.batches += 1
+            if on_batch is not None:
+                on_batch(b, m, loss)
+        return res
+
+    def _evaluate_arrays(self, X, Y, W, batch_size):
+        """{"loss": ..., metric: ...} over validated arrays (inference mode)."""
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        ws = self._inference_ws(batch_size)
+        loss_kernel = type(self.loss)._kernel
+        total = weight = 0.0
+        sums = [0.0] * len(self.metrics)
+        counts = [0] * len(self.metrics)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            bufs, _ = ws.rows(stop - start)
+            out = self._forward(X[start:stop], bufs, False)
+            wb = None if W is None else W[start:stop]
+            yb = Y[start:stop]
+            total += loss_kernel(out, yb, wb, "sum", need_grad=False)[0]
+            weight += (stop - start) if wb is None else float(wb.sum(dtype=np.float64))
+            for k, metric in enumerate(self.metrics):
+                s, c = metric._batch(out, yb)
+                sums[k] += s
+                counts[k] += c
+        d = 1 if self.loss.labels else self.n_outputs
+        logs = {"loss": total / (d * weight)}
+        for k, metric in enumerate(self.metrics):
+            logs[metric.name] = sums[k] / counts[k]
+        return logs
+
+    def _loss_and_grads(self, X, Y, W=None, training=True, dropout_offset=None):
+        """Loss (mean) of one batch of validated arrays; fills self.grads. Used by
+        check_gradients (dropout_offset fixes the dropout masks)."""
+        if dropout_offset is not None:
+            self._rng_counter = dropout_offset
+        ws = _Workspace(self, X.shape[0], training=True)
+        bufs, grad = ws.bufs, ws.grad
+        h = self._forward(X, bufs, training, ws.inputs)
+        loss = type(self.loss)._kernel(h, Y, W, "mean", grad=grad)[0]
+        g = grad
+        for i in range(len(self._layers) - 1, self._first_param - 1, -1):
+            g = self._layers[i]._backward(g, ws.inputs[i], bufs[i], self)
+        return loss
+
+    # ---- fit -------------------------------------------------------------------------------
+    def fit(self, X, y, *, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
+            validation_data=None, sample_weight=None, callbacks=None, verbose=1):
+        """Train the model.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+            Finite real numbers; converted to the model's dtype (a copy when it differs).
+        y : array_like
+            Integer class labels (n_samples,) in [0, n_outputs) for ``cross_entropy``
+            (floats holding whole numbers are accepted); otherwise real targets of shape
+            (n_samples, n_outputs), or (n_samples,) for one output; in [0, 1] for
+            ``bce_with_logits``.
+        epochs : int, default 1
+        batch_size : int, default 32
+            Rows per update (capped at n_samples).
+        shuffle : bool, default True
+            Shuffle the rows each epoch (with the model's seed). With False, batches are taken
+            in order and the last, partial batch is used (its loss is the mean over its rows).
+        validation_split : float, default 0
+            Fraction of the rows, taken from the end before shuffling, held out for
+            validation.
+        validation_data : tuple, optional
+            ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``; not together with
+            validation_split.
+        sample_weight : array_like, shape (n_samples,), optional
+            Non-negative weights: the loss is ``sum w_i l_i / sum w_i``.
+        callbacks : list of Callback, optional
+        verbose : {0, 1, 2}, default 1
+            0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+
+        Returns
+        -------
+        History
+            ``history.history`` maps "loss", each metric, ("lr",) and their "val_" versions to
+            per-epoch lists.
+
+        Raises
+        ------
+        RuntimeError
+            If the model is not compiled.
+        TypeError, ValueError
+            For bad arguments; the model is then left exactly as it was.
+        """
+        self._require_compiled("fit")
+        epochs = check_int(epochs, "epochs", 1)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        if verbose not in (0, 1, 2) or isinstance(verbose, float):
+            raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line "
+                             f"per epoch), got {verbose!r}")
+        validation_split = check_number(validation_split, "validation_split", 0.0)
+        if validation_split >= 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if validation_split > 0 and validation_data is not None:
+            raise ValueError("pass validation_split or validation_data, not both")
+        X, Y, W = self._check_xy(X, y, sample_weight, "fit")
+        val = None
+        if validation_split > 0:
+            n = X.shape[0]
+            split = int(n * (1.0 - validation_split))
+            if split <= 0 or split >= n:
+                raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
+                                 f"{split} for training and {n - split} for validation; "
+                                 f"both need at least one")
+            val = (X[split:], Y[split:], None if W is None else W[split:])
+            X, Y = X[:split], Y[:split]
+            W = None if W is None else W[:split]
+            if W is not None and not W.any():
+                raise ValueError("sample_weight is all zeros on the training part left by "
+                                 "validation_split")
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
+                    2, 3):
+                raise ValueError("validation_data must be a tuple (X_val, y_val) or "
+                                 "(X_val, y_val, sample_weight_val)")
+            vw = validation_data[2] if len(validation_data) == 3 else None
+            val = self._check_xy(validation_data[0], validation_data[1], vw, "fit",
+                                 ("validation_data[0]", "validation_data[1]",
+                                  "validation_data[2]"))
+        if callbacks is None:
+            callbacks = []
+        if isinstance(callbacks, _callbacks.Callback):
+            callbacks = [callbacks]
+        callbacks = list(callbacks)
+        for i, cb in enumerate(callbacks):
+            if not isinstance(cb, _callbacks.Callback):
+                raise TypeError(f"callbacks[{i}] is {cb!r}, not an nncore callback (subclass "
+                                f"nn.Callback)")
+        sets_lr = self.optimizer.schedule is not None or any(
+            getattr(cb, "_sets_lr", False) for cb in callbacks)
+        keys = ["loss"] + [m.name for m in self.metrics] + (["lr"] if sets_lr else [])
+        if val is not None:
+            keys += ["val_loss"] + [f"val_{m.name}" for m in self.metrics]
+        for cb in callbacks:
+            cb._check(keys)
+
+        # ---- from here on the model changes ----
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        history = _callbacks.History()
+        params = {"epochs": epochs, "batch_size": batch_size, "samples": n,
+                  "steps": -(-n // batch_size), "verbose": verbose}
+        history.set_params(params)
+        extra = [_callbacks.ProgressBar(verbose)] if verbose else []
+        cbs = _callbacks._CallbackList([history] + callbacks + extra, self, params)
+        guard = any(getattr(cb, "_nan_guard", False) for cb in callbacks)
+        backup = np.empty_like(self.params) if guard else None
+        if shuffle:
+            Xp, Yp = np.empty_like(X), np.empty_like(Y)
+            Wp = None if W is None else np.empty_like(W)
+        self.history = history
+        self.stop_training = False
+        self._nonfinite = None
+        on_batch = cbs.batch_hook()
+        eval_batch = max(batch_size, _PREDICT_BATCH)
+        opt = self.optimizer
+        cbs.on_train_begin()
+        try:
+            for epoch in range(epochs):
+                opt._epoch_begin()
+                cbs.on_epoch_begin(epoch)
+                lr = opt.lr
+                if shuffle:
+                    perm = self._shuffle_rng.permutation(n)
+                    np.take(X, perm, axis=0, out=Xp)
+                    np.take(Y, perm, axis=0, out=Yp)
+                    if W is not None:
+                        np.take(W, perm, axis=0, out=Wp)
+                    res = self._run_epoch(Xp, Yp, Wp, batch_size, on_batch, backup)
+                else:
+                    res = self._run_epoch(X, Y, W, batch_size, on_batch, backup)
+                opt._epoch_end()
+                logs = {"loss": res.loss_sum / res.weight_sum}
+                for k, metric in enumerate(self.metrics):
+                    c = res.metric_counts[k]
+                    logs[metric.name] = res.metric_sums[k] / c if c else math.nan
+                if sets_lr:
+                    logs["lr"] = lr
+                if res.nonfinite is not None:
+                    self._nonfinite = res.nonfinite
+                if val is not None:
+                    for k, v in self._evaluate_arrays(*val, eval_batch).items():
+                        logs["val_" + k] = v
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            cbs.on_train_end({})
+        finally:
+            for cb in extra:
+                cb.on_train_end({})
+        return history
+
+    # ---- evaluate / predict ----------------------------------------------------------------
+    def evaluate(self, X, y, *, sample_weight=None, batch_size=None, verbose=0):
+        """Loss and metrics on data (inference mode: no dropout).
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As for :meth:`fit`.
+        batch_size : int, optional
+            Rows per kernel call (default 1024); does not change the result.
+        verbose : int, default 0
+            1 prints the results.
+
+        Returns
+        -------
+        dict
+            ``{"loss": ..., "accuracy": ..., ...}`` (the loss is the exact mean over all
+            rows, weighted by sample_weight).
+        """
+        self._require_compiled("evaluate")
+        batch_size = _PREDICT_BATCH if batch_size is None else check_int(
+            batch_size, "batch_size", 1)
+        X, Y, W = self._check_xy(X, y, sample_weight, "evaluate")
+        logs = self._evaluate_arrays(X, Y, W, batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
+        return logs
+
+    def predict(self, X, *, batch_size=None):
+        """The model's outputs for X (inference mode: no dropout).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        batch_size : int, optional
+            Rows per kernel call (default 1024).
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_outputs), the model's dtype
+            Raw outputs: logits for models trained with a classification loss (see
+            :meth:`predict_proba`).
+        """
+        self._require_layers("predict")
+        batch_size = _PREDICT_BATCH if batch_size is None else check_int(
+            batch_size, "batch_size", 1)
+        X = check_features(X, "X", self.dtype, self.n_features, "predict")
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        out = np.empty((n, self.n_outputs), self.dtype)
+        ws = self._inference_ws(batch_size)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            bufs, _ = ws.rows(stop - start)
+            out[start:stop] = self._forward(X[start:stop], bufs, False)
+        return out
+
+    def predict_proba(self, X, *, batch_size=None):
+        """Class probabilities: the softmax (``cross_entropy``) or sigmoid
+        (``bce_with_logits``) of :meth:`predict`'s logits.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_outputs)
+        """
+        prob = self.loss.probability if self.loss is not None else None
+        if prob is None:
+            last = self._last_activation()
+            if last in ("softmax", "sigmoid"):
+                return self.predict(X, batch_size=batch_size)
+            what = (f"this model's loss is {self.loss.name!r}" if self.loss is not None
+                    else "the model is not compiled")
+            raise ValueError(f"predict_proba needs a classifier: {what}; compile it with "
+                             f"loss='cross_entropy' or 'bce_with_logits', or use predict")
+        out = self.predict(X, batch_size=batch_size)
+        return _core.activation_forward(out, prob, out=out)
+
+    # ---- state -----------------------------------------------------------------------------
+    def state_dict(self):
+        """The parameters by name (``"0.W"``, ``"0.b"``, ``"2.W"``, ...; the number is the
+        layer's index), as copies.
+
+        Returns
+        -------
+        dict of str to ndarray
+        """
+        return {s.key: self.params[s.offset:s.offset + s.size].reshape(s.shape).copy()
+                for s in self._slots}
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy parameters into the model (all checks first: on error nothing changes).
+
+        Parameters
+        ----------
+        state_dict : dict of str to array_like
+            As returned by :meth:`state_dict` (values are cast to the model's dtype).
+        strict : bool, default True
+            Require exactly the model's keys; with False, missing and unexpected keys are
+            ignored (and reported). Shapes must match either way.
+
+        Returns
+        -------
+        namedtuple (missing_keys, unexpected_keys)
+        """
+        if not isinstance(state_dict, collections.abc.Mapping):
+            raise TypeError(f"state_dict must be a dict of arrays (from model.state_dict()), "
+                            f"got {type(state_dict).__name__}")
+        slots = {s.key: s for s in self._slots}
+        missing = [k for k in slots if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in slots]
+        if strict and (missing or unexpected):
+            raise ValueError(f"state_dict does not match the model: missing keys {missing}, "
+                             f"unexpected keys {unexpected}; the model has {list(slots)} "
+                             f"(pass strict=False to load the matching ones)")
+        from ._validation import to_numeric
+        arrays = {}
+        for k, s in slots.items():
+            if k not in state_dict:
+                continue
+            a = to_numeric(state_dict[k], f"state_dict[{k!r}]")
+            if a.shape != tuple(s.shape):
+                raise ValueError(f"state_dict[{k!r}] has shape {a.shape} but the model's "
+                                 f"{k} has shape {tuple(s.shape)}")
+            arrays[k] = a
+        for k, a in arrays.items():
+            s = slots[k]
+            self.params[s.offset:s.offset + s.size] = a.reshape(-1)
+        return _IncompatibleKeys(missing, unexpected)
+
+    def get_config(self):
+        """The architecture as a JSON-able dict (what model files store)."""
+        return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
+                "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self._layers]}
+
+    @classmethod
+    def from_config(cls, config, dtype=None):
+        """A new model (fresh weights) from :meth:`get_config`'s dict."""
+        layers = [_layers.get(c) for c in config.get("layers", [])]
+        return cls(layers, dtype=dtype or config.get("dtype", "float32"),
+                   seed=config.get("seed"), name=config.get("name", "sequential"))
+
+    def _copy(self, dtype=None):
+        """A deep copy (weights, not optimizer state), optionally in another dtype, compiled
+        with the same loss and metrics."""
+        other = Sequential.from_config(self.get_config(), dtype=dtype)
+        other.load_state_dict(self.state_dict())
+        if self.loss is not None:
+            other.compile(_optimizers.SGD(lr=0.0), type(self.loss)(),
+                          [type(m)() for m in self.metrics])
+        return other
+
+    # ---- files -----------------------------------------------------------------------------
+    def save(self, path, *, include_optimizer=True, metadata=None):
+        """Write the model to a ``.safetensors`` file (atomically).
+
+        The file holds the parameters as tensors (``"0.W"``, ...), the architecture, dtype
+        and compile settings in its metadata, and, with ``include_optimizer``, the
+        optimizer's state so that training can resume. Never pickle.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        include_optimizer : bool, default True
+        metadata : dict of str to str, optional
+            Extra text stored in the file (read back as ``model.metadata``).
+        """
+        from . import io
+        io.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
+
+    def load_weights(self, path, strict=True):
+        """Load the parameters of a model file saved by :meth:`save` into this model (the
+        architecture must match)."""
+        from . import io
+        return self.load_state_dict(io.read_tensors(path, prefix=""), strict=strict)
+
+    # ---- display ---------------------------------------------------------------------------
+    def summary(self, file=None):
+        """Print the layers, their output shapes and parameter counts.
+
+        Parameters
+        ----------
+        file : file-like, optional
+            Where to print (default sys.stdout).
+        """
+        print(self._summary_text(), file=file)
+
+    def _summary_text(self):
+        rows = [("#", "Layer", "Output shape", "Params")]
+        n = None
+        for i, layer in enumerate(self._layers):
+            n = layer.output_features(layer.in_features if layer.in_features else n)
+            rows.append((str(i), repr(layer), f"(None, {n})", f"{layer.n_params:,}"))
+        w = [max(len(r[k]) for r in rows) for k in range(4)]
+        line = "-" * (sum(w) + 6)
+        out = [f'Model "{self.name}" ({self.dtype.name}, seed {self.seed_value}, '
+               f'{self.n_features} input features)', line]
+        for j, r in enumerate(rows):
+            out.append(f"{r[0]:>{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]:>{w[3]}}")
+            if j == 0:
+                out.append(line)
+        nbytes = self.n_params * self.dtype.itemsize
+        out += [line, f"Total params: {self.n_params:,} ({nbytes / 1024:.1f} KiB)"]
+        if self.loss is not None:
+            ms = ", ".join(m.name for m in self.metrics) or "none"
+            out.append(f"Compiled: optimizer {self.optimizer!r}, loss {self.loss.name!r}, "
+                       f"metrics {ms}")
+        return "\n".join(out)
+
+    def __repr__(self):
+        inner = ", ".join(repr(layer) for layer in self._layers)
+        return f"Sequential([{inner}], dtype={self.dtype.name!r}, seed={self.seed!r})"

@@ -1,0 +1,279 @@
+"""Optimizers with PyTorch's argument names and update formulas: SGD, Adam, AdamW.
+
+An optimizer updates a whole model in one compiled call: the model keeps all its parameters
+in one flat buffer (``model.params``) and their gradients in another (``model.grads``), and
+the optimizer's state (momentum buffer; Adam's ``m``, ``v``, ``vmax``) are flat arrays of the
+same size. ``model.compile(optimizer=...)`` binds the optimizer to the model; one optimizer
+trains one model.
+"""
+
+import weakref
+
+import numpy as np
+
+from . import _kernels
+from . import schedules as _schedules
+from ._validation import check_number
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get"]
+
+
+class Optimizer:
+    """Base class of the optimizers.
+
+    Attributes
+    ----------
+    lr : float
+        The learning rate used by the next update (a schedule may change it each epoch).
+    base_lr : float
+        The learning rate given at construction (what a schedule starts from).
+    schedule : LRSchedule or None
+        A per-epoch learning-rate schedule (:mod:`nncore.schedules`).
+    steps : int
+        Updates done so far.
+    epochs : int
+        Training epochs completed (the schedule's epoch counter).
+    """
+
+    _state_names = ()
+
+    def __init__(self, lr, schedule=None):
+        self.lr = self.base_lr = check_number(lr, "lr", 0.0)
+        if schedule is not None and not callable(schedule):
+            raise TypeError(f"schedule must be an nncore schedule such as "
+                            f"nn.StepLR(step_size=10), got {schedule!r}")
+        self.schedule = schedule
+        self.steps = 0
+        self.epochs = 0
+        self._owner = None
+        self._params = self._grads = None
+        self.state = {}
+
+    # -- binding to a model's flat buffers ------------------------------------------------
+    def _bind(self, model):
+        owner = self._owner() if self._owner is not None else None
+        if owner is not None and owner is not model:
+            raise ValueError("this optimizer already trains another model; create a new "
+                             "optimizer for this one (e.g. nn.SGD(lr=0.01))")
+        params, grads = model.params, model.grads
+        same = (self._params is params and all(
+            a.shape == params.shape and a.dtype == params.dtype for a in self.state.values()))
+        self._owner = weakref.ref(model)
+        self._params, self._grads = params, grads
+        if not same:
+            self.state = {k: np.zeros_like(params) for k in self._state_names_in_use()}
+            self.steps = 0
+
+    def _state_names_in_use(self):
+        return self._state_names
+
+    def _require_bound(self):
+        if self._params is None:
+            raise RuntimeError("this optimizer is not attached to a model yet; pass it to "
+                               "model.compile(optimizer=...)")
+
+    # -- epochs and schedules --------------------------------------------------------------
+    def _epoch_begin(self):
+        if self.schedule is not None:
+            self.lr = float(self.schedule(self.epochs, self.base_lr))
+
+    def _epoch_end(self):
+        self.epochs += 1
+
+    # -- the update ------------------------------------------------------------------------
+    def step(self):
+        """Update the bound model's parameters in place from its gradients (one compiled
+        call over the whole flat buffer)."""
+        raise NotImplementedError
+
+    # -- state -----------------------------------------------------------------------------
+    def get_config(self):
+        """Constructor arguments as a JSON-able dict (including ``"name"``)."""
+        cfg = {"name": type(self).__name__, "lr": self.base_lr}
+        cfg.update(self._hyper())
+        if self.schedule is not None:
+            cfg["schedule"] = self.schedule.get_config()
+        return cfg
+
+    def _hyper(self):
+        return {}
+
+    def state_dict(self):
+        """The optimizer's state: counters, current learning rate and copies of the state
+        arrays (flat, one entry per model parameter element)."""
+        return {"config": self.get_config(), "lr": self.lr, "steps": self.steps,
+                "epochs": self.epochs, "state": {k: v.copy() for k, v in self.state.items()}}
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict`'s output (the optimizer must be bound to a model of
+        the same size)."""
+        self._require_bound()
+        arrays = state.get("state", {})
+        want = self._state_names_in_use()
+        missing = [k for k in want if k not in arrays]
+        if missing or set(arrays) - set(want):
+            raise ValueError(f"optimizer state has arrays {sorted(arrays)}, expected "
+                             f"{list(want)}; was it saved from another optimizer?")
+        for k in want:
+            a = np.asarray(arrays[k])
+            if a.shape != self._params.shape:
+                raise ValueError(f"optimizer state {k!r} has shape {a.shape}, but the model "
+                                 f"has {self._params.shape[0]} parameter slots")
+        for k in want:
+            self.state[k][...] = arrays[k]
+        self.lr = float(state.get("lr", self.lr))
+        self.steps = int(state.get("steps", 0))
+        self.epochs = int(state.get("epochs", 0))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name"
+                         and k != "schedule")
+        if self.schedule is not None:
+            args += f", schedule={self.schedule!r}"
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum (torch.optim.SGD)::
+
+        g = grad + weight_decay * p
+        if momentum:  buf = g (first step), else momentum * buf + (1 - dampening) * g
+                      g = g + momentum * buf if nesterov else buf
+        p -= lr * g
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate.
+    momentum : float, default 0
+    dampening : float, default 0
+    nesterov : bool, default False
+        Nesterov momentum (needs momentum > 0 and dampening == 0).
+    weight_decay : float, default 0
+        L2 penalty added to the gradient.
+    schedule : LRSchedule, optional
+        Per-epoch learning-rate schedule (:mod:`nncore.schedules`).
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0, *, schedule=None):
+        super().__init__(lr, schedule)
+        self.momentum = check_number(momentum, "momentum", 0.0)
+        self.dampening = check_number(dampening, "dampening")
+        self.weight_decay = check_number(weight_decay, "weight_decay", 0.0)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(f"nesterov=True needs momentum > 0 and dampening == 0 (as in "
+                             f"PyTorch), got momentum={self.momentum}, "
+                             f"dampening={self.dampening}")
+
+    def _state_names_in_use(self):
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _hyper(self):
+        return {"momentum": self.momentum, "dampening": self.dampening,
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+    def step(self):
+        self._require_bound()
+        _kernels.sgd_update(self._params, self._grads, self.state.get("momentum_buffer"),
+                            lr=self.lr, momentum=self.momentum, dampening=self.dampening,
+                            weight_decay=self.weight_decay, nesterov=self.nesterov,
+                            first_step=self.steps == 0)
+        self.steps += 1
+
+
+class Adam(Optimizer):
+    """Adam (torch.optim.Adam)::
+
+        g = grad + weight_decay * p
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2;   vmax = max(vmax, v) if amsgrad
+        p -= lr / (1 - b1^t) * m / (sqrt(v or vmax) / sqrt(1 - b2^t) + eps)
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+        L2 penalty added to the gradient (use :class:`AdamW` for decoupled decay).
+    amsgrad : bool, default False
+    schedule : LRSchedule, optional
+    """
+
+    _decoupled = False
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, schedule=None):
+        super().__init__(lr, schedule)
+        try:
+            b1, b2 = betas
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a pair of numbers like (0.9, 0.999), got "
+                            f"{betas!r}") from None
+        b1 = check_number(b1, "betas[0]", 0.0)
+        b2 = check_number(b2, "betas[1]", 0.0)
+        if b1 >= 1 or b2 >= 1:
+            raise ValueError(f"betas must be in [0, 1), got {betas!r}")
+        self.betas = (b1, b2)
+        self.eps = check_number(eps, "eps", 0.0)
+        self.weight_decay = check_number(weight_decay, "weight_decay", 0.0)
+        if not isinstance(amsgrad, (bool, np.bool_)):
+            raise TypeError(f"amsgrad must be True or False, got {amsgrad!r}")
+        self.amsgrad = bool(amsgrad)
+
+    def _state_names_in_use(self):
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.amsgrad else (
+            "exp_avg", "exp_avg_sq")
+
+    def _hyper(self):
+        return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
+                "amsgrad": self.amsgrad}
+
+    def step(self):
+        self._require_bound()
+        s = self.state
+        _kernels.adam_update(self._params, self._grads, s["exp_avg"], s["exp_avg_sq"],
+                             s.get("max_exp_avg_sq"), lr=self.lr, betas=self.betas,
+                             eps=self.eps, weight_decay=self.weight_decay,
+                             step=self.steps + 1, amsgrad=self.amsgrad,
+                             decoupled=self._decoupled)
+        self.steps += 1
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW): ``p *= 1 - lr * weight_decay``
+    before the Adam update. Same parameters as :class:`Adam`, with ``weight_decay`` defaulting
+    to 0.01 as in PyTorch."""
+
+    _decoupled = True
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, schedule=None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, schedule=schedule)
+
+
+_CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def get(optimizer):
+    """An :class:`Optimizer` from a name (``"sgd"``, ``"adam"``, ``"adamw"``, with default
+    hyper-parameters), a config dict, or an optimizer object (returned as is)."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, dict):
+        cfg = dict(optimizer)
+        name = str(cfg.pop("name", "")).lower()
+        if name not in _CLASSES:
+            raise ValueError(f"unknown optimizer config {optimizer!r}")
+        if "betas" in cfg:
+            cfg["betas"] = tuple(cfg["betas"])
+        if cfg.get("schedule") is not None:
+            cfg["schedule"] = _schedules.get(cfg["schedule"])
+        return _CLASSES[name](**cfg)
+    if isinstance(optimizer, str) and optimizer.lower() in _CLASSES:
+        return _CLASSES[optimizer.lower()]()
+    raise ValueError(f"optimizer={optimizer!r} is not an optimizer; use 'sgd', 'adam', "
+                     f"'adamw' or an object such as nn.SGD(lr=0.05, momentum=0.9)")
