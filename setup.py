@@ -88,6 +88,16 @@ class BuildExt(build_ext):
         self._write_config(cflags, lflags, omp is not None)
         super().build_extensions()
 
+    def run(self):
+        super().run()
+        if not self.inplace:
+            # Also place the built module in the source tree, so that `import nncore` works
+            # from the checkout itself (where the source package shadows the installed one).
+            try:
+                self.copy_extensions_to_source()
+            except OSError as e:
+                print(f"nncore: could not copy the extension into the source tree ({e})")
+
     def _write_config(self, cflags, lflags, openmp):
         text = (
             '"""Written by setup.py at build time: how this copy of nncore was compiled."""\n'

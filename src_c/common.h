@@ -90,14 +90,19 @@ void *nn_workspace(int slot, size_t bytes);
 
 // ---- the dispatch table (filled in cpu.c) ---------------------------------------------------
 
-// A GEMM micro-kernel: c (MR, NR) with row stride ldc  (+)=  a_packed (k, MR)^T . b_packed (k, NR)
-// a_packed holds MR values per k step, b_packed NR values per k step (both zero-padded).
+// A GEMM micro-kernel computes one MR x NR tile:
+//   c (MR, NR; row stride ldc)  (+)=  A (MR, k) . B (k, NR)
+// with A(i, p) = a[i * rs_a + p * cs_a] and row p of B at b + p * ldb. Two forms per path:
+// the packed one reads zero-padded panels (rs_a = 1, cs_a = MR, ldb = NR) and ignores the
+// strides; the direct one reads the operands in place and takes rows i >= m from row m - 1.
 // With accumulate the sum is formed first and then added to c, so an element's value does
 // not depend on whether its tile is full or an edge tile computed into a scratch buffer.
-typedef void (*nn_ukr_f32_t)(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
+typedef void (*nn_ukr_f32_t)(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
+                             const float *b, nn_int ldb, float *c, nn_int ldc, int m,
                              int accumulate);
-typedef void (*nn_ukr_f64_t)(nn_int k, const double *a, const double *b, double *c,
-                             nn_int ldc, int accumulate);
+typedef void (*nn_ukr_f64_t)(nn_int k, const double *a, nn_int rs_a, nn_int cs_a,
+                             const double *b, nn_int ldb, double *c, nn_int ldc, int m,
+                             int accumulate);
 
 struct nn_gemm_shape {
     int mr, nr;            // micro-tile
@@ -107,26 +112,34 @@ struct nn_gemm_shape {
 struct nn_dispatch {
     int path;
     struct nn_gemm_shape gemm_f32, gemm_f64;
-    nn_ukr_f32_t ukr_f32;
-    nn_ukr_f64_t ukr_f64;
+    nn_ukr_f32_t ukr_f32, ukr_direct_f32;
+    nn_ukr_f64_t ukr_f64, ukr_direct_f64;
 };
 
 const struct nn_dispatch *nn_dispatch_get(void);
 
 // The micro-kernels of each path (gemm_kernels_*.c).
-void nn_ukr_generic_f32(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
-                        int accumulate);
-void nn_ukr_generic_f64(nn_int k, const double *a, const double *b, double *c, nn_int ldc,
-                        int accumulate);
+#define NN_DECLARE_UKR(name)                                                                  \
+    void name##_f32(nn_int k, const float *a, nn_int rs_a, nn_int cs_a, const float *b,       \
+                    nn_int ldb, float *c, nn_int ldc, int m, int accumulate);                  \
+    void name##_f64(nn_int k, const double *a, nn_int rs_a, nn_int cs_a, const double *b,     \
+                    nn_int ldb, double *c, nn_int ldc, int m, int accumulate);
+NN_DECLARE_UKR(nn_ukr_generic)
 #ifdef NN_X86_64
-void nn_ukr_avx2_f32(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
-                     int accumulate);
-void nn_ukr_avx2_f64(nn_int k, const double *a, const double *b, double *c, nn_int ldc,
-                     int accumulate);
-void nn_ukr_avx512_f32(nn_int k, const float *a, const float *b, float *c, nn_int ldc,
-                       int accumulate);
-void nn_ukr_avx512_f64(nn_int k, const double *a, const double *b, double *c, nn_int ldc,
-                       int accumulate);
+NN_DECLARE_UKR(nn_ukr_avx2)
+NN_DECLARE_UKR(nn_ukr_avx512)
+void nn_ukr_avx2_f32_direct(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
+                            const float *b, nn_int ldb, float *c, nn_int ldc, int m,
+                            int accumulate);
+void nn_ukr_avx2_f64_direct(nn_int k, const double *a, nn_int rs_a, nn_int cs_a,
+                            const double *b, nn_int ldb, double *c, nn_int ldc, int m,
+                            int accumulate);
+void nn_ukr_avx512_f32_direct(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
+                              const float *b, nn_int ldb, float *c, nn_int ldc, int m,
+                              int accumulate);
+void nn_ukr_avx512_f64_direct(nn_int k, const double *a, nn_int rs_a, nn_int cs_a,
+                              const double *b, nn_int ldb, double *c, nn_int ldc, int m,
+                              int accumulate);
 #endif
 
 // ---- internal kernels shared between files --------------------------------------------------

@@ -59,11 +59,30 @@ struct NN_T(gemm_args) {
     int act;
     T alpha;
     int epilogue;
+    // The direct path reads op(b) as row-major (k, n) at bd with row stride ldbd; b_padded
+    // when that copy is zero-padded to whole tiles (so edge tiles may read it too).
+    const T *bd;
+    nn_int ldbd;
+    int b_padded;
 };
 
-// C rows [m0, m1) x columns [n0, n1) on the calling thread. Returns NN_OK or NN_ERR_NOMEM.
-static int NN_T(gemm_block)(const struct NN_T(gemm_args) *g, const struct nn_dispatch *d,
-                            nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
+// Store an edge tile (computed whole into scratch) and apply the epilogue to a finished tile.
+static inline void NN_T(finish_tile)(const struct NN_T(gemm_args) *g, const T *tile, int nr,
+                                     nn_int i0, nn_int j0, nn_int rows, nn_int cols, int acc,
+                                     int last) {
+    T *ct = g->c + i0 * g->ldc + j0;
+    if (tile != NULL)
+        for (nn_int i = 0; i < rows; i++)
+            for (nn_int j = 0; j < cols; j++)
+                ct[i * g->ldc + j] = acc ? ct[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+    if (last && g->epilogue)
+        NN_T(nn_act_tile)(ct, g->ldc, g->z ? g->z + i0 * g->ldz + j0 : NULL, g->ldz,
+                          g->bias ? g->bias + j0 : NULL, rows, cols, g->act, g->alpha);
+}
+
+// C rows [m0, m1) x columns [n0, n1), packed path, on the calling thread.
+static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const struct nn_dispatch *d,
+                                   nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
     const struct nn_gemm_shape *s = &d->NN_T(gemm);
     const int mr = s->mr, nr = s->nr;
     const nn_int kc_max = g->k < s->kc ? g->k : s->kc;
@@ -88,28 +107,60 @@ static int NN_T(gemm_block)(const struct NN_T(gemm_args) *g, const struct nn_dis
                     nn_int cols = nc - jr < nr ? nc - jr : nr;
                     for (nn_int ir = 0; ir < mc; ir += mr) {
                         nn_int rows = mc - ir < mr ? mc - ir : mr;
-                        T *ct = g->c + (ic + ir) * g->ldc + jc + jr;
                         const T *at = ap + ir * kc, *bt = bp + jr * kc;
-                        if (rows == mr && cols == nr) {
-                            d->NN_T(ukr)(kc, at, bt, ct, g->ldc, acc);
-                        } else {  // edge tile: full tile into scratch, then the valid part
-                            d->NN_T(ukr)(kc, at, bt, tile, nr, 0);
-                            for (nn_int i = 0; i < rows; i++)
-                                for (nn_int j = 0; j < cols; j++)
-                                    ct[i * g->ldc + j] = acc ? ct[i * g->ldc + j] + tile[i * nr + j]
-                                                             : tile[i * nr + j];
-                        }
-                        if (last && g->epilogue)
-                            NN_T(nn_act_tile)(ct, g->ldc,
-                                              g->z ? g->z + (ic + ir) * g->ldz + jc + jr : NULL,
-                                              g->ldz, g->bias ? g->bias + jc + jr : NULL, rows,
-                                              cols, g->act, g->alpha);
+                        int full = rows == mr && cols == nr;
+                        T *ct = full ? g->c + (ic + ir) * g->ldc + jc + jr : tile;
+                        d->NN_T(ukr)(kc, at, 1, mr, bt, nr, ct, full ? g->ldc : nr, mr,
+                                     full && acc);
+                        NN_T(finish_tile)(g, full ? NULL : tile, nr, ic + ir, jc + jr, rows,
+                                          cols, acc, last);
                     }
                 }
             }
         }
     }
     return NN_OK;
+}
+
+// C rows [m0, m1) x columns [n0, n1), direct path: A read in place, B from g->bd; an edge
+// panel of an unpadded B is copied (zero-padded) so no read runs past the end of b.
+static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const struct nn_dispatch *d,
+                                   nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
+    const int mr = d->NN_T(gemm).mr, nr = d->NN_T(gemm).nr;
+    const nn_int k = g->k;
+    const nn_int rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
+    T *tile = (T *)nn_workspace(2, (size_t)(mr * nr) * sizeof(T));
+    if (!tile) return NN_ERR_NOMEM;
+    for (nn_int jr = n0; jr < n1; jr += nr) {
+        nn_int cols = n1 - jr < nr ? n1 - jr : nr;
+        const T *bt = g->bd + jr;
+        nn_int ldbt = g->ldbd;
+        if (cols < nr && !g->b_padded) {
+            T *edge = (T *)nn_workspace(1, (size_t)(k * nr) * sizeof(T));
+            if (!edge) return NN_ERR_NOMEM;
+            for (nn_int p = 0; p < k; p++) {
+                for (nn_int j = 0; j < cols; j++) edge[p * nr + j] = bt[p * ldbt + j];
+                for (nn_int j = cols; j < nr; j++) edge[p * nr + j] = 0;
+            }
+            bt = edge, ldbt = nr;
+        }
+        for (nn_int ir = m0; ir < m1; ir += mr) {
+            nn_int rows = m1 - ir < mr ? m1 - ir : mr;
+            int full = rows == mr && cols == nr;
+            T *ct = full ? g->c + ir * g->ldc + jr : tile;
+            d->NN_T(ukr_direct)(k, g->a + ir * rs_a, rs_a, cs_a, bt, ldbt, ct,
+                                full ? g->ldc : nr, (int)rows, full && g->accumulate);
+            NN_T(finish_tile)(g, full ? NULL : tile, nr, ir, jr, rows, cols, g->accumulate, 1);
+        }
+    }
+    return NN_OK;
+}
+
+// Packing pays for itself only when each packed element is reused many times; below these
+// sizes the direct path is faster (measured in benchmarks/bench_gemm.py). The choice depends
+// on the shape alone, never on the thread count.
+static int NN_T(use_direct)(nn_int m, nn_int n, nn_int k) {
+    return k <= 512 && m * n * k <= ((nn_int)1 << 22);
 }
 
 // Split the (m, n) tile grid over nt threads: tm x tn blocks, tm * tn = nt, minimising the
@@ -131,7 +182,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
     const struct nn_dispatch *d = nn_dispatch_get();
     int epilogue = bias != NULL || z != NULL || act != NN_ACT_IDENTITY;
     struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
-                                bias, z, ldz, act, alpha, epilogue};
+                                bias, z, ldz, act, alpha, epilogue, b, ldb, 0};
     if (k <= 0) {  // an empty sum: c = 0 (or unchanged), then the epilogue
         for (nn_int i = 0; i < m; i++) {
             if (!accumulate) memset(c + i * ldc, 0, (size_t)n * sizeof(T));
@@ -142,10 +193,23 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         return NN_OK;
     }
     const int mr = d->NN_T(gemm).mr, nr = d->NN_T(gemm).nr;
+    const int direct = NN_T(use_direct)(m, n, k);
     nn_int m_tiles = (m + mr - 1) / mr, n_tiles = (n + nr - 1) / nr;
+    if (direct && trans_b) {  // op(b) = b^T: one zero-padded row-major copy, shared by threads
+        nn_int n_pad = n_tiles * nr;
+        T *bt = (T *)nn_workspace(3, (size_t)(k * n_pad) * sizeof(T));
+        if (!bt) return NN_ERR_NOMEM;
+        for (nn_int j = 0; j < n; j++)  // read b's rows in order, write the columns of bt
+            for (nn_int p = 0; p < k; p++) bt[p * n_pad + j] = b[j * ldb + p];
+        for (nn_int p = 0; p < k; p++)
+            for (nn_int j = n; j < n_pad; j++) bt[p * n_pad + j] = 0;
+        g.bd = bt, g.ldbd = n_pad, g.b_padded = 1;
+    }
+    int (*block)(const struct NN_T(gemm_args) *, const struct nn_dispatch *, nn_int, nn_int,
+                 nn_int, nn_int) = direct ? NN_T(gemm_block_direct) : NN_T(gemm_block_packed);
     int nt = nn_threads_for(n_threads, m * n * k, NN_PAR_MIN_FLOPS);
     if (nt > m_tiles * n_tiles) nt = (int)(m_tiles * n_tiles);
-    if (nt <= 1) return NN_T(gemm_block)(&g, d, 0, m, 0, n);
+    if (nt <= 1) return block(&g, d, 0, m, 0, n);
 
     int tm = 1, tn = nt, status = NN_OK;
     NN_T(split)(m_tiles, n_tiles, nt, &tm, &tn);
@@ -163,7 +227,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         nn_int m0 = mt0 * mr, m1 = mt1 * mr < m ? mt1 * mr : m;
         nn_int n0 = nt0 * nr, n1 = nt1 * nr < n ? nt1 * nr : n;
         if (m0 < m1 && n0 < n1) {
-            int s = NN_T(gemm_block)(&g, d, m0, m1, n0, n1);
+            int s = block(&g, d, m0, m1, n0, n1);
             if (s != NN_OK) {
 #pragma omp atomic write
                 status = s;

@@ -19,7 +19,14 @@
 #define VSTORE(p, v) _mm256_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define VADD(a, b) _mm256_add_ps(a, b)
+#define PACKED 1
 #include "gemm_ukr_impl.h"
+#undef PACKED
+#undef UKR
+#define UKR nn_ukr_avx2_f32_direct
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
 #undef T
 #undef UKR
 #undef NR
@@ -43,5 +50,12 @@
 #define VSTORE(p, v) _mm256_storeu_pd(p, v)
 #define VFMA(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define VADD(a, b) _mm256_add_pd(a, b)
+#define PACKED 1
 #include "gemm_ukr_impl.h"
+#undef PACKED
+#undef UKR
+#define UKR nn_ukr_avx2_f64_direct
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
 #endif

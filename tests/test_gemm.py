@@ -1,0 +1,101 @@
+"""The packed GEMM on every CPU path vs the naive GEMM and NumPy, for both dtypes."""
+
+import numpy as np
+import pytest
+
+from nncore import _core
+from nncore import _reference as ref
+
+from conftest import EPS
+
+# (m, n, k): 1s, odd sizes, non-multiples of every micro-tile (4x8, 6x16, 12x32, ...),
+# and sizes beyond one cache block in each dimension (mc <= 144, kc <= 384, nc <= 4096).
+# Small products take the direct (unpacked) path; (37, 45, 513) and (200, 129, 400) the
+# packed one (k > 512, or m n k > 2^22).
+SHAPES = [
+    (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (13, 17, 19), (33, 65, 31), (12, 32, 8),
+    (6, 16, 100), (150, 40, 30), (37, 45, 513), (3, 4200, 5), (200, 129, 400),
+]
+
+
+def operands(rng, m, n, k, trans_a, trans_b, dtype):
+    a = rng.uniform(-1, 1, (k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.uniform(-1, 1, (n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def assert_gemm_close(c, a, b, trans_a, trans_b, dtype, c0=None):
+    """Higham's bound for a dot product of length k: |fl(AB) - AB| <= ~k eps |A||B|."""
+    oa, ob = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
+    exact = oa @ ob + (0 if c0 is None else c0.astype(np.float64))
+    bound = np.abs(oa) @ np.abs(ob) + (0 if c0 is None else np.abs(c0))
+    k = oa.shape[1]
+    err = np.abs(c.astype(np.float64) - exact)
+    assert np.all(err <= 2 * (k + 1) * EPS[dtype] * bound + 1e-30), float(err.max())
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_gemm_matches_numpy(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
+    c = _core.gemm(a, b, trans_a=bool(trans_a), trans_b=bool(trans_b))
+    assert c.shape == (m, n) and c.dtype == dtype
+    assert_gemm_close(c, a, b, trans_a, trans_b, dtype)
+    naive = _core.gemm_naive(a, b, trans_a=bool(trans_a), trans_b=bool(trans_b))
+    assert_gemm_close(naive, a, b, trans_a, trans_b, dtype)
+    twin = ref.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+    assert_gemm_close(twin, a, b, trans_a, trans_b, dtype)  # the twin itself is right
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (13, 17, 19), (37, 45, 513), (150, 40, 30)])
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
+def test_gemm_accumulate(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
+    c0 = rng.uniform(-1, 1, (m, n)).astype(dtype)
+    c = c0.copy()
+    out = _core.gemm(a, b, c, trans_a=bool(trans_a), trans_b=bool(trans_b), accumulate=True)
+    assert out is c
+    assert_gemm_close(c, a, b, trans_a, trans_b, dtype, c0=c0)
+    naive = c0.copy()
+    _core.gemm_naive(a, b, naive, trans_a=bool(trans_a), trans_b=bool(trans_b), accumulate=True)
+    assert_gemm_close(naive, a, b, trans_a, trans_b, dtype, c0=c0)
+
+
+def test_gemm_writes_into_out_and_overwrites(cpu_path, dtype, rng):
+    a, b = operands(rng, 20, 30, 40, 0, 0, dtype)
+    out = np.full((20, 30), np.nan, dtype=dtype)
+    assert _core.gemm(a, b, out) is out
+    assert np.all(np.isfinite(out))
+    assert_gemm_close(out, a, b, 0, 0, dtype)
+
+
+def test_gemm_exact_on_integers(cpu_path, dtype, rng):
+    # Small integers: every path must give exactly the integer product.
+    a = rng.integers(-4, 5, (67, 45)).astype(dtype)
+    b = rng.integers(-4, 5, (45, 71)).astype(dtype)
+    np.testing.assert_array_equal(_core.gemm(a, b), (a.astype(np.int64) @ b.astype(np.int64)))
+
+
+def test_paths_agree(dtype, rng):
+    """Every path computes the same product (to rounding) on a shape with all edge cases."""
+    a, b = operands(rng, 77, 91, 700, 0, 0, dtype)
+    old = _core.get_cpu_path()
+    try:
+        results = {}
+        for p in _core.available_cpu_paths():
+            _core.set_cpu_path(p)
+            results[p] = _core.gemm(a, b)
+    finally:
+        _core.set_cpu_path(old)
+    for p, c in results.items():
+        assert_gemm_close(c, a, b, 0, 0, dtype)
+
+
+@pytest.mark.parametrize("m,n,k", [(300, 300, 300), (1000, 64, 40), (8, 2000, 64), (513, 17, 700)])
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
+def test_gemm_thread_count_does_not_change_bits(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
+    kw = dict(trans_a=bool(trans_a), trans_b=bool(trans_b))
+    one = _core.gemm(a, b, n_threads=1, **kw)
+    for nt in (2, 3, 4):
+        np.testing.assert_array_equal(_core.gemm(a, b, n_threads=nt, **kw), one)
