@@ -343,7 +343,7 @@ class ProgressBar(Callback):
         self._last = 0.0
         if self.verbose == 1:
             from tqdm.auto import tqdm
-            self._bar = tqdm(total=self.params["samples"], unit="samples", unit_scale=True,
+            self._bar = tqdm(total=self.params["samples"], unit="samples",
                              desc=f"Epoch {epoch + 1}/{self.params['epochs']}",
                              file=self._out(), leave=True, dynamic_ncols=True)
 
