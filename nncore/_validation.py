@@ -19,7 +19,7 @@ _NUMERIC_KINDS = "biuf"
 def check_int(value, name, minimum=None):
     """value as a Python int (rejecting bools, floats and strings), at least minimum."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} "
+        raise TypeError(f"{name} must be an integer, got {_v(value)!r} "
                         f"({type(value).__name__})")
     value = int(value)
     if minimum is not None and value < minimum:
@@ -30,7 +30,8 @@ def check_int(value, name, minimum=None):
 def check_number(value, name, minimum=None, maximum=None):
     """value as a finite Python float in [minimum, maximum]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be a number, got {_v(value)!r} "
+                        f"({type(value).__name__})")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
@@ -73,6 +74,11 @@ def first_nonfinite(arr):
     return idx, arr[idx]
 
 
+def _v(x):
+    """A NumPy scalar as the plain Python number (so messages show 3, not np.int64(3))."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _where(idx):
     if len(idx) == 2:
         return f"row {idx[0]}, column {idx[1]}"
@@ -87,8 +93,13 @@ def check_finite(arr, name, original=None):
         extra = ""
         if original is not None and np.isfinite(shown):
             extra = f" (it overflows {arr.dtype})"
-        raise ValueError(f"{name} contains {shown!r} at {_where(idx)}{extra}; nncore needs "
-                         f"finite values: remove or impute NaN and infinity first")
+        raise ValueError(f"{name} contains {_v(shown)!r} at {_where(idx)}{extra}; nncore "
+                         f"needs finite values: remove or impute NaN and infinity first")
+
+
+def _convert(arr, dtype):
+    with np.errstate(over="ignore"):  # overflow to inf is reported by check_finite
+        return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def as_float_array(value, name, dtype, ndim=None):
@@ -120,7 +131,7 @@ def check_features(value, name, dtype, n_features=None, caller="fit"):
         raise ValueError(f"{name} has {arr.shape[1]} features (columns) but the model "
                          f"expects {n_features}; pass an array of shape "
                          f"(n_samples, {n_features})")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    out = _convert(arr, dtype)
     check_finite(out, name, arr if arr.dtype.itemsize > out.dtype.itemsize else None)
     return out
 
@@ -142,14 +153,14 @@ def check_labels(value, name, n_classes):
         frac = arr != np.floor(arr)
         if frac.any():
             i = int(np.argmax(frac))
-            raise ValueError(f"{name} contains {arr[i]!r} at index {i}, not a class label; "
-                             f"cross_entropy needs whole numbers 0..{n_classes - 1} (for "
-                             f"real-valued targets use loss='mse')")
+            raise ValueError(f"{name} contains {_v(arr[i])!r} at index {i}, not a class "
+                             f"label; cross_entropy needs whole numbers 0..{n_classes - 1} "
+                             f"(for real-valued targets use loss='mse')")
     lo, hi = arr.min(), arr.max()
     if lo < 0 or hi >= n_classes:
         bad = lo if lo < 0 else hi
         i = int(np.argmax(arr == bad))
-        raise ValueError(f"{name} contains label {bad!r} at index {i}, outside [0, "
+        raise ValueError(f"{name} contains label {_v(bad)!r} at index {i}, outside [0, "
                          f"{n_classes}) for a model with {n_classes} outputs; labels must "
                          f"be 0..{n_classes - 1} (encode them with numpy.unique({name}, "
                          f"return_inverse=True), or give the last Dense layer more outputs)")
@@ -172,14 +183,14 @@ def check_targets(value, name, n_outputs, dtype, loss_name, unit_interval=False)
                          f"{arr.shape}{hint}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty; pass one target row per sample")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    out = _convert(arr, dtype)
     check_finite(out, name, arr if arr.dtype.itemsize > out.dtype.itemsize else None)
     if unit_interval:
         lo, hi = out.min(), out.max()
         if lo < 0 or hi > 1:
             bad = lo if lo < 0 else hi
             idx = tuple(int(i) for i in np.argwhere(out == bad)[0])
-            raise ValueError(f"{name} contains {bad!r} at {_where(idx)}; "
+            raise ValueError(f"{name} contains {_v(bad)!r} at {_where(idx)}; "
                              f"loss={loss_name!r} needs targets in [0, 1] (probabilities "
                              f"or 0/1 labels)")
     return out
@@ -194,12 +205,12 @@ def check_sample_weight(value, name, n, dtype):
     if arr.shape[0] != n:
         raise ValueError(f"{name} has {arr.shape[0]} weights but there are {n} samples; "
                          f"pass one weight per row of X")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    out = _convert(arr, dtype)
     check_finite(out, name, arr if arr.dtype.itemsize > out.dtype.itemsize else None)
     if (out < 0).any():
         i = int(np.argmax(out < 0))
-        raise ValueError(f"{name} contains the negative weight {out[i]!r} at index {i}; "
-                         f"weights must be >= 0")
+        raise ValueError(f"{name} contains the negative weight {_v(out[i])!r} at index "
+                         f"{i}; weights must be >= 0")
     if not out.any():
         raise ValueError(f"{name} is all zeros; at least one sample needs a positive weight")
     return out

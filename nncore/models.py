@@ -166,6 +166,7 @@ class Sequential:
         self._layers = []
         self._slots = []
         self._first_param = 0
+        self.n_features = self.n_outputs = None
         self._train_ws = self._infer_ws = None
         self.params = _aligned_zeros(0, self.dtype)
         self.grads = _aligned_zeros(0, self.dtype)
