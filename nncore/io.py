@@ -5,8 +5,10 @@ A file holds
     with the optimizer's state ``"optimizer.<name>"`` (flat arrays);
   * text metadata: ``format = "nncore"``, ``format_version``, ``nncore_version``, ``dtype``,
     ``architecture`` (JSON of ``model.get_config()``), ``compile`` (JSON: loss, metrics,
-    optimizer settings) and ``optimizer_state`` (JSON counters) when compiled, and
-    ``user_metadata`` (JSON) from ``save(..., metadata=...)``.
+    optimizer settings) and ``optimizer_state`` (JSON counters) when compiled,
+    ``rng_state`` (JSON: the seed, the dropout counter and the shuffling generator's state,
+    so that training resumes exactly) and ``user_metadata`` (JSON) from
+    ``save(..., metadata=...)``.
 
 Nothing is ever pickled: loading a file runs no code from it. Writes are atomic (a temporary
 file in the same directory, flushed to disk, then renamed over the target).
@@ -76,6 +78,7 @@ def save_model(model, path, *, include_optimizer=True, metadata=None):
             meta["optimizer_state"] = json.dumps(
                 {"lr": sd["lr"], "steps": sd["steps"], "epochs": sd["epochs"],
                  "arrays": sorted(sd["state"])})
+    meta["rng_state"] = json.dumps(model._rng_state())
     if metadata:
         meta["user_metadata"] = json.dumps(metadata)
     atomic_write_bytes(path, save(tensors, metadata=meta))
@@ -175,6 +178,11 @@ def load_model(path, *, compile=True):
         raise ModelFileError(f"{p!r}: its tensors do not match its architecture ({e})") \
             from None
     model.metadata = _json(meta, "user_metadata", path, default={})
+    if "rng_state" in meta:
+        try:
+            model._set_rng_state(_json(meta, "rng_state", path))
+        except (TypeError, ValueError, KeyError) as e:
+            raise ModelFileError(f"{p!r}: its random-stream state is invalid ({e})") from None
     if compile and "compile" in meta:
         cfg = _json(meta, "compile", path)
         try:

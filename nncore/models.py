@@ -93,6 +93,17 @@ class _Workspace:
         return v
 
 
+class _NanGuard:
+    """TerminateOnNaN's state across the epochs of one fit: a copy of the parameters that
+    gave the last finite batch loss, and whether it holds anything yet."""
+
+    __slots__ = ("backup", "valid")
+
+    def __init__(self, params):
+        self.backup = np.empty_like(params)
+        self.valid = False
+
+
 class _EpochResult:
     __slots__ = ("loss_sum", "weight_sum", "metric_sums", "metric_counts", "nonfinite",
                  "batches")
@@ -152,10 +163,7 @@ class Sequential:
         #: The seed actually used (``seed``, or a fresh one drawn when seed is None).
         self.seed_value = seed if seed is not None else int(np.random.SeedSequence().entropy)
         self.name = str(name)
-        self._shuffle_rng = np.random.default_rng([self.seed_value, 1])
-        self._dropout_seed = int(np.random.SeedSequence([self.seed_value, 2])
-                                 .generate_state(1, np.uint64)[0])
-        self._rng_counter = 0
+        self._seed_streams(self.seed_value)
         self.optimizer = self.loss = None
         self.metrics = []
         self.history = None
@@ -175,6 +183,27 @@ class Sequential:
                 raise TypeError(f"layers must be a list of layers, got "
                                 f"{type(layers).__name__}; write Sequential([layer, ...])")
             self._build(list(layers))
+
+    # ---- random streams ---------------------------------------------------------------------
+    def _seed_streams(self, seed_value):
+        """Derive the shuffling generator and the dropout seed from one seed; initial weights
+        use np.random.default_rng([seed_value, 0, layer index])."""
+        self.seed_value = seed_value
+        self._shuffle_rng = np.random.default_rng([seed_value, 1])
+        self._dropout_seed = int(np.random.SeedSequence([seed_value, 2])
+                                 .generate_state(1, np.uint64)[0])
+        self._rng_counter = 0  # dropout: the counter of the next element's random number
+
+    def _rng_state(self):
+        """The random streams' position (saved in model files, so training resumes
+        exactly)."""
+        return {"seed_value": self.seed_value, "dropout_counter": self._rng_counter,
+                "shuffle": self._shuffle_rng.bit_generator.state}
+
+    def _set_rng_state(self, state):
+        self._seed_streams(int(state["seed_value"]))
+        self._rng_counter = int(state["dropout_counter"])
+        self._shuffle_rng.bit_generator.state = state["shuffle"]
 
     # ---- structure ------------------------------------------------------------------------
     def _build(self, layers):
@@ -344,15 +373,15 @@ class Sequential:
             ws = self._train_ws = _Workspace(self, rows, training=True)
         return ws
 
-    def _run_epoch(self, X, Y, W, batch_size, on_batch=None, backup=None):
+    def _run_epoch(self, X, Y, W, batch_size, on_batch=None, guard=None):
         """Train one epoch over the rows of X in order, in batches of batch_size (the last
         one may be smaller). The arrays are validated and already permuted.
 
         X (n, n_features), Y (n, n_outputs) or labels (n,), W (n,) or None, all
         C-contiguous in the model dtype (labels int64). ``on_batch(batch, rows, loss)`` is
-        called after each update when given. ``backup`` (an array like params) turns on the
-        non-finite guard: a batch whose loss is NaN/inf stops the epoch before its update and
-        the parameters of the last finite batch are put back.
+        called after each update when given. ``guard`` (a _NanGuard) turns on the
+        non-finite check: a batch whose loss is NaN/inf stops the epoch before its update and
+        the parameters that gave the last finite loss are put back.
 
         This is the seam for a compiled plan: it must produce the same _EpochResult.
         """
@@ -368,7 +397,7 @@ class Sequential:
         inputs = ws.inputs
         params = self.params
         isfinite = math.isfinite
-        have_backup = False
+        backup = guard.backup if guard is not None else None
         n = X.shape[0]
         for b, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
@@ -389,13 +418,13 @@ class Sequential:
             loss = loss_kernel(h, yb, wb, "mean", grad=grad)[0]
             if backup is not None:
                 if not isfinite(loss):
-                    if have_backup:
+                    if guard.valid:
                         np.copyto(params, backup)
                     res.nonfinite = (b, loss)
                     res.loss_sum, res.weight_sum = loss, 1.0
                     return res
                 np.copyto(backup, params)
-                have_backup = True
+                guard.valid = True
             res.loss_sum += loss * bw
             res.weight_sum += bw
             for k, metric in enumerate(metrics):
@@ -561,7 +590,7 @@ class Sequential:
         extra = [_callbacks.ProgressBar(verbose)] if verbose else []
         cbs = _callbacks._CallbackList([history] + callbacks + extra, self, params)
         guard = any(getattr(cb, "_nan_guard", False) for cb in callbacks)
-        backup = np.empty_like(self.params) if guard else None
+        guard = _NanGuard(self.params) if guard else None
         if shuffle:
             Xp, Yp = np.empty_like(X), np.empty_like(Y)
             Wp = None if W is None else np.empty_like(W)
@@ -583,9 +612,9 @@ class Sequential:
                     np.take(Y, perm, axis=0, out=Yp)
                     if W is not None:
                         np.take(W, perm, axis=0, out=Wp)
-                    res = self._run_epoch(Xp, Yp, Wp, batch_size, on_batch, backup)
+                    res = self._run_epoch(Xp, Yp, Wp, batch_size, on_batch, guard)
                 else:
-                    res = self._run_epoch(X, Y, W, batch_size, on_batch, backup)
+                    res = self._run_epoch(X, Y, W, batch_size, on_batch, guard)
                 opt._epoch_end()
                 logs = {"loss": res.loss_sum / res.weight_sum}
                 for k, metric in enumerate(self.metrics):
