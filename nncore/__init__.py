@@ -19,10 +19,9 @@ from ._config import config, show_config  # noqa: E402
 from ._core import (  # noqa: E402
     available_cpu_paths,
     get_cpu_path,
-    get_num_threads,
     set_cpu_path,
-    set_num_threads,
 )
+from ._threads import get_num_threads, set_num_threads  # noqa: E402
 from . import activations, datasets, initializers, losses, metrics, schedules  # noqa: E402
 from .activations import (  # noqa: E402
     GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
