@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from . import schedules as _schedules
+from ._docs import inherit_docs
 from ._validation import check_int, check_number
 
 __all__ = ["Callback", "History", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint",
@@ -35,10 +36,16 @@ class Callback:
     model = None
     params = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        inherit_docs(cls)
+
     def set_model(self, model):
+        """Called by fit with the model being trained."""
         self.model = model
 
     def set_params(self, params):
+        """Called by fit with its settings (see :attr:`params`)."""
         self.params = params
 
     def on_train_begin(self, logs=None):

@@ -18,6 +18,7 @@ import numpy as np
 from . import _core
 from . import activations as _activations
 from . import initializers as _initializers
+from ._docs import inherit_docs
 from ._kernels import dropout_backward, dropout_forward
 from ._validation import check_features, check_int, check_number
 
@@ -53,6 +54,10 @@ class Layer:
 
     #: True for layers that hold parameters (their gradients are computed in backward).
     has_params = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        inherit_docs(cls)
 
     def __init__(self):
         self._model = None
@@ -185,10 +190,12 @@ class Dense(Layer):
     # -- shapes ---------------------------------------------------------------------------
     @property
     def in_features(self):
+        """Number of input features."""
         return self._in
 
     @property
     def out_features(self):
+        """Number of outputs."""
         return self._out
 
     def output_features(self, in_features):
@@ -242,6 +249,8 @@ class Dense(Layer):
 
     @property
     def W(self):
+        """Weights, shape (in_features, out_features): read, write in place, or assign (the
+        value is copied into the existing array)."""
         if self._W is None:
             self._materialize()
         return self._W
@@ -252,6 +261,7 @@ class Dense(Layer):
 
     @property
     def b(self):
+        """Bias, shape (out_features,), or None without bias; assignable like W."""
         if not self.bias:
             return None
         if self._W is None:
@@ -267,12 +277,14 @@ class Dense(Layer):
 
     @property
     def dW(self):
+        """Gradient of the loss with respect to W from the last training batch."""
         if self._W is None:
             self._materialize()
         return self._dW
 
     @property
     def db(self):
+        """Gradient of the loss with respect to b (None without bias)."""
         if not self.bias:
             return None
         if self._W is None:

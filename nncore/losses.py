@@ -12,6 +12,7 @@ The classification losses work on *logits*: the model's last layer should have n
 """
 
 from . import _kernels
+from ._docs import inherit_docs
 from ._validation import check_labels, check_targets
 
 __all__ = ["Loss", "MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "get", "NAMES"]
@@ -36,6 +37,10 @@ class Loss:
     labels = False
     probability = None
     _kernel = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        inherit_docs(cls)
 
     def __call__(self, pred, target, sample_weight=None, reduction="mean"):
         """The loss value of outputs ``pred`` against ``target`` (a float).
@@ -67,6 +72,7 @@ class Loss:
         """Raise ValueError if a model with these outputs cannot use this loss."""
 
     def get_config(self):
+        """The loss as a JSON-able dict (``{"name": ...}``)."""
         return {"name": self.name}
 
     def __repr__(self):

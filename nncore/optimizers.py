@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _kernels
 from . import schedules as _schedules
+from ._docs import inherit_docs
 from ._validation import check_number
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get"]
@@ -36,6 +37,10 @@ class Optimizer:
     """
 
     _state_names = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        inherit_docs(cls)
 
     def __init__(self, lr, schedule=None):
         self.lr = self.base_lr = check_number(lr, "lr", 0.0)

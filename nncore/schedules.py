@@ -8,6 +8,7 @@ A schedule maps ``(epoch, base_lr)`` to the learning rate of that epoch (``epoch
 
 import math
 
+from ._docs import inherit_docs
 from ._validation import check_int, check_number
 
 __all__ = ["LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "get"]
@@ -16,10 +17,16 @@ __all__ = ["LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "get"]
 class LRSchedule:
     """Base class: ``schedule(epoch, base_lr) -> lr``."""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        inherit_docs(cls)
+
     def __call__(self, epoch, base_lr):
+        """The learning rate of ``epoch`` (from 0) for a schedule starting at ``base_lr``."""
         raise NotImplementedError
 
     def get_config(self):
+        """The schedule as a JSON-able dict (with its class ``"name"``)."""
         return {"name": type(self).__name__, **self.__dict__}
 
     def __repr__(self):
