@@ -264,9 +264,18 @@ class Sequential:
             self.optimizer._bind(self)
 
     def add(self, layer):
-        """Append a layer (the flat buffer is rebuilt; existing weights are kept; a compiled
-        optimizer restarts with fresh state)."""
-        self._build(self._layers + [layer])
+        """Append a layer. The flat buffer is rebuilt (existing weights are kept); a compiled
+        model becomes uncompiled: call :meth:`compile` again before training."""
+        optimizer = self.optimizer
+        self.optimizer = None  # _build must not rebind it
+        try:
+            self._build(self._layers + [layer])
+        except BaseException:
+            self.optimizer = optimizer
+            raise
+        if optimizer is not None:
+            optimizer._owner = None
+            self.loss, self.metrics = None, []
 
     @property
     def layers(self):

@@ -72,6 +72,20 @@ def test_add_keeps_weights_and_grows_the_buffer():
     assert len(model) == 2 and model[1] is model.layers[1]
 
 
+def test_add_after_compile_needs_a_new_compile():
+    model = nn.Sequential([nn.Dense(3, 4)], seed=0)
+    model.compile("sgd", "cross_entropy")
+    with pytest.raises(ValueError, match="expects 5"):
+        model.add(nn.Dense(5, 2))
+    assert model.loss is not None  # a failed add changes nothing
+    model.add(nn.Dense(4, 1))
+    assert model.loss is None and model.optimizer is None
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(np.zeros((2, 3)), np.zeros(2), verbose=0)
+    model.compile("sgd", "mse")
+    model.fit(np.zeros((2, 3)), np.zeros(2), verbose=0)
+
+
 def test_forward_matches_reference(dtype, rng):
     model = mlp(dtype, dropout=0.5, act="tanh", last="sigmoid")
     X = rng.standard_normal((9, 4)).astype(dtype)
