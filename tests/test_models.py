@@ -317,3 +317,22 @@ def test_digits_reach_95_percent():
     model.compile(nn.SGD(lr=0.05, momentum=0.9), "cross_entropy", ["accuracy"])
     model.fit(X_tr, y_tr, epochs=25, batch_size=32, verbose=0)
     assert model.evaluate(X_te, y_te)["accuracy"] >= 0.95
+
+
+def test_fit_runs_each_epoch_through_run_epoch(rng):
+    """The seam a compiled training plan replaces: fit hands each epoch's (permuted,
+    validated) arrays to _run_epoch and builds History from its result."""
+    X, y = data(rng, n=20)
+    model = mlp(seed=0)
+    model.compile(nn.SGD(0.1), "cross_entropy", ["accuracy"])
+    calls = []
+    real = model._run_epoch
+
+    def spy(Xe, Ye, We, batch_size, on_batch=None, guard=None):
+        calls.append((Xe.shape, Ye.dtype, batch_size, Xe.flags.c_contiguous))
+        return real(Xe, Ye, We, batch_size, on_batch, guard)
+
+    model._run_epoch = spy
+    h = model.fit(X, y, epochs=3, batch_size=8, verbose=0)
+    assert calls == [((20, 4), np.int64, 8, True)] * 3
+    assert len(h.history["loss"]) == 3
