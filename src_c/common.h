@@ -112,8 +112,10 @@ struct nn_gemm_shape {
 struct nn_dispatch {
     int path;
     struct nn_gemm_shape gemm_f32, gemm_f64;
-    nn_ukr_f32_t ukr_f32, ukr_direct_f32;
-    nn_ukr_f64_t ukr_f64, ukr_direct_f64;
+    // packed, direct, and direct one vector wide (nr_narrow columns) for narrow edges
+    nn_ukr_f32_t ukr_f32, ukr_direct_f32, ukr_narrow_f32;
+    nn_ukr_f64_t ukr_f64, ukr_direct_f64, ukr_narrow_f64;
+    int nr_narrow_f32, nr_narrow_f64;
 };
 
 const struct nn_dispatch *nn_dispatch_get(void);
@@ -128,6 +130,13 @@ NN_DECLARE_UKR(nn_ukr_generic)
 #ifdef NN_X86_64
 NN_DECLARE_UKR(nn_ukr_avx2)
 NN_DECLARE_UKR(nn_ukr_avx512)
+#define NN_DECLARE_DIRECT(name, T)                                                            \
+    void name(nn_int k, const T *a, nn_int rs_a, nn_int cs_a, const T *b, nn_int ldb, T *c,   \
+              nn_int ldc, int m, int accumulate);
+NN_DECLARE_DIRECT(nn_ukr_avx2_f32_direct_narrow, float)
+NN_DECLARE_DIRECT(nn_ukr_avx2_f64_direct_narrow, double)
+NN_DECLARE_DIRECT(nn_ukr_avx512_f32_direct_narrow, float)
+NN_DECLARE_DIRECT(nn_ukr_avx512_f64_direct_narrow, double)
 void nn_ukr_avx2_f32_direct(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
                             const float *b, nn_int ldb, float *c, nn_int ldc, int m,
                             int accumulate);

@@ -27,6 +27,14 @@
 #define PACKED 0
 #include "gemm_ukr_impl.h"
 #undef PACKED
+// The one-vector-wide form, for narrow column edges (an output layer of 10).
+#undef UKR
+#undef NR
+#define UKR nn_ukr_avx512_f32_direct_narrow
+#define NR 16
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
 #undef T
 #undef UKR
 #undef NR
@@ -55,6 +63,14 @@
 #undef PACKED
 #undef UKR
 #define UKR nn_ukr_avx512_f64_direct
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
+// The one-vector-wide form, for narrow column edges (an output layer of 10).
+#undef UKR
+#undef NR
+#define UKR nn_ukr_avx512_f64_direct_narrow
+#define NR 8
 #define PACKED 0
 #include "gemm_ukr_impl.h"
 #undef PACKED
