@@ -151,10 +151,13 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const struct
         }
         for (nn_int ir = m0; ir < m1; ir += mr) {
             nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-            int full = rows == mr && cols == w;
+            // A short row edge (batch 1 to 4) takes the 4-row kernel: the same sums again.
+            int shrt = rows <= NN_MR_SHORT && !narrow;
+            int full = rows == (shrt ? NN_MR_SHORT : mr) && cols == w;
             T *ct = full ? g->c + ir * g->ldc + jr : tile;
-            ukr(k, g->a + ir * rs_a, rs_a, cs_a, bt, ldbt, ct, full ? g->ldc : w, (int)rows,
-                full && g->accumulate);
+            (shrt ? d->NN_T(ukr_short) : ukr)(k, g->a + ir * rs_a, rs_a, cs_a, bt, ldbt, ct,
+                                              full ? g->ldc : w, (int)rows,
+                                              full && g->accumulate);
             NN_T(finish_tile)(g, full ? NULL : tile, w, ir, jr, rows, cols, g->accumulate, 1);
         }
     }
@@ -164,8 +167,10 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const struct
 // Packing pays for itself only when each packed element is reused many times; below these
 // sizes the direct path is faster (measured in benchmarks/bench_gemm.py). The choice depends
 // on the shape alone, never on the thread count.
+// With a few rows (a small batch) each element of B is used a few times only, so B is
+// streamed once in place whatever k is.
 static int NN_T(use_direct)(nn_int m, nn_int n, nn_int k) {
-    return k <= 512 && m * n * k <= ((nn_int)1 << 22);
+    return m <= 16 || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
 }
 
 // Split the (m, n) tile grid over nt threads: tm x tn blocks, tm * tn = nt, minimising the
