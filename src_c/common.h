@@ -43,6 +43,15 @@
 
 #define NN_ALIGNMENT 64
 
+#if defined(__GNUC__) || defined(__clang__)
+#define NN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#elif defined(NN_X86_64)
+#include <xmmintrin.h>
+#define NN_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define NN_PREFETCH(p) ((void)(p))
+#endif
+
 // ---- dtype templating -----------------------------------------------------------------------
 // A body is written once in a *_impl.h that uses T (the scalar type) and NN_T(name), then
 // included twice: with T = float, SUF = f32 and with T = double, SUF = f64.
@@ -112,13 +121,17 @@ struct nn_gemm_shape {
 struct nn_dispatch {
     int path;
     struct nn_gemm_shape gemm_f32, gemm_f64;
-    nn_ukr_f32_t ukr_f32, ukr_direct_f32;
-    nn_ukr_f64_t ukr_f64, ukr_direct_f64;
+    // packed; direct; direct one vector wide (nr_narrow columns) for narrow column edges;
+    // direct with 4 rows (nr columns) for short row edges
+    nn_ukr_f32_t ukr_f32, ukr_direct_f32, ukr_narrow_f32, ukr_short_f32;
+    nn_ukr_f64_t ukr_f64, ukr_direct_f64, ukr_narrow_f64, ukr_short_f64;
+    int nr_narrow_f32, nr_narrow_f64;
 };
 
 const struct nn_dispatch *nn_dispatch_get(void);
 
 // The micro-kernels of each path (gemm_kernels_*.c).
+#define NN_MR_SHORT 4  // rows of the short kernels
 #define NN_DECLARE_UKR(name)                                                                  \
     void name##_f32(nn_int k, const float *a, nn_int rs_a, nn_int cs_a, const float *b,       \
                     nn_int ldb, float *c, nn_int ldc, int m, int accumulate);                  \
@@ -128,6 +141,17 @@ NN_DECLARE_UKR(nn_ukr_generic)
 #ifdef NN_X86_64
 NN_DECLARE_UKR(nn_ukr_avx2)
 NN_DECLARE_UKR(nn_ukr_avx512)
+#define NN_DECLARE_DIRECT(name, T)                                                            \
+    void name(nn_int k, const T *a, nn_int rs_a, nn_int cs_a, const T *b, nn_int ldb, T *c,   \
+              nn_int ldc, int m, int accumulate);
+NN_DECLARE_DIRECT(nn_ukr_avx2_f32_direct_short, float)
+NN_DECLARE_DIRECT(nn_ukr_avx2_f64_direct_short, double)
+NN_DECLARE_DIRECT(nn_ukr_avx512_f32_direct_short, float)
+NN_DECLARE_DIRECT(nn_ukr_avx512_f64_direct_short, double)
+NN_DECLARE_DIRECT(nn_ukr_avx2_f32_direct_narrow, float)
+NN_DECLARE_DIRECT(nn_ukr_avx2_f64_direct_narrow, double)
+NN_DECLARE_DIRECT(nn_ukr_avx512_f32_direct_narrow, float)
+NN_DECLARE_DIRECT(nn_ukr_avx512_f64_direct_narrow, double)
 void nn_ukr_avx2_f32_direct(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
                             const float *b, nn_int ldb, float *c, nn_int ldc, int m,
                             int accumulate);

@@ -11,16 +11,22 @@
 // L3. Multiples of the micro-tile. Tuned in benchmarks/bench_gemm.py.
 static const struct nn_dispatch table[NN_CPU_N_PATHS] = {
     {NN_CPU_GENERIC, {4, 8, 128, 256, 2048}, {4, 4, 128, 256, 2048},
-     nn_ukr_generic_f32, nn_ukr_generic_f32, nn_ukr_generic_f64, nn_ukr_generic_f64},
+     nn_ukr_generic_f32, nn_ukr_generic_f32, nn_ukr_generic_f32, nn_ukr_generic_f32,
+     nn_ukr_generic_f64, nn_ukr_generic_f64, nn_ukr_generic_f64, nn_ukr_generic_f64, 8, 4},
 #ifdef NN_X86_64
     {NN_CPU_AVX2, {6, 16, 144, 256, 4096}, {6, 8, 96, 256, 2048},
-     nn_ukr_avx2_f32, nn_ukr_avx2_f32_direct, nn_ukr_avx2_f64, nn_ukr_avx2_f64_direct},
+     nn_ukr_avx2_f32, nn_ukr_avx2_f32_direct, nn_ukr_avx2_f32_direct_narrow,
+     nn_ukr_avx2_f32_direct_short,
+     nn_ukr_avx2_f64, nn_ukr_avx2_f64_direct, nn_ukr_avx2_f64_direct_narrow,
+     nn_ukr_avx2_f64_direct_short, 8, 4},
     {NN_CPU_AVX512, {12, 32, 144, 384, 4096}, {12, 16, 96, 256, 2048},
-     nn_ukr_avx512_f32, nn_ukr_avx512_f32_direct, nn_ukr_avx512_f64,
-     nn_ukr_avx512_f64_direct},
+     nn_ukr_avx512_f32, nn_ukr_avx512_f32_direct, nn_ukr_avx512_f32_direct_narrow,
+     nn_ukr_avx512_f32_direct_short,
+     nn_ukr_avx512_f64, nn_ukr_avx512_f64_direct, nn_ukr_avx512_f64_direct_narrow,
+     nn_ukr_avx512_f64_direct_short, 16, 8},
 #else
-    {NN_CPU_AVX2, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL},
-    {NN_CPU_AVX512, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL},
+    {NN_CPU_AVX2, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0},
+    {NN_CPU_AVX512, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0},
 #endif
 };
 

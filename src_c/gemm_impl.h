@@ -1,4 +1,5 @@
-// gemm_impl.h - the GEMM driver, written once for T = float / double (included by gemm.c).
+// gemm_impl.h - the GEMM driver, written once for T = float / double (included by gemm.c,
+// which also defines UKR_T, the micro-kernel pointer type for T).
 // Loop nest after BLIS: jc (nc columns of B) > pc (kc of K, pack B) > ic (mc rows, pack A)
 // > jr (nr) > ir (mr) > micro-kernel. Threads split C into disjoint blocks of whole tiles;
 // the K blocking never depends on the split, so every element is summed in the same order
@@ -133,24 +134,31 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const struct
     if (!tile) return NN_ERR_NOMEM;
     for (nn_int jr = n0; jr < n1; jr += nr) {
         nn_int cols = n1 - jr < nr ? n1 - jr : nr;
+        // A narrow edge takes the one-vector kernel: same sums, a fraction of the work.
+        int narrow = cols <= d->NN_T(nr_narrow);
+        int w = narrow ? d->NN_T(nr_narrow) : nr;
+        UKR_T ukr = narrow ? d->NN_T(ukr_narrow) : d->NN_T(ukr_direct);
         const T *bt = g->bd + jr;
         nn_int ldbt = g->ldbd;
-        if (cols < nr && !g->b_padded) {
-            T *edge = (T *)nn_workspace(1, (size_t)(k * nr) * sizeof(T));
+        if (cols < w && !g->b_padded) {
+            T *edge = (T *)nn_workspace(1, (size_t)(k * w) * sizeof(T));
             if (!edge) return NN_ERR_NOMEM;
             for (nn_int p = 0; p < k; p++) {
-                for (nn_int j = 0; j < cols; j++) edge[p * nr + j] = bt[p * ldbt + j];
-                for (nn_int j = cols; j < nr; j++) edge[p * nr + j] = 0;
+                for (nn_int j = 0; j < cols; j++) edge[p * w + j] = bt[p * ldbt + j];
+                for (nn_int j = cols; j < w; j++) edge[p * w + j] = 0;
             }
-            bt = edge, ldbt = nr;
+            bt = edge, ldbt = w;
         }
         for (nn_int ir = m0; ir < m1; ir += mr) {
             nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-            int full = rows == mr && cols == nr;
+            // A short row edge (batch 1 to 4) takes the 4-row kernel: the same sums again.
+            int shrt = rows <= NN_MR_SHORT && !narrow;
+            int full = rows == (shrt ? NN_MR_SHORT : mr) && cols == w;
             T *ct = full ? g->c + ir * g->ldc + jr : tile;
-            d->NN_T(ukr_direct)(k, g->a + ir * rs_a, rs_a, cs_a, bt, ldbt, ct,
-                                full ? g->ldc : nr, (int)rows, full && g->accumulate);
-            NN_T(finish_tile)(g, full ? NULL : tile, nr, ir, jr, rows, cols, g->accumulate, 1);
+            (shrt ? d->NN_T(ukr_short) : ukr)(k, g->a + ir * rs_a, rs_a, cs_a, bt, ldbt, ct,
+                                              full ? g->ldc : w, (int)rows,
+                                              full && g->accumulate);
+            NN_T(finish_tile)(g, full ? NULL : tile, w, ir, jr, rows, cols, g->accumulate, 1);
         }
     }
     return NN_OK;
@@ -159,8 +167,10 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const struct
 // Packing pays for itself only when each packed element is reused many times; below these
 // sizes the direct path is faster (measured in benchmarks/bench_gemm.py). The choice depends
 // on the shape alone, never on the thread count.
+// With a few rows (a small batch) each element of B is used a few times only, so B is
+// streamed once in place whatever k is.
 static int NN_T(use_direct)(nn_int m, nn_int n, nn_int k) {
-    return k <= 512 && m * n * k <= ((nn_int)1 << 22);
+    return m <= 16 || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
 }
 
 // Split the (m, n) tile grid over nt threads: tm x tn blocks, tm * tn = nt, minimising the

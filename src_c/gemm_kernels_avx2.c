@@ -27,6 +27,24 @@
 #define PACKED 0
 #include "gemm_ukr_impl.h"
 #undef PACKED
+// Four rows, for short row edges (batch 1 to 4): stream B once without 12-row waste.
+#undef UKR
+#undef MR
+#define UKR nn_ukr_avx2_f32_direct_short
+#define MR 4
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
+#undef MR
+#define MR 6
+// The one-vector-wide form, for narrow column edges (an output layer of 10).
+#undef UKR
+#undef NR
+#define UKR nn_ukr_avx2_f32_direct_narrow
+#define NR 8
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
 #undef T
 #undef UKR
 #undef NR
@@ -55,6 +73,24 @@
 #undef PACKED
 #undef UKR
 #define UKR nn_ukr_avx2_f64_direct
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
+// Four rows, for short row edges (batch 1 to 4): stream B once without 12-row waste.
+#undef UKR
+#undef MR
+#define UKR nn_ukr_avx2_f64_direct_short
+#define MR 4
+#define PACKED 0
+#include "gemm_ukr_impl.h"
+#undef PACKED
+#undef MR
+#define MR 6
+// The one-vector-wide form, for narrow column edges (an output layer of 10).
+#undef UKR
+#undef NR
+#define UKR nn_ukr_avx2_f64_direct_narrow
+#define NR 4
 #define PACKED 0
 #include "gemm_ukr_impl.h"
 #undef PACKED

@@ -29,6 +29,12 @@ TARGET void UKR(nn_int k, const T *NN_RESTRICT a, nn_int rs_a, nn_int cs_a,
     for (nn_int p = 0, off = 0; p < k; p++, off += cs_a, b += ldb) {
 #define A_AT(i) ar[i][off]
 #endif
+#if !PACKED
+        // Rows of B in place are a row stride apart (often a page): the hardware prefetcher
+        // does not follow them, so fetch a few rows ahead.
+        NN_PREFETCH(b + 8 * ldb);
+        NN_PREFETCH(b + 8 * ldb + NR - 1);
+#endif
         V bv[NR / VL];
 #pragma GCC unroll 8
         for (int j = 0; j < NR / VL; j++) bv[j] = VLOAD(b + j * VL);
