@@ -43,7 +43,7 @@ cdef cnp.ndarray _arr(object a, str name, int ndim, int typenum, bint writable=F
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>a
     if cnp.PyArray_TYPE(arr) != typenum:
-        want = "float32" if typenum == F32 else "float64" if typenum == F64 else "int64"
+        want = {F32: "float32", F64: "float64", cnp.NPY_UINT8: "uint8"}.get(typenum, "int64")
         raise TypeError(f"{name} must have dtype {want} like the other arrays, "
                         f"got {arr.dtype}")
     if arr.ndim != ndim:
@@ -387,3 +387,279 @@ def dense_backward(dy, x, w, y, z=None, activation="identity", double alpha=0.01
 
 
 # ---- losses, optimizers, random numbers, dropout ------------------------------------------
+
+cdef int _reduction(object reduction) except -1:
+    try:
+        return REDUCTIONS[reduction]
+    except (KeyError, TypeError):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}") from None
+
+
+cdef cnp.ndarray _weights(object weight, nn_int n, int t):
+    if weight is None:
+        return None
+    cdef cnp.ndarray W = _arr(weight, "weight", 1, t)
+    _shape(W, "weight", (n,), " (one weight per row)")
+    if not np.all(np.isfinite(W)) or np.any(W < 0):
+        raise ValueError("weight must be finite and >= 0")
+    return W
+
+
+def _loss(int kind, x, target, weight, reduction, grad, bint need_grad, n_threads,
+          str xname, str what):
+    cdef int t = _float_type(x, xname)
+    cdef cnp.ndarray X = _arr(x, xname, 2, t)
+    cdef nn_int n = X.shape[0], d = X.shape[1]
+    cdef cnp.ndarray TG = None
+    cdef cnp.ndarray L = None
+    if kind == 2:
+        if not isinstance(target, np.ndarray):
+            raise TypeError(f"labels must be a numpy.ndarray of integers, got "
+                            f"{type(target).__name__}")
+        if target.dtype.kind not in "iu":
+            raise TypeError(f"labels must have an integer dtype, got {target.dtype}; class "
+                            f"labels are integers in [0, {d})")
+        L = np.ascontiguousarray(target, dtype=np.int64)
+        L = _arr(L, "labels", 1, cnp.NPY_INT64)
+        _shape(L, "labels", (n,), " (one label per row of logits)")
+        if n and (L.min() < 0 or L.max() >= d):
+            bad = L[(L < 0) | (L >= d)][0]
+            raise ValueError(f"labels must lie in [0, {d}) for {d} classes; got {bad}")
+    else:
+        TG = _arr(target, "target", 2, t)
+        _shape(TG, "target", (n, d), f" (the shape of {xname})")
+        if kind == 1 and (np.any(TG < 0) or np.any(TG > 1)):
+            raise ValueError("target must lie in [0, 1] for binary cross-entropy")
+    cdef cnp.ndarray W = _weights(weight, n, t)
+    cdef int red = _reduction(reduction)
+    cdef cnp.ndarray G = _output(grad, "grad", (n, d), t, ((xname, X), ("target", TG))) \
+        if need_grad else None
+    cdef int nt = _threads(n_threads), s = NN_OK
+    cdef double loss = 0
+    cdef void *pg = cnp.PyArray_DATA(G) if G is not None else NULL
+    cdef void *px = cnp.PyArray_DATA(X)
+    cdef void *pt = cnp.PyArray_DATA(TG) if TG is not None else NULL
+    cdef int64_t *pl = <int64_t *>cnp.PyArray_DATA(L) if L is not None else NULL
+    cdef void *pw = cnp.PyArray_DATA(W) if W is not None else NULL
+    with nogil:
+        if kind == 0 and t == F32:
+            s = nn_mse_loss_f32(&loss, <float *>pg, <float *>px, <float *>pt, <float *>pw, n,
+                                d, red, nt)
+        elif kind == 0:
+            s = nn_mse_loss_f64(&loss, <double *>pg, <double *>px, <double *>pt, <double *>pw,
+                                n, d, red, nt)
+        elif kind == 1 and t == F32:
+            s = nn_bce_logits_loss_f32(&loss, <float *>pg, <float *>px, <float *>pt,
+                                       <float *>pw, n, d, red, nt)
+        elif kind == 1:
+            s = nn_bce_logits_loss_f64(&loss, <double *>pg, <double *>px, <double *>pt,
+                                       <double *>pw, n, d, red, nt)
+        elif t == F32:
+            s = nn_cross_entropy_loss_f32(&loss, <float *>pg, <float *>px, pl, <float *>pw, n,
+                                          d, red, nt)
+        else:
+            s = nn_cross_entropy_loss_f64(&loss, <double *>pg, <double *>px, pl,
+                                          <double *>pw, n, d, red, nt)
+    if s == NN_ERR_ARG:
+        raise ValueError(f"{what}: the weights sum to 0, so the mean is undefined")
+    _status(s, what)
+    return loss, G
+
+
+def mse_loss(pred, target, weight=None, reduction="mean", *, grad=None, bint need_grad=True,
+             n_threads=None):
+    """Mean squared error of pred (n, d) against target (n, d); weight (n,) per sample.
+    Returns (loss, grad) with grad = dL/dpred (None when need_grad is False)."""
+    return _loss(0, pred, target, weight, reduction, grad, need_grad, n_threads, "pred",
+                 "mse_loss")
+
+
+def bce_with_logits_loss(logits, target, weight=None, reduction="mean", *, grad=None,
+                         bint need_grad=True, n_threads=None):
+    """Binary cross-entropy of sigmoid(logits) (n, d) against target in [0, 1] (n, d),
+    computed stably from the logits. Returns (loss, grad)."""
+    return _loss(1, logits, target, weight, reduction, grad, need_grad, n_threads, "logits",
+                 "bce_with_logits_loss")
+
+
+def cross_entropy_loss(logits, labels, weight=None, reduction="mean", *, grad=None,
+                       bint need_grad=True, n_threads=None):
+    """Softmax cross-entropy of logits (n, c) against integer labels (n,) in [0, c), fused
+    and stable. Returns (loss, grad)."""
+    return _loss(2, logits, labels, weight, reduction, grad, need_grad, n_threads, "logits",
+                 "cross_entropy_loss")
+
+
+cdef _nonneg(double value, str name):
+    if not value >= 0:  # also rejects NaN
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def sgd_update(p, grad, buf=None, *, double lr, double momentum=0.0, double dampening=0.0,
+               double weight_decay=0.0, bint nesterov=False, bint first_step=True,
+               n_threads=None):
+    """One torch.optim.SGD step, in place on p (1-D) and the momentum buffer buf."""
+    cdef int t = _float_type(p, "p")
+    cdef cnp.ndarray P = _arr(p, "p", 1, t, True)
+    cdef nn_int n = P.shape[0]
+    cdef cnp.ndarray G = _arr(grad, "grad", 1, t)
+    _shape(G, "grad", (n,), " (the shape of p)")
+    _nonneg(lr, "lr")
+    _nonneg(momentum, "momentum")
+    _nonneg(weight_decay, "weight_decay")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("nesterov needs momentum > 0 and dampening == 0")
+    cdef cnp.ndarray B = None
+    if momentum != 0:
+        if buf is None:
+            raise ValueError("momentum != 0 needs buf, the momentum buffer (shape of p)")
+        B = _arr(buf, "buf", 1, t, True)
+        _shape(B, "buf", (n,), " (the shape of p)")
+        if _overlap(B, P) or _overlap(B, G):
+            raise ValueError("buf overlaps p or grad in memory")
+    if _overlap(P, G):
+        raise ValueError("p overlaps grad in memory")
+    cdef int nt = _threads(n_threads)
+    cdef void *pp = cnp.PyArray_DATA(P)
+    cdef void *pb = cnp.PyArray_DATA(B) if B is not None else NULL
+    cdef void *pg = cnp.PyArray_DATA(G)
+    with nogil:
+        if t == F32:
+            nn_sgd_update_f32(<float *>pp, <float *>pb, <float *>pg, n, lr, momentum,
+                              dampening, weight_decay, nesterov, first_step, nt)
+        else:
+            nn_sgd_update_f64(<double *>pp, <double *>pb, <double *>pg, n, lr, momentum,
+                              dampening, weight_decay, nesterov, first_step, nt)
+    return P
+
+
+def adam_update(p, grad, m, v, vmax=None, *, double lr=1e-3, betas=(0.9, 0.999),
+                double eps=1e-8, double weight_decay=0.0, step, bint amsgrad=False,
+                bint decoupled=False, n_threads=None):
+    """One torch.optim.Adam step (AdamW when decoupled), in place on p, m, v (and vmax with
+    amsgrad); step counts from 1."""
+    cdef int t = _float_type(p, "p")
+    cdef cnp.ndarray P = _arr(p, "p", 1, t, True)
+    cdef nn_int n = P.shape[0]
+    cdef cnp.ndarray G = _arr(grad, "grad", 1, t)
+    _shape(G, "grad", (n,), " (the shape of p)")
+    cdef cnp.ndarray M = _arr(m, "m", 1, t, True)
+    cdef cnp.ndarray V = _arr(v, "v", 1, t, True)
+    _shape(M, "m", (n,), " (the shape of p)")
+    _shape(V, "v", (n,), " (the shape of p)")
+    cdef cnp.ndarray VM = None
+    if amsgrad:
+        if vmax is None:
+            raise ValueError("amsgrad needs vmax, the running maximum of v (shape of p)")
+        VM = _arr(vmax, "vmax", 1, t, True)
+        _shape(VM, "vmax", (n,), " (the shape of p)")
+    arrays = [("p", P), ("grad", G), ("m", M), ("v", V), ("vmax", VM)]
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            if arrays[i][1] is not None and arrays[j][1] is not None and \
+                    _overlap(arrays[i][1], arrays[j][1]):
+                raise ValueError(f"{arrays[i][0]} overlaps {arrays[j][0]} in memory")
+    cdef double beta1, beta2
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
+    _nonneg(lr, "lr")
+    _nonneg(eps, "eps")
+    _nonneg(weight_decay, "weight_decay")
+    if not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"step must be an integer >= 1, got {step!r}")
+    cdef int64_t st = step
+    cdef int nt = _threads(n_threads)
+    cdef void *pp = cnp.PyArray_DATA(P)
+    cdef void *pm = cnp.PyArray_DATA(M)
+    cdef void *pv = cnp.PyArray_DATA(V)
+    cdef void *pvm = cnp.PyArray_DATA(VM) if VM is not None else NULL
+    cdef void *pg = cnp.PyArray_DATA(G)
+    with nogil:
+        if t == F32:
+            nn_adam_update_f32(<float *>pp, <float *>pm, <float *>pv, <float *>pvm,
+                               <float *>pg, n, lr, beta1, beta2, eps, weight_decay, st,
+                               amsgrad, decoupled, nt)
+        else:
+            nn_adam_update_f64(<double *>pp, <double *>pm, <double *>pv, <double *>pvm,
+                               <double *>pg, n, lr, beta1, beta2, eps, weight_decay, st,
+                               amsgrad, decoupled, nt)
+    return P
+
+
+def rng_hash(uint64_t seed, uint64_t counter):
+    """The 64-bit hash behind every random number: value `counter` of stream `seed`."""
+    return nn_rng_hash(seed, counter)
+
+
+def rng_uniform(nn_int n, uint64_t seed, uint64_t offset=0):
+    """n uniform doubles in [0, 1): values offset .. offset + n - 1 of stream `seed`."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    cdef cnp.ndarray U = np.empty(n, dtype=np.float64)
+    cdef double *pu = <double *>cnp.PyArray_DATA(U)
+    with nogil:
+        nn_rng_uniform_f64(pu, n, seed, offset)
+    return U
+
+
+cdef _dropout_p(double p):
+    if not (0 <= p < 1):
+        raise ValueError(f"dropout p must lie in [0, 1), got {p}")
+
+
+def dropout_forward(x, double p, uint64_t seed, uint64_t offset=0, *, out=None, mask=None,
+                    n_threads=None):
+    """Inverted dropout: element i is kept when uniform value offset + i of stream `seed` is
+    >= p, and scaled by 1 / (1 - p). Returns (y, mask) with mask a uint8 array of 0/1."""
+    cdef int t = _float_type(x, "x")
+    if x.ndim < 1:
+        raise ValueError(f"x must have at least 1 dimension, got shape {x.shape}")
+    cdef cnp.ndarray X = _arr(x, "x", x.ndim, t)
+    _dropout_p(p)
+    cdef cnp.ndarray Y = _output(out, "out", _sh(X), t, (("x", X),))
+    cdef cnp.ndarray MK
+    if mask is None:
+        MK = np.empty(_sh(X), dtype=np.uint8)
+    else:
+        MK = _arr(mask, "mask", X.ndim, cnp.NPY_UINT8, True)
+        _shape(MK, "mask", _sh(X), " (the shape of x)")
+    cdef nn_int n = cnp.PyArray_SIZE(X)
+    cdef int nt = _threads(n_threads)
+    cdef void *py = cnp.PyArray_DATA(Y)
+    cdef uint8_t *pm = <uint8_t *>cnp.PyArray_DATA(MK)
+    cdef void *px = cnp.PyArray_DATA(X)
+    with nogil:
+        if t == F32:
+            nn_dropout_forward_f32(<float *>py, pm, <float *>px, n, p, seed, offset, nt)
+        else:
+            nn_dropout_forward_f64(<double *>py, pm, <double *>px, n, p, seed, offset, nt)
+    return Y, MK
+
+
+def dropout_backward(dy, mask, double p, *, out=None, n_threads=None):
+    """dx = dy * mask / (1 - p). out may be dy itself."""
+    cdef int t = _float_type(dy, "dy")
+    if dy.ndim < 1:
+        raise ValueError(f"dy must have at least 1 dimension, got shape {dy.shape}")
+    cdef cnp.ndarray DY = _arr(dy, "dy", dy.ndim, t)
+    cdef cnp.ndarray MK = _arr(mask, "mask", DY.ndim, cnp.NPY_UINT8)
+    _shape(MK, "mask", _sh(DY), " (the shape of dy)")
+    _dropout_p(p)
+    cdef cnp.ndarray DX = DY if out is dy else _output(out, "out", _sh(DY), t, (("mask", MK),))
+    if not cnp.PyArray_ISWRITEABLE(DX):
+        raise ValueError("out is read-only; nncore writes into it")
+    cdef nn_int n = cnp.PyArray_SIZE(DY)
+    cdef int nt = _threads(n_threads)
+    cdef void *pdx = cnp.PyArray_DATA(DX)
+    cdef void *pdy = cnp.PyArray_DATA(DY)
+    cdef uint8_t *pm = <uint8_t *>cnp.PyArray_DATA(MK)
+    with nogil:
+        if t == F32:
+            nn_dropout_backward_f32(<float *>pdx, <float *>pdy, pm, n, p, nt)
+        else:
+            nn_dropout_backward_f64(<double *>pdx, <double *>pdy, pm, n, p, nt)
+    return DX

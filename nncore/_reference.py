@@ -90,3 +90,107 @@ def dense_backward(dy, x, w, y, z=None, activation="identity", alpha=0.01):
 
 
 # ---- losses, optimizers, random numbers, dropout --------------------------------------------
+
+
+def _reduce(elem, weight, reduction, per_row):
+    """sum_i w_i sum_j e_ij, divided by (per_row * sum_i w_i) for the mean."""
+    w = np.ones(elem.shape[0]) if weight is None else weight.astype(np.float64)
+    total = float(np.sum(w * elem.reshape(elem.shape[0], -1).sum(axis=1)))
+    norm = per_row * w.sum() if reduction == "mean" else 1.0
+    return total / norm, w / norm
+
+
+def mse_loss(pred, target, weight=None, reduction="mean"):
+    """e = (pred - target)^2. Returns (loss, dL/dpred)."""
+    diff = pred - target
+    loss, scale = _reduce(diff.astype(np.float64) ** 2, weight, reduction, pred.shape[1])
+    return loss, (2 * diff * scale[:, None]).astype(pred.dtype)
+
+
+def bce_with_logits_loss(logits, target, weight=None, reduction="mean"):
+    """e = max(x, 0) - x t + log(1 + exp(-|x|)); de/dx = sigmoid(x) - t."""
+    x = logits.astype(np.float64)
+    elem = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
+    loss, scale = _reduce(elem, weight, reduction, logits.shape[1])
+    sig = activation_forward(x, "sigmoid")
+    return loss, ((sig - target) * scale[:, None]).astype(logits.dtype)
+
+
+def cross_entropy_loss(logits, labels, weight=None, reduction="mean"):
+    """e_i = logsumexp(x_i) - x_i[label_i]; de/dx = softmax(x_i) - onehot(label_i)."""
+    x = logits.astype(np.float64)
+    mx = x.max(axis=1, keepdims=True)
+    lse = mx + np.log(np.exp(x - mx).sum(axis=1, keepdims=True))
+    rows = np.arange(len(labels))
+    loss, scale = _reduce(lse[:, 0] - x[rows, labels], weight, reduction, 1)
+    grad = np.exp(x - lse)
+    grad[rows, labels] -= 1
+    return loss, (grad * scale[:, None]).astype(logits.dtype)
+
+
+def sgd_update(p, grad, buf=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+               nesterov=False, first_step=True):
+    """torch.optim.SGD, one step. Returns the new (p, buf); the inputs are not changed."""
+    g = grad + weight_decay * p if weight_decay else grad
+    if momentum:
+        buf = g.copy() if first_step else momentum * buf + (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    return p - lr * g, buf
+
+
+def adam_update(p, grad, m, v, vmax=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                weight_decay=0.0, step, amsgrad=False, decoupled=False):
+    """torch.optim.Adam (AdamW when decoupled), one step. Returns the new (p, m, v, vmax)."""
+    b1, b2 = betas
+    g = grad
+    if weight_decay:
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    vhat = v
+    if amsgrad:
+        vmax = np.maximum(vmax, v)
+        vhat = vmax
+    bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
+    p = p - (lr / bc1) * m / (np.sqrt(vhat) / np.sqrt(bc2) + eps)
+    return p, m, v, vmax
+
+
+_M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), \
+    np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(z):
+    """The splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def rng_hash(seed, counter):
+    """mix(mix(seed + golden) ^ counter), element-wise over counter."""
+    with np.errstate(over="ignore"):
+        key = _mix(np.asarray(seed, dtype=np.uint64) + _GOLDEN)
+    return _mix(key ^ np.asarray(counter, dtype=np.uint64))
+
+
+def rng_uniform(n, seed, offset=0):
+    """Values offset .. offset + n - 1 of stream seed, uniform in [0, 1)."""
+    h = rng_hash(seed, np.arange(n, dtype=np.uint64) + np.uint64(offset))
+    return (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def dropout_forward(x, p, seed, offset=0):
+    """Inverted dropout: keep where u >= p, scale by 1 / (1 - p). Returns (y, mask)."""
+    mask = (rng_uniform(x.size, seed, offset) >= p).reshape(x.shape)
+    scale = x.dtype.type(1 / (1 - p))
+    return x * np.where(mask, scale, x.dtype.type(0)), mask.astype(np.uint8)
+
+
+def dropout_backward(dy, mask, p):
+    scale = dy.dtype.type(1 / (1 - p))
+    return dy * np.where(mask.astype(bool), scale, dy.dtype.type(0))

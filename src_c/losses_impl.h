@@ -1,0 +1,101 @@
+// losses_impl.h - losses with value and gradient in one pass, for T = float / double.
+// Rows are cut into fixed chunks whatever the thread count; each chunk's partial sum (double)
+// lands in its own slot and the slots are added in order, so the loss is bitwise the same
+// for any n_threads.
+
+// The loss of one row (before its weight) and, if g is not NULL, its gradient times gscale.
+static double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t label, nn_int d,
+                             T gscale) {
+    double l = 0;
+    if (kind == NN_LOSS_MSE) {
+        for (nn_int j = 0; j < d; j++) {
+            T diff = x[j] - t[j];
+            l += (double)diff * diff;
+            if (g) g[j] = 2 * diff * gscale;
+        }
+    } else if (kind == NN_LOSS_BCE) {  // max(x, 0) - x t + log1p(exp(-|x|)): no overflow
+        for (nn_int j = 0; j < d; j++) {
+            T xj = x[j], e = NN_T(nn_exp)(-(xj < 0 ? -xj : xj));
+            l += (double)((xj > 0 ? xj : 0) - xj * t[j] + NN_T(nn_log1p)(e));
+            if (g) {  // sigmoid(x) from the same e: 1/(1+e) for x >= 0, e/(1+e) below
+                T sig = xj >= 0 ? 1 / (1 + e) : e / (1 + e);
+                g[j] = (sig - t[j]) * gscale;
+            }
+        }
+    } else {  // softmax cross-entropy: logsumexp(x) - x[label], shifted by the row max
+        T mx = x[0];
+        for (nn_int j = 1; j < d; j++) mx = x[j] > mx ? x[j] : mx;
+        double s = 0;
+        for (nn_int j = 0; j < d; j++) s += NN_T(nn_exp)(x[j] - mx);
+        double lse = (double)mx + log(s);
+        l = lse - (double)x[label];
+        if (g) {
+            for (nn_int j = 0; j < d; j++) g[j] = NN_T(nn_exp)((T)((double)x[j] - lse)) * gscale;
+            g[label] -= gscale;
+        }
+    }
+    return l;
+}
+
+static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
+                      const int64_t *labels, const T *weight, nn_int n, nn_int d, int reduction,
+                      int n_threads) {
+    // x, grad (n, d); t (n, d) or labels (n); weight (n) or NULL
+    if (labels != NULL)  // all labels first: a bad one leaves grad untouched
+        for (nn_int i = 0; i < n; i++)
+            if (labels[i] < 0 || labels[i] >= d) return NN_ERR_LABEL;
+    double wsum = (double)n;
+    if (weight != NULL) {
+        wsum = 0;
+        for (nn_int i = 0; i < n; i++) wsum += weight[i];
+    }
+    // Element losses are summed over the row; the mean divides by d sum(w), except for the
+    // cross-entropy, whose row is one sample's single loss.
+    double per_row = labels != NULL ? 1 : (double)d;
+    double norm = reduction == NN_REDUCE_MEAN ? per_row * wsum : 1;
+    if (!(norm > 0)) return NN_ERR_ARG;
+
+    const nn_int chunk = NN_LOSS_CHUNK_ELEMS / (d > 0 ? d : 1) + 1;
+    nn_int n_chunks = (n + chunk - 1) / chunk;
+    double *part = (double *)nn_workspace(3, (size_t)n_chunks * sizeof(double));
+    if (part == NULL) return NN_ERR_NOMEM;
+    int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (nn_int c = 0; c < n_chunks; c++) {
+        nn_int i1 = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        double s = 0;
+        for (nn_int i = c * chunk; i < i1; i++) {
+            double w = weight ? (double)weight[i] : 1.0;
+            T gscale = (T)(w / norm);
+            s += w * NN_T(row_loss)(kind, grad ? grad + i * d : NULL, x + i * d,
+                                    t ? t + i * d : NULL, labels ? labels[i] : 0, d, gscale);
+        }
+        part[c] = s;
+    }
+    double total = 0;
+    for (nn_int c = 0; c < n_chunks; c++) total += part[c];
+    *loss = total / norm;
+    return NN_OK;
+}
+
+int NN_T(nn_mse_loss)(double *loss, T *grad, const T *pred, const T *target, const T *weight,
+                      nn_int n, nn_int d, int reduction, int n_threads) {
+    // pred, target, grad (n, d); weight (n)
+    return NN_T(loss)(NN_LOSS_MSE, loss, grad, pred, target, NULL, weight, n, d, reduction,
+                      n_threads);
+}
+
+int NN_T(nn_bce_logits_loss)(double *loss, T *grad, const T *logits, const T *target,
+                             const T *weight, nn_int n, nn_int d, int reduction, int n_threads) {
+    // logits, target, grad (n, d); weight (n)
+    return NN_T(loss)(NN_LOSS_BCE, loss, grad, logits, target, NULL, weight, n, d, reduction,
+                      n_threads);
+}
+
+int NN_T(nn_cross_entropy_loss)(double *loss, T *grad, const T *logits, const int64_t *labels,
+                                const T *weight, nn_int n, nn_int c, int reduction,
+                                int n_threads) {
+    // logits, grad (n, c); labels, weight (n)
+    return NN_T(loss)(NN_LOSS_CE, loss, grad, logits, NULL, labels, weight, n, c, reduction,
+                      n_threads);
+}
