@@ -19,7 +19,6 @@ from . import _core
 from . import activations as _activations
 from . import initializers as _initializers
 from ._docs import inherit_docs
-from ._kernels import dropout_backward, dropout_forward
 from ._validation import check_features, check_int, check_number
 
 __all__ = ["Layer", "Dense", "Dropout", "Activation", "get"]
@@ -28,6 +27,8 @@ _dense_forward = _core.dense_forward
 _dense_backward = _core.dense_backward
 _act_forward = _core.activation_forward
 _act_backward = _core.activation_backward
+_dropout_forward = _core.dropout_forward
+_dropout_backward = _core.dropout_backward
 
 
 class _Buffers:
@@ -355,21 +356,20 @@ class Dropout(Layer):
     def _buffers(self, n, n_in, dtype, training, need_dx):
         if not training or self.p == 0.0:
             return _Buffers()
-        return _Buffers(y=np.empty((n, n_in), dtype), mask=np.empty((n, n_in), np.uint8),
-                        dx=np.empty((n, n_in), dtype) if need_dx else None)
+        return _Buffers(y=np.empty((n, n_in), dtype), mask=np.empty((n, n_in), np.uint8))
 
     def _forward(self, x, buf, training, model):
         if not training or self.p == 0.0:
             return x
-        y = dropout_forward(x, self.p, model._dropout_seed, model._rng_counter, out=buf.y,
-                            mask=buf.mask)[0]
+        y = _dropout_forward(x, self.p, model._dropout_seed, model._rng_counter, out=buf.y,
+                             mask=buf.mask)[0]
         model._rng_counter += x.size
         return y
 
     def _backward(self, dy, x, buf, model):
         if self.p == 0.0:
             return dy
-        return dropout_backward(dy, buf.mask, self.p, out=buf.dx)
+        return _dropout_backward(dy, buf.mask, self.p, out=dy)  # in place
 
     def get_config(self):
         return {"p": self.p}

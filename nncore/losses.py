@@ -11,7 +11,7 @@ The classification losses work on *logits*: the model's last layer should have n
 (``"identity"``); :meth:`nncore.Sequential.predict_proba` applies the softmax or sigmoid.
 """
 
-from . import _kernels
+from . import _core
 from ._docs import inherit_docs
 from ._validation import check_labels, check_targets
 
@@ -84,7 +84,7 @@ class MSELoss(Loss):
     (or (n,) for a single output)."""
 
     name = "mse"
-    _kernel = staticmethod(_kernels.mse_loss)
+    _kernel = staticmethod(_core.mse_loss)
 
 
 class BCEWithLogitsLoss(Loss):
@@ -94,7 +94,7 @@ class BCEWithLogitsLoss(Loss):
 
     name = "bce_with_logits"
     probability = "sigmoid"
-    _kernel = staticmethod(_kernels.bce_with_logits_loss)
+    _kernel = staticmethod(_core.bce_with_logits_loss)
 
     def check_targets(self, y, name, n_outputs, dtype):
         return check_targets(y, name, n_outputs, dtype, self.name, unit_interval=True)
@@ -114,7 +114,7 @@ class CrossEntropyLoss(Loss):
     name = "cross_entropy"
     labels = True
     probability = "softmax"
-    _kernel = staticmethod(_kernels.cross_entropy_loss)
+    _kernel = staticmethod(_core.cross_entropy_loss)
 
     def check_targets(self, y, name, n_outputs, dtype):
         return check_labels(y, name, n_outputs)

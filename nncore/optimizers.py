@@ -11,7 +11,7 @@ import weakref
 
 import numpy as np
 
-from . import _kernels
+from . import _core
 from . import schedules as _schedules
 from ._docs import inherit_docs
 from ._validation import check_number
@@ -183,7 +183,7 @@ class SGD(Optimizer):
 
     def step(self):
         self._require_bound()
-        _kernels.sgd_update(self._params, self._grads, self.state.get("momentum_buffer"),
+        _core.sgd_update(self._params, self._grads, self.state.get("momentum_buffer"),
                             lr=self.lr, momentum=self.momentum, dampening=self.dampening,
                             weight_decay=self.weight_decay, nesterov=self.nesterov,
                             first_step=self.steps == 0)
@@ -240,7 +240,7 @@ class Adam(Optimizer):
     def step(self):
         self._require_bound()
         s = self.state
-        _kernels.adam_update(self._params, self._grads, s["exp_avg"], s["exp_avg_sq"],
+        _core.adam_update(self._params, self._grads, s["exp_avg"], s["exp_avg_sq"],
                              s.get("max_exp_avg_sq"), lr=self.lr, betas=self.betas,
                              eps=self.eps, weight_decay=self.weight_decay,
                              step=self.steps + 1, amsgrad=self.amsgrad,
