@@ -18,8 +18,6 @@ import json
 import os
 import tempfile
 
-import numpy as np
-
 from ._version import __version__
 
 __all__ = ["ModelFileError", "load_model", "save_model"]
