@@ -102,15 +102,6 @@ def _convert(arr, dtype):
         return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def as_float_array(value, name, dtype, ndim=None):
-    """value as a C-contiguous array of the float dtype (a copy only when needed)."""
-    arr = to_numeric(value, name)
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    return out
-
-
 def check_features(value, name, dtype, n_features=None, caller="fit"):
     """A 2-D, non-empty, finite feature matrix in the model dtype, C-contiguous."""
     arr = to_numeric(value, name)

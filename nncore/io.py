@@ -123,7 +123,7 @@ def _json(meta, key, path, default=None):
                              f"({e}); the file is corrupt") from None
 
 
-def read_tensors(path, prefix=""):
+def read_tensors(path):
     """The parameter tensors of an nncore model file (optimizer state excluded)."""
     _, tensors = _read(path)
     return {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}

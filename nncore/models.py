@@ -819,7 +819,7 @@ class Sequential:
         """Load the parameters of a model file saved by :meth:`save` into this model (the
         architecture must match)."""
         from . import io
-        return self.load_state_dict(io.read_tensors(path, prefix=""), strict=strict)
+        return self.load_state_dict(io.read_tensors(path), strict=strict)
 
     # ---- display ---------------------------------------------------------------------------
     def summary(self, file=None):
