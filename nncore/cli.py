@@ -19,6 +19,7 @@ model takes raw features and gives raw predictions.
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 
@@ -391,6 +392,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `nncore predict ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -135,6 +135,10 @@ class Sequential:
 
     Attributes
     ----------
+    n_features, n_outputs : int
+        Input features the first Dense layer expects; outputs of the last layer.
+    seed_value : int
+        The seed in use (``seed``, or the fresh one drawn when seed is None).
     params : ndarray
         All parameters in one flat array (layers' ``W``/``b`` are views into it).
     grads : ndarray
