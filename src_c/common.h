@@ -78,10 +78,12 @@ NN_INLINE double nn_sqrt_f64(double x) { return sqrt(x); }
 
 // ---- threads --------------------------------------------------------------------------------
 
-// Below this many "operations" a parallel region costs more than it saves (an OpenMP fork
-// and join is a few microseconds); measured in benchmarks/bench_gemm.py.
-#define NN_PAR_MIN_ELEMS ((nn_int)1 << 15)  // element-wise kernels
-#define NN_PAR_MIN_FLOPS ((nn_int)1 << 18)  // GEMM multiply-adds per thread
+// Below this much work per thread a parallel region costs more than it saves (an OpenMP fork
+// and join costs microseconds). Measured on 2 cores (Sapphire Rapids): a GEMM gains from a
+// second thread from about 2^20 multiply-adds (64x128x128: 10.7 -> 8.3 us) and loses below
+// (64x128x64: 6.2 -> 7.3 us); an element-wise pass from about 2^16 elements.
+#define NN_PAR_MIN_ELEMS ((nn_int)1 << 15)  // element-wise kernels, per thread
+#define NN_PAR_MIN_FLOPS ((nn_int)1 << 19)  // GEMM multiply-adds per thread
 
 // How many threads to use for `work` units when each thread should get at least `grain`.
 int nn_threads_for(int n_threads, nn_int work, nn_int grain);
