@@ -422,13 +422,10 @@ def _loss(int kind, x, target, weight, reduction, grad, bint need_grad, n_thread
         L = np.ascontiguousarray(target, dtype=np.int64)
         L = _arr(L, "labels", 1, cnp.NPY_INT64)
         _shape(L, "labels", (n,), " (one label per row of logits)")
-        if n and (L.min() < 0 or L.max() >= d):
-            bad = L[(L < 0) | (L >= d)][0]
-            raise ValueError(f"labels must lie in [0, {d}) for {d} classes; got {bad}")
     else:
         TG = _arr(target, "target", 2, t)
         _shape(TG, "target", (n, d), f" (the shape of {xname})")
-        if kind == 1 and (np.any(TG < 0) or np.any(TG > 1)):
+        if kind == 1 and not (TG.min() >= 0 and TG.max() <= 1):
             raise ValueError("target must lie in [0, 1] for binary cross-entropy")
     cdef cnp.ndarray W = _weights(weight, n, t)
     cdef int red = _reduction(reduction)
@@ -462,6 +459,9 @@ def _loss(int kind, x, target, weight, reduction, grad, bint need_grad, n_thread
                                           <double *>pw, n, d, red, nt)
     if s == NN_ERR_ARG:
         raise ValueError(f"{what}: the weights sum to 0, so the mean is undefined")
+    if s == NN_ERR_LABEL:  # the C kernel checked every label before writing anything
+        bad = L[(L < 0) | (L >= d)][0]
+        raise ValueError(f"labels must lie in [0, {d}) for {d} classes; got {bad}")
     _status(s, what)
     return loss, G
 
