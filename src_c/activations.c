@@ -7,14 +7,5 @@ int nn_activation_needs_z(int act, double alpha) {
     return act == NN_ACT_GELU || (act == NN_ACT_LEAKY_RELU && alpha < 0);
 }
 
-#define T float
-#define SUF f32
-#include "activations_impl.h"
-#undef T
-#undef SUF
-
-#define T double
-#define SUF f64
-#include "activations_impl.h"
-#undef T
-#undef SUF
+#define NN_IMPL "activations_impl.h"
+#include "instantiate.h"

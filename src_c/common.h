@@ -53,8 +53,9 @@
 #endif
 
 // ---- dtype templating -----------------------------------------------------------------------
-// A body is written once in a *_impl.h that uses T (the scalar type) and NN_T(name), then
-// included twice: with T = float, SUF = f32 and with T = double, SUF = f64.
+// A body is written once in a *_impl.h that uses T (the scalar type) and NN_T(name); its .c
+// file compiles it for both types with  #define NN_IMPL "x_impl.h"  #include "instantiate.h"
+// (T = float, SUF = f32, then T = double, SUF = f64).
 
 #define NN_CAT_(a, b) a##_##b
 #define NN_CAT(a, b) NN_CAT_(a, b)

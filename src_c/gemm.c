@@ -1,18 +1,7 @@
 // gemm.c - the packed, cache-blocked GEMM driver for float and double.
 #include "common.h"
 
-#define T float
-#define SUF f32
-#define UKR_T nn_ukr_f32_t
-#include "gemm_impl.h"
-#undef T
-#undef SUF
-#undef UKR_T
-
-#define T double
-#define SUF f64
-#define UKR_T nn_ukr_f64_t
-#include "gemm_impl.h"
-#undef T
-#undef SUF
-#undef UKR_T
+// UKR_T: the micro-kernel pointer type of T (nn_ukr_f32_t, nn_ukr_f64_t)
+#define UKR_T NN_CAT(NN_T(nn_ukr), t)
+#define NN_IMPL "gemm_impl.h"
+#include "instantiate.h"

@@ -4,14 +4,5 @@
 enum { NN_LOSS_MSE, NN_LOSS_BCE, NN_LOSS_CE };
 #define NN_LOSS_CHUNK_ELEMS 8192  // rows per chunk ~ this many elements / row length
 
-#define T float
-#define SUF f32
-#include "losses_impl.h"
-#undef T
-#undef SUF
-
-#define T double
-#define SUF f64
-#include "losses_impl.h"
-#undef T
-#undef SUF
+#define NN_IMPL "losses_impl.h"
+#include "instantiate.h"
