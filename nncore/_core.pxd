@@ -126,3 +126,84 @@ cdef extern from "nncore.h" nogil:
                                  double p, int n_threads)
     void nn_dropout_backward_f64(double *dx, const double *dy, const uint8_t *mask,
                                  nn_int n, double p, int n_threads)
+
+    enum nn_layer_kind:
+        NN_LAYER_DENSE
+        NN_LAYER_DROPOUT
+        NN_LAYER_ACTIVATION
+    enum nn_loss:
+        NN_LOSS_MSE
+        NN_LOSS_BCE_LOGITS
+        NN_LOSS_CROSS_ENTROPY
+    enum nn_optimizer:
+        NN_OPT_SGD
+        NN_OPT_ADAM
+    enum nn_metric:
+        NN_METRIC_ACCURACY
+        NN_METRIC_MSE
+        NN_METRIC_MAE
+    enum:
+        NN_PLAN_MAX_LAYERS
+        NN_PLAN_MAX_METRICS
+
+    ctypedef struct nn_plan_layer:
+        int kind
+        int act
+        double alpha
+        double p
+        nn_int in_ "in"
+        nn_int out
+        void *w
+        void *b
+        void *dw
+        void *db
+        void *y
+        void *z
+        void *dx
+        uint8_t *mask
+
+    ctypedef struct nn_plan:
+        int n_layers
+        nn_plan_layer *layers
+        int first_param
+        nn_int n_features, n_outputs, capacity
+        void *grad
+        void *scratch
+        int loss
+        int prob_act
+        int n_metrics
+        int metrics[8]
+        int optimizer
+        double lr, momentum, dampening, weight_decay, beta1, beta2, eps
+        int nesterov, amsgrad, decoupled
+        void *params
+        void *grads
+        void *state1
+        void *state2
+        void *state3
+        nn_int n_params
+        int64_t steps
+        uint64_t dropout_seed, rng_counter
+        void *backup
+        int backup_valid
+        int n_threads
+
+    ctypedef struct nn_plan_stats:
+        double loss_sum, weight_sum
+        double metric_sum[8]
+        int64_t metric_count[8]
+        int64_t batches
+        int64_t nonfinite_batch
+        double last_loss
+
+    int nn_plan_train_f32(nn_plan *plan, nn_plan_stats *stats, const float *x, const float *t,
+                          const int64_t *labels, const float *w, nn_int n, nn_int batch_size,
+                          nn_int b0, nn_int b1)
+    int nn_plan_train_f64(nn_plan *plan, nn_plan_stats *stats, const double *x,
+                          const double *t, const int64_t *labels, const double *w, nn_int n,
+                          nn_int batch_size, nn_int b0, nn_int b1)
+    int nn_plan_forward_f32(nn_plan *plan, nn_plan_stats *stats, float *out, const float *x,
+                            const float *t, const int64_t *labels, const float *w, nn_int n)
+    int nn_plan_forward_f64(nn_plan *plan, nn_plan_stats *stats, double *out,
+                            const double *x, const double *t, const int64_t *labels,
+                            const double *w, nn_int n)

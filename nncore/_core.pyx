@@ -663,3 +663,253 @@ def dropout_backward(dy, mask, double p, *, out=None, n_threads=None):
         else:
             nn_dropout_backward_f64(<double *>pdx, <double *>pdy, pm, n, p, nt)
     return DX
+
+
+# ---- the compiled training plan -----------------------------------------------------------
+
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+LOSSES = {"mse": NN_LOSS_MSE, "bce_with_logits": NN_LOSS_BCE_LOGITS,
+          "cross_entropy": NN_LOSS_CROSS_ENTROPY}
+METRICS = {"accuracy": NN_METRIC_ACCURACY, "mse": NN_METRIC_MSE, "mae": NN_METRIC_MAE}
+LAYERS = {"dense": NN_LAYER_DENSE, "dropout": NN_LAYER_DROPOUT,
+          "activation": NN_LAYER_ACTIVATION}
+
+
+cdef void *_buf(object a, str name, int typenum, nn_int size) except? NULL:
+    """The data pointer of a C-contiguous, writable array of at least `size` elements of the
+    given type, or NULL for None."""
+    if a is None:
+        return NULL
+    cdef cnp.ndarray arr = _arr(a, name, (<cnp.ndarray>a).ndim, typenum, True) \
+        if isinstance(a, np.ndarray) else _arr(a, name, 1, typenum, True)
+    if cnp.PyArray_SIZE(arr) < size:
+        raise ValueError(f"plan buffer {name} has {cnp.PyArray_SIZE(arr)} elements, needs "
+                         f"{size}")
+    return cnp.PyArray_DATA(arr)
+
+
+cdef class Plan:
+    """A model's training step compiled into one C loop (``nn_plan`` in nncore.h).
+
+    Built once from the model's layers, loss, metrics, optimizer and buffers; every array it
+    points into is kept alive here. ``train`` runs a range of mini-batches without the GIL;
+    ``forward`` runs inference. The mutable counters (learning rate, optimizer steps,
+    dropout counter) are read and written through attributes between calls.
+    """
+    cdef nn_plan plan
+    cdef nn_plan_stats st
+    cdef int typenum
+    cdef list keep
+
+    def __cinit__(self):
+        self.plan.layers = NULL
+
+    def __dealloc__(self):
+        free(self.plan.layers)
+
+    def __init__(self, dtype, layers, *, int first_param, nn_int n_features, nn_int n_outputs,
+                 nn_int capacity, grad, scratch, str loss, prob_act, metrics, str optimizer,
+                 dict hyper, params, grads, state, uint64_t dropout_seed, backup=None,
+                 bint training=True, n_threads=None):
+        self.typenum = F32 if np.dtype(dtype) == np.float32 else F64
+        cdef int t = self.typenum
+        if not 0 < len(layers) <= NN_PLAN_MAX_LAYERS:
+            raise ValueError(f"a plan takes 1 to {NN_PLAN_MAX_LAYERS} layers, got {len(layers)}")
+        if len(metrics) > NN_PLAN_MAX_METRICS:
+            raise ValueError(f"a plan takes at most {NN_PLAN_MAX_METRICS} metrics")
+        self.keep = [layers, grad, scratch, params, grads, state, backup]
+        cdef nn_plan *p = &self.plan
+        memset(p, 0, sizeof(nn_plan))
+        p.layers = <nn_plan_layer *>calloc(len(layers), sizeof(nn_plan_layer))
+        if p.layers == NULL:
+            raise MemoryError("plan: could not allocate its layer table")
+        p.n_layers = len(layers)
+        cdef nn_plan_layer *L
+        cdef nn_int cap = capacity
+        for i, spec in enumerate(layers):
+            L = &p.layers[i]
+            L.kind = LAYERS[spec["kind"]]
+            L.act = _act(spec.get("act", "identity"))
+            L.alpha = spec.get("alpha", 0.0)
+            L.p = spec.get("p", 0.0)
+            L.in_ = spec["in"]
+            L.out = spec["out"]
+            L.w = _buf(spec.get("w"), "w", t, L.in_ * L.out)
+            L.b = _buf(spec.get("b"), "b", t, L.out)
+            L.dw = _buf(spec.get("dw"), "dw", t, L.in_ * L.out)
+            L.db = _buf(spec.get("db"), "db", t, L.out)
+            L.y = _buf(spec.get("y"), "y", t, cap * L.out)
+            L.z = _buf(spec.get("z"), "z", t, cap * L.out)
+            L.dx = _buf(spec.get("dx"), "dx", t, cap * L.in_)
+            L.mask = <uint8_t *>_buf(spec.get("mask"), "mask", cnp.NPY_UINT8, cap * L.out)
+            if L.kind == NN_LAYER_DENSE and (L.w == NULL or L.dw == NULL or L.y == NULL):
+                raise ValueError(f"plan layer {i}: a dense layer needs w, dw and y")
+            if L.kind == NN_LAYER_DENSE and (L.b == NULL) != (L.db == NULL):
+                raise ValueError(f"plan layer {i}: b and db go together")
+            if (training and L.kind == NN_LAYER_DENSE and nn_activation_needs_z(L.act, L.alpha)
+                    and L.z == NULL):
+                raise ValueError(f"plan layer {i}: activation needs z")
+            if L.kind == NN_LAYER_ACTIVATION and L.y == NULL:
+                raise ValueError(f"plan layer {i}: an activation layer needs y")
+            if (training and L.kind == NN_LAYER_DROPOUT and L.p > 0 and
+                    (L.y == NULL or L.mask == NULL)):
+                raise ValueError(f"plan layer {i}: dropout needs y and mask")
+            if training and i > first_param and L.kind != NN_LAYER_DROPOUT and L.dx == NULL:
+                raise ValueError(f"plan layer {i}: needs dx (above the first parameter layer)")
+        p.first_param = first_param
+        p.n_features, p.n_outputs, p.capacity = n_features, n_outputs, capacity
+        p.grad = _buf(grad, "grad", t, cap * n_outputs)
+        p.scratch = _buf(scratch, "scratch", t, cap * n_outputs)
+        p.loss = LOSSES[loss]
+        p.prob_act = _act(prob_act)
+        p.n_metrics = len(metrics)
+        for k, m in enumerate(metrics):
+            p.metrics[k] = METRICS[m]
+        if (p.prob_act != NN_ACT_IDENTITY and p.scratch == NULL and
+                any(m in ("mse", "mae") for m in metrics)):
+            raise ValueError("plan: mse/mae metrics on probabilities need scratch")
+        p.optimizer = NN_OPT_SGD if optimizer == "sgd" else NN_OPT_ADAM
+        p.lr = hyper.get("lr", 0.0)
+        p.momentum = hyper.get("momentum", 0.0)
+        p.dampening = hyper.get("dampening", 0.0)
+        p.weight_decay = hyper.get("weight_decay", 0.0)
+        p.nesterov = hyper.get("nesterov", False)
+        p.beta1, p.beta2 = hyper.get("betas", (0.9, 0.999))
+        p.eps = hyper.get("eps", 1e-8)
+        p.amsgrad = hyper.get("amsgrad", False)
+        p.decoupled = hyper.get("decoupled", False)
+        p.n_params = params.shape[0]
+        p.params = _buf(params, "params", t, p.n_params)
+        p.grads = _buf(grads, "grads", t, p.n_params)
+        s1, s2, s3 = (tuple(state) + (None, None, None))[:3]
+        p.state1 = _buf(s1, "state1", t, p.n_params)
+        p.state2 = _buf(s2, "state2", t, p.n_params)
+        p.state3 = _buf(s3, "state3", t, p.n_params)
+        if p.optimizer == NN_OPT_SGD and p.momentum != 0 and p.state1 == NULL:
+            raise ValueError("plan: SGD with momentum needs its buffer")
+        if p.optimizer == NN_OPT_ADAM and (p.state1 == NULL or p.state2 == NULL or
+                                           (p.amsgrad and p.state3 == NULL)):
+            raise ValueError("plan: Adam needs m, v (and vmax with amsgrad)")
+        p.dropout_seed = dropout_seed
+        p.backup = _buf(backup, "backup", t, p.n_params)
+        p.n_threads = _threads(n_threads)
+        self.reset_stats()
+
+    # -- counters the caller keeps in step ------------------------------------------------
+    property lr:
+        def __get__(self): return self.plan.lr
+        def __set__(self, double v): self.plan.lr = v
+
+    property steps:
+        def __get__(self): return self.plan.steps
+        def __set__(self, int64_t v): self.plan.steps = v
+
+    property rng_counter:
+        def __get__(self): return self.plan.rng_counter
+        def __set__(self, uint64_t v): self.plan.rng_counter = v
+
+    property backup_valid:
+        def __get__(self): return bool(self.plan.backup_valid)
+        def __set__(self, v): self.plan.backup_valid = bool(v)
+
+    property n_threads:
+        def __get__(self): return self.plan.n_threads
+        def __set__(self, v): self.plan.n_threads = _threads(v)
+
+    def reset_stats(self):
+        memset(&self.st, 0, sizeof(nn_plan_stats))
+        self.st.nonfinite_batch = -1
+
+    def stats(self):
+        """(loss_sum, weight_sum, metric_sums, metric_counts, batches, nonfinite_batch,
+        last_loss) since reset_stats."""
+        cdef int k, nm = self.plan.n_metrics
+        return (self.st.loss_sum, self.st.weight_sum,
+                [self.st.metric_sum[k] for k in range(nm)],
+                [self.st.metric_count[k] for k in range(nm)], self.st.batches,
+                self.st.nonfinite_batch, self.st.last_loss)
+
+    cdef _inputs(self, x, t, w, nn_int n, void **px, void **pt, int64_t **pl, void **pw):
+        cdef cnp.ndarray X = _arr(x, "x", 2, self.typenum)
+        if X.shape[0] != n or X.shape[1] != self.plan.n_features:
+            raise ValueError(f"x must have shape ({n}, {self.plan.n_features})")
+        px[0] = cnp.PyArray_DATA(X)
+        pt[0] = NULL
+        pl[0] = NULL
+        pw[0] = NULL
+        cdef cnp.ndarray T
+        if t is not None:
+            if self.plan.loss == NN_LOSS_CROSS_ENTROPY:
+                T = _arr(t, "labels", 1, cnp.NPY_INT64)
+                if T.shape[0] != n:
+                    raise ValueError(f"labels must have shape ({n},)")
+                pl[0] = <int64_t *>cnp.PyArray_DATA(T)
+            else:
+                T = _arr(t, "t", 2, self.typenum)
+                if T.shape[0] != n or T.shape[1] != self.plan.n_outputs:
+                    raise ValueError(f"t must have shape ({n}, {self.plan.n_outputs})")
+                pt[0] = cnp.PyArray_DATA(T)
+        cdef cnp.ndarray W
+        if w is not None:
+            W = _arr(w, "w", 1, self.typenum)
+            if W.shape[0] != n:
+                raise ValueError(f"w must have shape ({n},)")
+            pw[0] = cnp.PyArray_DATA(W)
+        return (x, t, w)  # keep the arrays referenced by the caller's frame
+
+    def train(self, x, t, w, nn_int batch_size, nn_int b0, nn_int b1):
+        """Run batches b0 .. b1 - 1 over the validated arrays x (n, features), t (targets
+        or int64 labels), w (or None). Returns False when a non-finite loss stopped it."""
+        cdef nn_int n = x.shape[0]
+        if batch_size < 1 or batch_size > self.plan.capacity:
+            raise ValueError(f"batch_size must be in [1, {self.plan.capacity}]")
+        if b0 < 0 or b1 > (n + batch_size - 1) // batch_size or b0 > b1:
+            raise ValueError("batch range out of bounds")
+        if t is None:
+            raise ValueError("train needs targets")
+        cdef void *px
+        cdef void *pt
+        cdef int64_t *pl
+        cdef void *pw
+        self._inputs(x, t, w, n, &px, &pt, &pl, &pw)
+        cdef int s
+        with nogil:
+            if self.typenum == F32:
+                s = nn_plan_train_f32(&self.plan, &self.st, <float *>px, <float *>pt, pl,
+                                      <float *>pw, n, batch_size, b0, b1)
+            else:
+                s = nn_plan_train_f64(&self.plan, &self.st, <double *>px, <double *>pt, pl,
+                                      <double *>pw, n, batch_size, b0, b1)
+        if s == NN_ERR_ARG:
+            return False
+        _status(s, "training plan")
+        return True
+
+    def forward(self, x, out=None, t=None, w=None):
+        """Inference over x (n, features) in batches of the plan's capacity: fills out
+        (n, outputs) when given; with targets, adds loss (sum reduction) and metric sums to
+        the stats."""
+        cdef nn_int n = x.shape[0]
+        cdef void *px
+        cdef void *pt
+        cdef int64_t *pl
+        cdef void *pw
+        self._inputs(x, t, w, n, &px, &pt, &pl, &pw)
+        cdef void *po = NULL
+        if out is not None:
+            O = _arr(out, "out", 2, self.typenum, True)
+            if O.shape[0] != n or O.shape[1] != self.plan.n_outputs:
+                raise ValueError(f"out must have shape ({n}, {self.plan.n_outputs})")
+            po = cnp.PyArray_DATA(O)
+        cdef int s
+        with nogil:
+            if self.typenum == F32:
+                s = nn_plan_forward_f32(&self.plan, &self.st, <float *>po, <float *>px,
+                                        <float *>pt, pl, <float *>pw, n)
+            else:
+                s = nn_plan_forward_f64(&self.plan, &self.st, <double *>po, <double *>px,
+                                        <double *>pt, pl, <double *>pw, n)
+        _status(s, "inference plan")
+        return out

@@ -423,4 +423,7 @@ class _CallbackList:
             logs = {"size": size, "loss": loss}
             for cb in cbs:
                 cb.on_train_batch_end(batch, logs)
+        # The progress bar is content with one call per chunk of batches (size: its rows,
+        # loss: their mean); any other listener gets every batch.
+        hook.per_batch = any(not isinstance(cb, ProgressBar) for cb in cbs)
         return hook

@@ -33,6 +33,9 @@ from ._validation import check_sample_weight
 __all__ = ["Sequential"]
 
 _ALIGN_BYTES = 64
+# What the compiled plan runs (exact types: a subclass may change the computation).
+_PLAN_LOSSES = (_losses.MSELoss, _losses.BCEWithLogitsLoss, _losses.CrossEntropyLoss)
+_PLAN_METRICS = (_metrics.Accuracy, _metrics.MeanSquaredError, _metrics.MeanAbsoluteError)
 _PREDICT_BATCH = 1024
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys",
@@ -180,6 +183,7 @@ class Sequential:
         self._first_param = 0
         self.n_features = self.n_outputs = None
         self._train_ws = self._infer_ws = None
+        self._plans = {}
         self.params = _aligned_zeros(0, self.dtype)
         self.grads = _aligned_zeros(0, self.dtype)
         if layers is not None:
@@ -386,6 +390,120 @@ class Sequential:
             ws = self._train_ws = _Workspace(self, rows, training=True)
         return ws
 
+    # ---- the compiled plan ------------------------------------------------------------------
+    def _plan(self, ws, guard=None):
+        """The compiled plan (nncore._core.Plan) over workspace ``ws``, cached; None when the
+        model uses a layer, loss, metric or optimizer the plan does not know (a subclass or
+        a custom one): the Python loop then runs the same kernels one by one."""
+        training = ws.training
+        opt = self.optimizer if training else None
+        key = (ws, opt, self.loss, tuple(self.metrics), None if guard is None else guard.backup,
+               tuple(id(a) for a in (opt.state.values() if opt is not None else ())))
+        cached = self._plans.get(training)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        plan = self._build_plan(ws, opt, guard)
+        self._plans[training] = (key, plan)
+        return plan
+
+    def _build_plan(self, ws, opt, guard):
+        L = _layers
+        specs, n_in = [], self.n_features
+        for layer, buf in zip(self._layers, ws.bufs):
+            kind = type(layer)
+            if kind is L.Dense:
+                a = layer.activation
+                specs.append(dict(kind="dense", act=a.name, alpha=a.alpha, p=0.0,
+                                  w=layer._W, b=layer._b, dw=layer._dW, db=layer._db,
+                                  y=buf.y, z=buf.z, dx=buf.dx, mask=None,
+                                  **{"in": layer._in, "out": layer._out}))
+            elif kind is L.Dropout:
+                specs.append(dict(kind="dropout", p=layer.p, y=buf.y, mask=buf.mask,
+                                  **{"in": n_in, "out": n_in}))
+            elif kind is L.Activation:
+                a = layer.activation
+                specs.append(dict(kind="activation", act=a.name, alpha=a.alpha, y=buf.y,
+                                  dx=buf.dx, **{"in": n_in, "out": n_in}))
+            else:
+                return None
+            n_in = layer.output_features(n_in)
+        loss, metrics = self.loss, self.metrics
+        if loss is None:
+            loss_name, prob = "mse", None
+        elif type(loss) in _PLAN_LOSSES:
+            loss_name, prob = loss.name, loss.probability
+        else:
+            return None
+        if any(type(m) not in _PLAN_METRICS for m in metrics):
+            return None
+        names = [m.name for m in metrics]
+        state, hyper, kind = (), {"lr": 0.0}, "sgd"
+        if opt is not None:
+            if type(opt) is _optimizers.SGD:
+                hyper = dict(lr=opt.lr, momentum=opt.momentum, dampening=opt.dampening,
+                             weight_decay=opt.weight_decay, nesterov=opt.nesterov)
+                state = (opt.state.get("momentum_buffer"),)
+            elif type(opt) in (_optimizers.Adam, _optimizers.AdamW):
+                kind = "adam"
+                hyper = dict(lr=opt.lr, betas=opt.betas, eps=opt.eps,
+                             weight_decay=opt.weight_decay, amsgrad=opt.amsgrad,
+                             decoupled=opt._decoupled)
+                s = opt.state
+                state = (s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq"))
+            else:
+                return None
+        cap = ws.capacity
+        needs_scratch = prob is not None and any(n in ("mse", "mae") for n in names)
+        scratch = np.empty((cap, self.n_outputs), self.dtype) if needs_scratch else None
+        grad = ws.grad if ws.grad is not None else np.empty((cap, self.n_outputs), self.dtype)
+        return _core.Plan(
+            self.dtype, specs, first_param=self._first_param, n_features=self.n_features,
+            n_outputs=self.n_outputs, capacity=cap, grad=grad, scratch=scratch,
+            loss=loss_name, prob_act=prob or "identity", metrics=names, optimizer=kind,
+            hyper=hyper, params=self.params, grads=self.grads, state=state,
+            dropout_seed=self._dropout_seed, backup=None if guard is None else guard.backup,
+            training=ws.training)
+
+    def _run_epoch_plan(self, plan, X, Y, W, batch_size, on_batch, guard):
+        """_run_epoch through the compiled plan: chunks of batches per nogil call; Python
+        regains control between chunks (progress, Ctrl-C) and at the end."""
+        opt = self.optimizer
+        plan.lr, plan.steps, plan.rng_counter = opt.lr, opt.steps, self._rng_counter
+        if guard is not None:
+            plan.backup_valid = guard.valid
+        plan.reset_stats()
+        n = X.shape[0]
+        n_batches = -(-n // batch_size)
+        # A chunk is about 16k rows (Ctrl-C and the progress bar answer within it), or one
+        # batch when a callback wants every batch.
+        per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
+        chunk = 1 if per_batch else max(1, 16384 // batch_size)
+        finite, seen, loss_seen, weight_seen = True, 0, 0.0, 0.0
+        try:
+            for b0 in range(0, n_batches, chunk):
+                b1 = min(b0 + chunk, n_batches)
+                finite = plan.train(X, Y, W, batch_size, b0, b1)
+                if not finite:
+                    break
+                if on_batch is not None:
+                    loss_sum, weight_sum = plan.stats()[:2]
+                    rows = min(b1 * batch_size, n) - b0 * batch_size
+                    dw = weight_sum - weight_seen
+                    on_batch(b1 - 1, rows, (loss_sum - loss_seen) / dw if dw else math.nan)
+                    loss_seen, weight_seen = loss_sum, weight_sum
+        finally:  # also when interrupted: the counters match the weights
+            opt.steps, self._rng_counter = plan.steps, plan.rng_counter
+            if guard is not None:
+                guard.valid = plan.backup_valid
+        loss_sum, weight_sum, msums, mcounts, batches, bad, last = plan.stats()
+        res = _EpochResult(len(self.metrics))
+        res.loss_sum, res.weight_sum, res.batches = loss_sum, weight_sum, batches
+        res.metric_sums, res.metric_counts = msums, mcounts
+        if not finite:
+            res.nonfinite = (bad, last)
+            res.loss_sum, res.weight_sum = last, 1.0
+        return res
+
     def _run_epoch(self, X, Y, W, batch_size, on_batch=None, guard=None):
         """Train one epoch over the rows of X in order, in batches of batch_size (the last
         one may be smaller). The arrays are validated and already permuted.
@@ -399,6 +517,9 @@ class Sequential:
         This is the seam for a compiled plan: it must produce the same _EpochResult.
         """
         ws = self._training_ws(batch_size)
+        plan = self._plan(ws, guard)
+        if plan is not None:
+            return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard)
         layers = self._layers
         L, first = len(layers), self._first_param
         forward = [layer._forward for layer in layers]
@@ -421,7 +542,7 @@ class Sequential:
                 wb, bw = None, m
             else:
                 wb = W[start:stop]
-                bw = float(wb.sum(dtype=np.float64))
+                bw = sum(wb.tolist())  # in order, in double: the compiled plan's sum
                 if bw == 0.0:  # nothing to learn from (and the weighted mean is undefined)
                     continue
             h = X[start:stop]

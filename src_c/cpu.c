@@ -25,8 +25,11 @@ static const struct nn_dispatch table[NN_CPU_N_PATHS] = {
      nn_ukr_avx512_f64, nn_ukr_avx512_f64_direct, nn_ukr_avx512_f64_direct_narrow,
      nn_ukr_avx512_f64_direct_short, 16, 8},
 #else
-    {NN_CPU_AVX2, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0},
-    {NN_CPU_AVX512, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0},
+    // Not x86-64: the SIMD paths are absent (NULL kernels; nn_cpu_compiled says 0).
+    {NN_CPU_AVX2, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     0, 0},
+    {NN_CPU_AVX512, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, 0, 0},
 #endif
 };
 

@@ -1,7 +1,6 @@
 // losses.c - mean squared error, binary cross-entropy from logits, softmax cross-entropy.
 #include "common.h"
 
-enum { NN_LOSS_MSE, NN_LOSS_BCE, NN_LOSS_CE };
 #define NN_LOSS_CHUNK_ELEMS 8192  // rows per chunk ~ this many elements / row length
 
 #define NN_IMPL "losses_impl.h"

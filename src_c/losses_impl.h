@@ -13,7 +13,7 @@ static double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t lab
             l += (double)diff * diff;
             if (g) g[j] = 2 * diff * gscale;
         }
-    } else if (kind == NN_LOSS_BCE) {  // max(x, 0) - x t + log1p(exp(-|x|)): no overflow
+    } else if (kind == NN_LOSS_BCE_LOGITS) {  // max(x, 0) - x t + log1p(exp(-|x|))
         for (nn_int j = 0; j < d; j++) {
             T xj = x[j], e = NN_T(nn_exp)(-(xj < 0 ? -xj : xj));
             l += (double)((xj > 0 ? xj : 0) - xj * t[j] + NN_T(nn_log1p)(e));
@@ -88,14 +88,14 @@ int NN_T(nn_mse_loss)(double *loss, T *grad, const T *pred, const T *target, con
 int NN_T(nn_bce_logits_loss)(double *loss, T *grad, const T *logits, const T *target,
                              const T *weight, nn_int n, nn_int d, int reduction, int n_threads) {
     // logits, target, grad (n, d); weight (n)
-    return NN_T(loss)(NN_LOSS_BCE, loss, grad, logits, target, NULL, weight, n, d, reduction,
-                      n_threads);
+    return NN_T(loss)(NN_LOSS_BCE_LOGITS, loss, grad, logits, target, NULL, weight, n, d,
+                      reduction, n_threads);
 }
 
 int NN_T(nn_cross_entropy_loss)(double *loss, T *grad, const T *logits, const int64_t *labels,
                                 const T *weight, nn_int n, nn_int c, int reduction,
                                 int n_threads) {
     // logits, grad (n, c); labels, weight (n)
-    return NN_T(loss)(NN_LOSS_CE, loss, grad, logits, NULL, labels, weight, n, c, reduction,
-                      n_threads);
+    return NN_T(loss)(NN_LOSS_CROSS_ENTROPY, loss, grad, logits, NULL, labels, weight, n, c,
+                      reduction, n_threads);
 }

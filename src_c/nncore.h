@@ -219,6 +219,85 @@ void nn_dropout_backward_f32(float *dx, const float *dy, const uint8_t *mask, nn
 void nn_dropout_backward_f64(double *dx, const double *dy, const uint8_t *mask, nn_int n,
                              double p, int n_threads);
 
+// ---------------------------------------------------------------------------------------------
+// The training plan (plan.c): a whole model's training step - forward, loss, backward,
+// optimizer update - for many mini-batches in one call, with no allocation. The caller owns
+// every buffer; the plan only points at them. It calls the kernels above in the same order as
+// a step taken kernel by kernel, so the results are bitwise the same.
+
+enum nn_layer_kind { NN_LAYER_DENSE = 0, NN_LAYER_DROPOUT = 1, NN_LAYER_ACTIVATION = 2 };
+enum nn_loss { NN_LOSS_MSE = 0, NN_LOSS_BCE_LOGITS = 1, NN_LOSS_CROSS_ENTROPY = 2 };
+enum nn_optimizer { NN_OPT_SGD = 0, NN_OPT_ADAM = 1 };
+enum nn_metric { NN_METRIC_ACCURACY = 0, NN_METRIC_MSE = 1, NN_METRIC_MAE = 2 };
+#define NN_PLAN_MAX_LAYERS 256
+#define NN_PLAN_MAX_METRICS 8
+
+typedef struct {
+    int kind;             // nn_layer_kind
+    int act;              // dense and activation layers: nn_activation
+    double alpha;         // leaky_relu slope
+    double p;             // dropout rate
+    nn_int in, out;       // features in and out
+    void *w, *b;          // dense: w (in, out), b (out) or NULL
+    void *dw, *db;        // dense: their gradients
+    void *y;              // (capacity, out): the output (dense, activation; dropout if p > 0)
+    void *z;              // (capacity, out): dense pre-activation, or NULL when not needed
+    void *dx;             // (capacity, in): the input gradient, or NULL (below first_param)
+    uint8_t *mask;        // dropout: (capacity, out)
+} nn_plan_layer;
+
+typedef struct {
+    int n_layers;
+    nn_plan_layer *layers;
+    int first_param;      // backward stops at this layer (the first with parameters)
+    nn_int n_features, n_outputs, capacity;  // capacity: the most rows a batch may have
+    void *grad;           // (capacity, n_outputs): the loss gradient
+    void *scratch;        // (capacity, n_outputs): predictions for the metrics
+    int loss;             // nn_loss
+    int prob_act;         // outputs -> predictions for mse/mae metrics (identity, sigmoid,
+                          // softmax)
+    int n_metrics, metrics[NN_PLAN_MAX_METRICS];
+    int optimizer;        // nn_optimizer, with the hyper-parameters of nn_sgd_update or
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;  // nn_adam_update
+    int nesterov, amsgrad, decoupled;
+    void *params, *grads; // the flat buffers the layers' w, b, dw, db point into
+    void *state1, *state2, *state3;  // SGD: momentum buffer; Adam: m, v, vmax
+    nn_int n_params;
+    int64_t steps;        // optimizer steps taken so far
+    uint64_t dropout_seed, rng_counter;  // dropout draws (seed, rng_counter + i)
+    void *backup;         // (n_params) or NULL: with it, a non-finite loss stops training and
+    int backup_valid;     // puts back the parameters that gave the last finite loss
+    int n_threads;
+} nn_plan;
+
+typedef struct {  // sums over the batches run so far (zero it at the start of an epoch)
+    double loss_sum, weight_sum;
+    double metric_sum[NN_PLAN_MAX_METRICS];
+    int64_t metric_count[NN_PLAN_MAX_METRICS];
+    int64_t batches;          // batches that updated the parameters
+    int64_t nonfinite_batch;  // the batch whose loss was not finite, or -1
+    double last_loss;
+} nn_plan_stats;
+
+// Train on batches b0 .. b1 - 1 of x (n, n_features): batch i is rows [i bs, min((i+1) bs, n)).
+// Targets t (n, n_outputs) for mse/bce, or labels (n) for cross-entropy; w (n) or NULL.
+// A batch whose weights sum to 0 is skipped. Returns NN_OK, NN_ERR_NOMEM, or NN_ERR_ARG when
+// a non-finite loss stopped training (stats->nonfinite_batch says which batch).
+int nn_plan_train_f32(nn_plan *plan, nn_plan_stats *stats, const float *x, const float *t,
+                      const int64_t *labels, const float *w, nn_int n, nn_int batch_size,
+                      nn_int b0, nn_int b1);
+int nn_plan_train_f64(nn_plan *plan, nn_plan_stats *stats, const double *x, const double *t,
+                      const int64_t *labels, const double *w, nn_int n, nn_int batch_size,
+                      nn_int b0, nn_int b1);
+
+// Inference (no dropout) over x (n, n_features) in batches of capacity rows: out (n, n_outputs)
+// receives the outputs when not NULL; with targets (t or labels), stats receives the summed
+// loss (weights as in training) and the metric sums.
+int nn_plan_forward_f32(nn_plan *plan, nn_plan_stats *stats, float *out, const float *x,
+                        const float *t, const int64_t *labels, const float *w, nn_int n);
+int nn_plan_forward_f64(nn_plan *plan, nn_plan_stats *stats, double *out, const double *x,
+                        const double *t, const int64_t *labels, const double *w, nn_int n);
+
 #ifdef __cplusplus
 }
 #endif

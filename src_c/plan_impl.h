@@ -1,0 +1,192 @@
+// plan_impl.h - the compiled training plan for T = float / double: the layer loop, loss,
+// metrics, backward loop and optimizer update of a Sequential model, batch after batch.
+
+static int NN_T(plan_loss)(const nn_plan *pl, double *loss, T *grad, const T *out, const T *t,
+                           const int64_t *labels, const T *w, nn_int m, int reduction) {
+    int nt = pl->n_threads;
+    if (pl->loss == NN_LOSS_CROSS_ENTROPY)
+        return NN_T(nn_cross_entropy_loss)(loss, grad, out, labels, w, m, pl->n_outputs,
+                                           reduction, nt);
+    if (pl->loss == NN_LOSS_BCE_LOGITS)
+        return NN_T(nn_bce_logits_loss)(loss, grad, out, t, w, m, pl->n_outputs, reduction, nt);
+    return NN_T(nn_mse_loss)(loss, grad, out, t, w, m, pl->n_outputs, reduction, nt);
+}
+
+static nn_int NN_T(argmax)(const T *v, nn_int d) {
+    nn_int best = 0;  // the first of equal maxima, as numpy.argmax
+    for (nn_int j = 1; j < d; j++)
+        if (v[j] > v[best]) best = j;
+    return best;
+}
+
+// Metric sums of one batch of outputs (m, d) against its targets.
+static void NN_T(plan_metrics)(const nn_plan *pl, nn_plan_stats *st, const T *out, const T *t,
+                               const int64_t *labels, nn_int m) {
+    const nn_int d = pl->n_outputs;
+    const T *pred = out;
+    for (int k = 0; k < pl->n_metrics; k++) {
+        int metric = pl->metrics[k];
+        if (metric == NN_METRIC_ACCURACY) {
+            int64_t hits = 0, count = m;
+            if (labels != NULL) {
+                for (nn_int i = 0; i < m; i++) hits += NN_T(argmax)(out + i * d, d) == labels[i];
+            } else if (pl->loss == NN_LOSS_BCE_LOGITS) {
+                count = m * d;
+                for (nn_int i = 0; i < m * d; i++) hits += (out[i] > 0) == (t[i] >= (T)0.5);
+            } else {
+                for (nn_int i = 0; i < m; i++)
+                    hits += NN_T(argmax)(out + i * d, d) == NN_T(argmax)(t + i * d, d);
+            }
+            st->metric_sum[k] += (double)hits;
+            st->metric_count[k] += count;
+            continue;
+        }
+        if (pred == out && pl->prob_act != NN_ACT_IDENTITY) {  // predictions, once per batch
+            NN_T(nn_activation_forward)((T *)pl->scratch, out, m, d, pl->prob_act, 0, 1);
+            pred = (const T *)pl->scratch;
+        }
+        double s = 0;
+        for (nn_int i = 0; i < m; i++)
+            for (nn_int j = 0; j < d; j++) {
+                T target = labels != NULL ? (T)(labels[i] == j) : t[i * d + j];
+                double e = (double)(pred[i * d + j] - target);
+                s += metric == NN_METRIC_MSE ? e * e : (e < 0 ? -e : e);
+            }
+        st->metric_sum[k] += s;
+        st->metric_count[k] += m * d;
+    }
+}
+
+// The forward pass of m rows; inputs[i] receives layer i's input. Returns the output.
+static const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
+                               const T **inputs, int *status) {
+    const T *h = x;
+    for (int i = 0; i < pl->n_layers; i++) {
+        nn_plan_layer *L = &pl->layers[i];
+        inputs[i] = h;
+        if (L->kind == NN_LAYER_DENSE) {
+            int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
+                                           (const T *)L->w, (const T *)L->b, m, L->in, L->out,
+                                           L->act, (T)L->alpha, pl->n_threads);
+            if (s != NN_OK) {
+                *status = s;
+                return NULL;
+            }
+            h = (const T *)L->y;
+        } else if (L->kind == NN_LAYER_ACTIVATION) {
+            NN_T(nn_activation_forward)((T *)L->y, h, m, L->out, L->act, (T)L->alpha,
+                                        pl->n_threads);
+            h = (const T *)L->y;
+        } else if (training && L->p > 0) {  // dropout; the identity when not training
+            NN_T(nn_dropout_forward)((T *)L->y, L->mask, h, m * L->out, L->p, pl->dropout_seed,
+                                     pl->rng_counter, pl->n_threads);
+            pl->rng_counter += (uint64_t)(m * L->out);
+            h = (const T *)L->y;
+        }
+    }
+    return h;
+}
+
+int NN_T(nn_plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
+                        const int64_t *labels, const T *w, nn_int n, nn_int bs, nn_int b0,
+                        nn_int b1) {
+    // x (n, n_features); t (n, n_outputs) or labels (n); w (n) or NULL
+    const nn_int nf = pl->n_features, d = pl->n_outputs;
+    const T *inputs[NN_PLAN_MAX_LAYERS];
+    for (nn_int b = b0; b < b1; b++) {
+        nn_int start = b * bs, m = n - start < bs ? n - start : bs;
+        const T *xb = x + start * nf, *tb = t ? t + start * d : NULL;
+        const int64_t *lb = labels ? labels + start : NULL;
+        const T *wb = w ? w + start : NULL;
+        double bw = (double)m;
+        if (wb != NULL) {
+            bw = 0;
+            for (nn_int i = 0; i < m; i++) bw += (double)wb[i];
+            if (bw == 0) continue;  // nothing to learn from; the weighted mean is undefined
+        }
+        int status = NN_OK;
+        const T *out = NN_T(plan_fwd)(pl, xb, m, 1, inputs, &status);
+        if (out == NULL) return status;
+        double loss = 0;
+        status = NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, NN_REDUCE_MEAN);
+        if (status != NN_OK) return status;
+        if (pl->backup != NULL) {
+            if (!isfinite(loss)) {
+                if (pl->backup_valid)
+                    memcpy(pl->params, pl->backup, (size_t)pl->n_params * sizeof(T));
+                st->nonfinite_batch = b;
+                st->last_loss = loss;
+                return NN_ERR_ARG;
+            }
+            memcpy(pl->backup, pl->params, (size_t)pl->n_params * sizeof(T));
+            pl->backup_valid = 1;
+        }
+        st->loss_sum += loss * bw;
+        st->weight_sum += bw;
+        NN_T(plan_metrics)(pl, st, out, tb, lb, m);
+
+        T *g = (T *)pl->grad;
+        for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
+            nn_plan_layer *L = &pl->layers[i];
+            if (L->kind == NN_LAYER_DENSE) {
+                status = NN_T(nn_dense_backward)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
+                                                 inputs[i], (const T *)L->w, (const T *)L->y,
+                                                 (const T *)L->z, m, L->in, L->out, L->act,
+                                                 (T)L->alpha, 0, pl->n_threads);
+                if (status != NN_OK) return status;
+                g = (T *)L->dx;
+            } else if (L->kind == NN_LAYER_ACTIVATION) {
+                NN_T(nn_activation_backward)((T *)L->dx, g, (const T *)L->y,
+                                             nn_activation_needs_z(L->act, L->alpha)
+                                                 ? inputs[i] : NULL,
+                                             m, L->out, L->act, (T)L->alpha, pl->n_threads);
+                g = (T *)L->dx;
+            } else if (L->p > 0) {
+                NN_T(nn_dropout_backward)(g, g, L->mask, m * L->out, L->p, pl->n_threads);
+            }
+        }
+        if (pl->optimizer == NN_OPT_SGD)
+            NN_T(nn_sgd_update)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads,
+                                pl->n_params, pl->lr, pl->momentum, pl->dampening,
+                                pl->weight_decay, pl->nesterov, pl->steps == 0, pl->n_threads);
+        else
+            NN_T(nn_adam_update)((T *)pl->params, (T *)pl->state1, (T *)pl->state2,
+                                 (T *)pl->state3, (const T *)pl->grads, pl->n_params, pl->lr,
+                                 pl->beta1, pl->beta2, pl->eps, pl->weight_decay,
+                                 pl->steps + 1, pl->amsgrad, pl->decoupled, pl->n_threads);
+        pl->steps++;
+        st->batches++;
+        st->last_loss = loss;
+    }
+    return NN_OK;
+}
+
+int NN_T(nn_plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x, const T *t,
+                          const int64_t *labels, const T *w, nn_int n) {
+    // out, t (n, n_outputs); x (n, n_features); labels, w (n)
+    const nn_int nf = pl->n_features, d = pl->n_outputs, cap = pl->capacity;
+    const T *inputs[NN_PLAN_MAX_LAYERS];
+    for (nn_int start = 0; start < n; start += cap) {
+        nn_int m = n - start < cap ? n - start : cap;
+        int status = NN_OK;
+        const T *h = NN_T(plan_fwd)(pl, x + start * nf, m, 0, inputs, &status);
+        if (h == NULL) return status;
+        if (out != NULL) memcpy(out + start * d, h, (size_t)(m * d) * sizeof(T));
+        if (st == NULL || (t == NULL && labels == NULL)) continue;
+        const T *tb = t ? t + start * d : NULL, *wb = w ? w + start : NULL;
+        const int64_t *lb = labels ? labels + start : NULL;
+        double loss = 0;
+        status = NN_T(plan_loss)(pl, &loss, NULL, h, tb, lb, wb, m, NN_REDUCE_SUM);
+        if (status != NN_OK) return status;
+        double bw = (double)m;
+        if (wb != NULL) {
+            bw = 0;
+            for (nn_int i = 0; i < m; i++) bw += (double)wb[i];
+        }
+        st->loss_sum += loss;
+        st->weight_sum += bw;
+        st->batches++;
+        NN_T(plan_metrics)(pl, st, h, tb, lb, m);
+    }
+    return NN_OK;
+}

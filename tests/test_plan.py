@@ -1,0 +1,105 @@
+"""The compiled training plan: bitwise the same as the same steps taken kernel by kernel."""
+
+import numpy as np
+import pytest
+
+import nncore as nn
+
+
+def build(dtype, activation="relu", dropout=0.2, seed=3, n_in=7, n_out=4):
+    return nn.Sequential([
+        nn.Dense(n_in, 16, activation=activation),
+        nn.Dropout(dropout),
+        nn.Dense(16, 9, activation="tanh"),
+        nn.Activation("leaky_relu"),
+        nn.Dense(9, n_out),
+    ], dtype=dtype, seed=seed)
+
+
+def data(rng, loss, n=203, n_in=7, n_out=4):
+    X = rng.normal(size=(n, n_in))
+    if loss == "cross_entropy":
+        return X, rng.integers(0, n_out, n)
+    if loss == "bce_with_logits":
+        return X, (rng.uniform(size=(n, n_out)) > 0.5).astype(float)
+    return X, rng.normal(size=(n, n_out))
+
+
+def python_loop(model):
+    """Force the kernel-by-kernel Python loop (the plan's reference)."""
+    model._plan = lambda ws, guard=None: None
+    return model
+
+
+OPTIMIZERS = [lambda: nn.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+              lambda: nn.SGD(lr=0.1),
+              lambda: nn.Adam(lr=1e-2, amsgrad=True),
+              lambda: nn.AdamW(lr=1e-2)]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits", "mse"])
+@pytest.mark.parametrize("opt", range(len(OPTIMIZERS)))
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_plan_is_bitwise_the_python_loop(dtype, rng, loss, opt, activation):
+    X, y = data(rng, loss)
+    w = rng.uniform(0, 2, len(X))
+    results = []
+    for use_plan in (True, False):
+        m = build(dtype, activation)
+        if not use_plan:
+            python_loop(m)
+        metrics = ["accuracy", "mae"] if loss != "mse" else ["mse", "mae"]
+        m.compile(optimizer=OPTIMIZERS[opt](), loss=loss, metrics=metrics)
+        h = m.fit(X, y, epochs=3, batch_size=17, sample_weight=w, verbose=0)
+        results.append((m.params.copy(), h.history, m.optimizer.steps, m._rng_counter,
+                        m.predict(X)))
+    (p1, h1, s1, r1, o1), (p2, h2, s2, r2, o2) = results
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(o1, o2)
+    assert (s1, r1) == (s2, r2)
+    assert h1["loss"] == h2["loss"]
+    for k in h1:  # metrics are summed in another order: equal to rounding
+        np.testing.assert_allclose(h1[k], h2[k], rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_plan_thread_count_does_not_change_bits(rng):
+    X, y = data(rng, "cross_entropy", n=600)
+    params = []
+    for threads in (1, 2):
+        nn.set_num_threads(threads)
+        try:
+            m = build(np.float32)
+            m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss="cross_entropy")
+            m.fit(X, y, epochs=2, batch_size=64, verbose=0)
+            params.append(m.params.copy())
+        finally:
+            nn.set_num_threads(None)
+    np.testing.assert_array_equal(params[0], params[1])
+
+
+def test_plan_is_used_and_rebuilt_when_the_model_changes(rng):
+    X, y = data(rng, "cross_entropy")
+    m = build(np.float64)
+    m.compile(optimizer=nn.SGD(lr=0.05), loss="cross_entropy")
+    m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    plan = m._plans[True][1]
+    assert plan is not None
+    m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert m._plans[True][1] is plan  # reused across fits
+    m.compile(optimizer=nn.Adam(), loss="cross_entropy")
+    m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert m._plans[True][1] is not plan  # a new optimizer: a new plan
+    m.fit(X, y, epochs=1, batch_size=64, verbose=0)  # a larger batch: a larger workspace
+    assert m._plans[True][1].steps == m.optimizer.steps
+
+
+def test_custom_layer_falls_back_to_python(rng):
+    class Doubler(nn.Activation):  # a subclass may compute something else
+        pass
+
+    X, y = data(rng, "cross_entropy")
+    m = nn.Sequential([nn.Dense(7, 8, activation="relu"), Doubler("identity"), nn.Dense(8, 4)],
+                      seed=0)
+    m.compile(optimizer=nn.SGD(lr=0.05), loss="cross_entropy")
+    m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert m._plans[True][1] is None
