@@ -18,6 +18,7 @@ Memory layout (what a compiled training plan relies on)
 
 import collections
 import math
+import threading
 
 import numpy as np
 
@@ -184,6 +185,7 @@ class Sequential:
         self.n_features = self.n_outputs = None
         self._train_ws = self._infer_ws = None
         self._plans = {}
+        self._infer_lock = threading.Lock()
         self.params = _aligned_zeros(0, self.dtype)
         self.grads = _aligned_zeros(0, self.dtype)
         if layers is not None:
@@ -578,7 +580,23 @@ class Sequential:
         """{"loss": ..., metric: ...} over validated arrays (inference mode)."""
         n = X.shape[0]
         batch_size = min(batch_size, n)
-        ws = self._inference_ws(batch_size)
+        with self._infer_lock:
+            ws = self._inference_ws(batch_size)
+            plan = self._plan(ws)
+            if plan is not None:
+                plan.reset_stats()
+                plan.forward(X, None, Y, W)
+                total, weight, sums, counts = plan.stats()[:4]
+            else:
+                total, weight, sums, counts = self._evaluate_python(ws, X, Y, W, batch_size)
+        d = 1 if self.loss.labels else self.n_outputs
+        logs = {"loss": total / (d * weight)}
+        for k, metric in enumerate(self.metrics):
+            logs[metric.name] = sums[k] / counts[k]
+        return logs
+
+    def _evaluate_python(self, ws, X, Y, W, batch_size):
+        n = X.shape[0]
         loss_kernel = type(self.loss)._kernel
         total = weight = 0.0
         sums = [0.0] * len(self.metrics)
@@ -595,11 +613,7 @@ class Sequential:
                 s, c = metric._batch(out, yb)
                 sums[k] += s
                 counts[k] += c
-        d = 1 if self.loss.labels else self.n_outputs
-        logs = {"loss": total / (d * weight)}
-        for k, metric in enumerate(self.metrics):
-            logs[metric.name] = sums[k] / counts[k]
-        return logs
+        return total, weight, sums, counts
 
     def _loss_and_grads(self, X, Y, W=None, training=True, dropout_offset=None):
         """Loss (mean) of one batch of validated arrays; fills self.grads. Used by
@@ -820,11 +834,16 @@ class Sequential:
         n = X.shape[0]
         batch_size = min(batch_size, n)
         out = np.empty((n, self.n_outputs), self.dtype)
-        ws = self._inference_ws(batch_size)
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            bufs, _ = ws.rows(stop - start)
-            out[start:stop] = self._forward(X[start:stop], bufs, False)
+        with self._infer_lock:  # one inference workspace: calls from threads take turns
+            ws = self._inference_ws(batch_size)
+            plan = self._plan(ws)
+            if plan is not None:
+                plan.forward(X, out)
+                return out
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                bufs, _ = ws.rows(stop - start)
+                out[start:stop] = self._forward(X[start:stop], bufs, False)
         return out
 
     def predict_proba(self, X, *, batch_size=None):
