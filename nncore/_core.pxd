@@ -196,6 +196,9 @@ cdef extern from "nncore.h" nogil:
         int64_t nonfinite_batch
         double last_loss
 
+    nn_int nn_first_nonfinite_f32(const float *x, nn_int n)
+    nn_int nn_first_nonfinite_f64(const double *x, nn_int n)
+
     int nn_plan_train_f32(nn_plan *plan, nn_plan_stats *stats, const float *x, const float *t,
                           const int64_t *labels, const float *w, nn_int n, nn_int batch_size,
                           nn_int b0, nn_int b1)

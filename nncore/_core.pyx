@@ -665,6 +665,21 @@ def dropout_backward(dy, mask, double p, *, out=None, n_threads=None):
     return DX
 
 
+def first_nonfinite(a):
+    """The flat index of the first NaN or infinity in a C-contiguous float32/float64 array,
+    or -1 when all values are finite."""
+    cdef int t = _float_type(a, "a")
+    cdef cnp.ndarray A = <cnp.ndarray>a
+    if not cnp.PyArray_IS_C_CONTIGUOUS(A):
+        raise ValueError("a must be C-contiguous; pass numpy.ascontiguousarray(a)")
+    cdef nn_int n = cnp.PyArray_SIZE(A), r
+    cdef void *p = cnp.PyArray_DATA(A)
+    with nogil:
+        r = nn_first_nonfinite_f32(<float *>p, n) if t == F32 else \
+            nn_first_nonfinite_f64(<double *>p, n)
+    return r
+
+
 # ---- the compiled training plan -----------------------------------------------------------
 
 from libc.stdlib cimport calloc, free
@@ -886,6 +901,39 @@ cdef class Plan:
             return False
         _status(s, "training plan")
         return True
+
+    def predict(self, x):
+        """The outputs for x, when x is a non-empty, finite, C-contiguous
+        (n, n_features) array of the plan's dtype; otherwise None (the caller then checks
+        x and reports what is wrong). The fast path of Sequential.predict."""
+        if type(x) is not np.ndarray:
+            return None
+        cdef cnp.ndarray X = <cnp.ndarray>x
+        if (X.ndim != 2 or cnp.PyArray_TYPE(X) != self.typenum or X.shape[0] == 0 or
+                X.shape[1] != self.plan.n_features or not cnp.PyArray_IS_C_CONTIGUOUS(X)):
+            return None
+        cdef nn_int n = X.shape[0], bad
+        cdef void *px = cnp.PyArray_DATA(X)
+        with nogil:
+            bad = nn_first_nonfinite_f32(<float *>px, n * self.plan.n_features) \
+                if self.typenum == F32 else \
+                nn_first_nonfinite_f64(<double *>px, n * self.plan.n_features)
+        if bad >= 0:
+            return None
+        cdef cnp.npy_intp dims[2]
+        dims[0], dims[1] = n, self.plan.n_outputs
+        cdef cnp.ndarray O = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        cdef void *po = cnp.PyArray_DATA(O)
+        cdef int s
+        with nogil:
+            if self.typenum == F32:
+                s = nn_plan_forward_f32(&self.plan, NULL, <float *>po, <float *>px, NULL, NULL,
+                                        NULL, n)
+            else:
+                s = nn_plan_forward_f64(&self.plan, NULL, <double *>po, <double *>px, NULL,
+                                        NULL, NULL, n)
+        _status(s, "inference plan")
+        return O
 
     def forward(self, x, out=None, t=None, w=None):
         """Inference over x (n, features) in batches of the plan's capacity: fills out

@@ -13,6 +13,8 @@ import numbers
 
 import numpy as np
 
+from . import _core
+
 _NUMERIC_KINDS = "biuf"
 
 
@@ -66,6 +68,12 @@ def first_nonfinite(arr):
     """(index tuple, value) of the first NaN/inf in a float array, or None."""
     if arr.dtype.kind != "f" or arr.size == 0:
         return None
+    if arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
+        i = _core.first_nonfinite(arr)  # one compiled pass, no temporaries
+        if i < 0:
+            return None
+        idx = tuple(int(j) for j in np.unravel_index(i, arr.shape))
+        return idx, arr[idx]
     with np.errstate(invalid="ignore"):
         lo, hi = np.min(arr), np.max(arr)  # NaN propagates; +-inf shows up in max or min
     if np.isfinite(lo) and np.isfinite(hi):

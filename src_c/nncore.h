@@ -220,6 +220,13 @@ void nn_dropout_backward_f64(double *dx, const double *dy, const uint8_t *mask, 
                              double p, int n_threads);
 
 // ---------------------------------------------------------------------------------------------
+// Checks (checks.c)
+
+// The index of the first NaN or infinity in x (n), or -1 when every value is finite.
+nn_int nn_first_nonfinite_f32(const float *x, nn_int n);
+nn_int nn_first_nonfinite_f64(const double *x, nn_int n);
+
+// ---------------------------------------------------------------------------------------------
 // The training plan (plan.c): a whole model's training step - forward, loss, backward,
 // optimizer update - for many mini-batches in one call, with no allocation. The caller owns
 // every buffer; the plan only points at them. It calls the kernels above in the same order as

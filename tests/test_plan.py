@@ -103,3 +103,35 @@ def test_custom_layer_falls_back_to_python(rng):
     m.compile(optimizer=nn.SGD(lr=0.05), loss="cross_entropy")
     m.fit(X, y, epochs=1, batch_size=32, verbose=0)
     assert m._plans[True][1] is None
+
+
+def test_predict_fast_path_agrees_and_follows_the_model(dtype, rng):
+    m = nn.Sequential([nn.Dense(5, 6, activation="tanh"), nn.Dense(6, 3)], dtype=dtype, seed=1)
+    X = rng.normal(size=(40, 5)).astype(dtype)
+    first = m.predict(X)
+    assert m.predict(X[:1]).dtype == dtype
+    np.testing.assert_array_equal(m.predict(X), first)           # the fast path
+    np.testing.assert_array_equal(m.predict(X, batch_size=7), first)  # the general path
+    np.testing.assert_array_equal(m.predict(X.tolist()), first)  # converted, then checked
+    m.layers[1].W[0, 0] += 1  # same memory: the next prediction sees it
+    assert not np.array_equal(m.predict(X), first)
+    m.add(nn.Dense(3, 2))  # a new structure: a new plan
+    assert m.predict(X).shape == (40, 2)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"nan.*row 3"):
+        m.predict(bad)
+    with pytest.raises(ValueError, match="features"):
+        m.predict(X[:, :4])
+
+
+def test_first_nonfinite(dtype):
+    from nncore import _core
+    for n in (1, 7, 256, 257, 1000):
+        x = np.ones(n, dtype)
+        assert _core.first_nonfinite(x) == -1
+        for bad in (np.nan, np.inf, -np.inf):
+            for i in {0, n // 2, n - 1}:
+                y = x.copy()
+                y[i] = bad
+                assert _core.first_nonfinite(y) == i
