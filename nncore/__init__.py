@@ -34,7 +34,7 @@ from .gradcheck import check_gradients  # noqa: E402
 from .io import ModelFileError, load_model  # noqa: E402
 from .layers import Activation, Dense, Dropout, Layer  # noqa: E402
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss  # noqa: E402
-from .models import Sequential  # noqa: E402
+from .models import NonFiniteLossError, Sequential  # noqa: E402
 from .optimizers import SGD, Adam, AdamW, Optimizer  # noqa: E402
 from .schedules import CosineAnnealingLR, ExponentialLR, LRSchedule, StepLR  # noqa: E402
 
@@ -50,7 +50,7 @@ __all__ = [
     "LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR",
     # callbacks
     "Callback", "History", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint",
-    "LearningRateScheduler", "ProgressBar",
+    "LearningRateScheduler", "ProgressBar", "NonFiniteLossError",
     # files, checks, submodules
     "load_model", "ModelFileError", "check_gradients",
     "activations", "datasets", "initializers", "losses", "metrics", "schedules",

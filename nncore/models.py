@@ -41,6 +41,26 @@ _PREDICT_BATCH = 1024
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys",
                                            ["missing_keys", "unexpected_keys"])
+_ON_NAN = ("ignore", "stop", "raise")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """``fit(..., on_nan="raise")``: a batch's loss was NaN or infinite.
+
+    Attributes
+    ----------
+    epoch, batch : int
+        Where it happened, counted from 0 (the message counts from 1).
+    loss : float
+        The non-finite loss.
+    """
+
+    def __init__(self, epoch, batch, loss):
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+        super().__init__(
+            f"the training loss became {loss!r} in epoch {epoch + 1}, batch {batch + 1}; the "
+            f"weights of the last batch with a finite loss were restored (the optimizer's "
+            f"state was not). Try a smaller learning rate or check the data's scale.")
 
 
 def _aligned_zeros(n, dtype):
@@ -186,6 +206,10 @@ class Sequential:
         self._train_ws = self._infer_ws = None
         self._plans = {}
         self._infer_lock = threading.Lock()
+        # fit versus other threads: fit waits for running predicts, then refuses new ones
+        self._busy = threading.Condition(threading.Lock())
+        self._fit_thread = None
+        self._readers = 0
         self.params = _aligned_zeros(0, self.dtype)
         self.grads = _aligned_zeros(0, self.dtype)
         if layers is not None:
@@ -355,6 +379,40 @@ class Sequential:
         if self.optimizer is not None and self.optimizer is not optimizer:
             self.optimizer._owner = None
         self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+
+    # ---- threads ---------------------------------------------------------------------------
+    def _refuse_during_fit(self, what):
+        me = threading.get_ident()
+        if self._fit_thread is not None and self._fit_thread != me:
+            raise RuntimeError(f"{what} was called while fit is running on another thread "
+                               f"of this model; the weights are changing. Wait for fit to "
+                               f"return (join its thread), or use a copy of the model")
+
+    class _Reading:
+        """predict / evaluate / save: refused while another thread runs fit; counted, so
+        that a fit starting meanwhile waits for them."""
+
+        __slots__ = ("model", "what", "counted")
+
+        def __init__(self, model, what):
+            self.model, self.what = model, what
+
+        def __enter__(self):
+            m = self.model
+            with m._busy:
+                m._refuse_during_fit(self.what)
+                # inside fit's own thread (callbacks, validation) nothing to count
+                self.counted = m._fit_thread is None
+                if self.counted:
+                    m._readers += 1
+
+        def __exit__(self, *exc):
+            m = self.model
+            if self.counted:
+                with m._busy:
+                    m._readers -= 1
+                    if m._readers == 0:
+                        m._busy.notify_all()
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -632,8 +690,15 @@ class Sequential:
 
     # ---- fit -------------------------------------------------------------------------------
     def fit(self, X, y, *, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
-            validation_data=None, sample_weight=None, callbacks=None, verbose=1):
+            validation_data=None, sample_weight=None, callbacks=None, verbose=1,
+            on_nan="ignore"):
         """Train the model.
+
+        One fit at a time per model: while fit runs, calls of ``fit``, ``predict``,
+        ``evaluate`` or ``save`` on this model from other threads raise RuntimeError
+        (callbacks, which run in fit's thread, may call them). A fit started while other
+        threads are in ``predict`` waits for them to finish. ``predict`` itself may be called
+        from many threads at once.
 
         Parameters
         ----------
@@ -661,6 +726,12 @@ class Sequential:
         callbacks : list of Callback, optional
         verbose : {0, 1, 2}, default 1
             0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        on_nan : {"ignore", "stop", "raise"}, default "ignore"
+            What a NaN or infinite batch loss does: nothing ("ignore"); stop training with a
+            RuntimeWarning, like the TerminateOnNaN callback ("stop"); raise
+            :class:`NonFiniteLossError` naming the epoch and batch ("raise"). With "stop" and
+            "raise" the weights are those of the last batch whose loss was finite (the
+            update that led to the bad loss is undone; the optimizer state is not).
 
         Returns
         -------
@@ -671,10 +742,29 @@ class Sequential:
         Raises
         ------
         RuntimeError
-            If the model is not compiled.
+            If the model is not compiled, or fit is already running on another thread.
         TypeError, ValueError
             For bad arguments; the model is then left exactly as it was.
+        NonFiniteLossError
+            With ``on_nan="raise"``, when a batch's loss is not finite.
         """
+        with self._busy:
+            if self._fit_thread is not None:
+                raise RuntimeError("fit was called while fit is already running on this "
+                                   "model (in another thread or from a callback); one fit at "
+                                   "a time per model")
+            self._fit_thread = threading.get_ident()
+            while self._readers:  # predicts running on other threads finish first
+                self._busy.wait()
+        try:
+            return self._fit(X, y, epochs, batch_size, shuffle, validation_split,
+                             validation_data, sample_weight, callbacks, verbose, on_nan)
+        finally:
+            with self._busy:
+                self._fit_thread = None
+
+    def _fit(self, X, y, epochs, batch_size, shuffle, validation_split, validation_data,
+             sample_weight, callbacks, verbose, on_nan):
         self._require_compiled("fit")
         epochs = check_int(epochs, "epochs", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
@@ -683,6 +773,8 @@ class Sequential:
         if verbose not in (0, 1, 2) or isinstance(verbose, float):
             raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line "
                              f"per epoch), got {verbose!r}")
+        if not isinstance(on_nan, str) or on_nan not in _ON_NAN:
+            raise ValueError(f"on_nan must be one of {_ON_NAN}, got {on_nan!r}")
         validation_split = check_number(validation_split, "validation_split", 0.0)
         if validation_split >= 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
@@ -717,6 +809,9 @@ class Sequential:
         if isinstance(callbacks, _callbacks.Callback):
             callbacks = [callbacks]
         callbacks = list(callbacks)
+        if on_nan == "stop" and not any(isinstance(cb, _callbacks.TerminateOnNaN)
+                                        for cb in callbacks):
+            callbacks.append(_callbacks.TerminateOnNaN())
         for i, cb in enumerate(callbacks):
             if not isinstance(cb, _callbacks.Callback):
                 raise TypeError(f"callbacks[{i}] is {cb!r}, not an nncore callback (subclass "
@@ -738,7 +833,7 @@ class Sequential:
         history.set_params(params)
         extra = [_callbacks.ProgressBar(verbose)] if verbose else []
         cbs = _callbacks._CallbackList([history] + callbacks + extra, self, params)
-        guard = any(getattr(cb, "_nan_guard", False) for cb in callbacks)
+        guard = on_nan == "raise" or any(getattr(cb, "_nan_guard", False) for cb in callbacks)
         guard = _NanGuard(self.params) if guard else None
         if shuffle:
             Xp, Yp = np.empty_like(X), np.empty_like(Y)
@@ -764,6 +859,9 @@ class Sequential:
                     res = self._run_epoch(Xp, Yp, Wp, batch_size, on_batch, guard)
                 else:
                     res = self._run_epoch(X, Y, W, batch_size, on_batch, guard)
+                if res.nonfinite is not None and on_nan == "raise":
+                    self._nonfinite = res.nonfinite
+                    raise NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1])
                 opt._epoch_end()
                 logs = {"loss": res.loss_sum / res.weight_sum}
                 for k, metric in enumerate(self.metrics):
@@ -808,7 +906,8 @@ class Sequential:
         batch_size = _PREDICT_BATCH if batch_size is None else check_int(
             batch_size, "batch_size", 1)
         X, Y, W = self._check_xy(X, y, sample_weight, "evaluate")
-        logs = self._evaluate_arrays(X, Y, W, batch_size)
+        with self._Reading(self, "evaluate"):
+            logs = self._evaluate_arrays(X, Y, W, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
         return logs
@@ -827,8 +926,18 @@ class Sequential:
         ndarray, shape (n_samples, n_outputs), the model's dtype
             Raw outputs: logits for models trained with a classification loss (see
             :meth:`predict_proba`).
+
+        Notes
+        -----
+        Thread-safe: threads calling predict on one model at once get the results of serial
+        calls (they share one workspace and take turns; the kernels release the GIL). While
+        another thread runs :meth:`fit` on this model, predict raises RuntimeError.
         """
         self._require_layers("predict")
+        with self._Reading(self, "predict"):
+            return self._predict(X, batch_size)
+
+    def _predict(self, X, batch_size):
         cached = self._plans.get(False)
         if batch_size is None and cached is not None and cached[1] is not None:
             with self._infer_lock:  # the fast path: a well-formed array straight to C
@@ -964,7 +1073,8 @@ class Sequential:
             Extra text stored in the file (read back as ``model.metadata``).
         """
         from . import io
-        io.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
+        with self._Reading(self, "save"):
+            io.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
 
     def load_weights(self, path, strict=True):
         """Load the parameters of a model file saved by :meth:`save` into this model (the

@@ -58,8 +58,35 @@ void nn_aligned_free(void *p) {
 static NN_THREAD_LOCAL void *ws_ptr[NN_WS_SLOTS];
 static NN_THREAD_LOCAL size_t ws_size[NN_WS_SLOTS];
 
+#if defined(_WIN32)
+static void ws_register_thread(void) {}
+#else
+#include <pthread.h>
+// Threads that exit (Python threads calling predict, say) would leak their buffers: a
+// pthread key with a destructor frees them. TLS is still valid while key destructors run.
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+
+static void ws_free_thread(void *unused) {
+    (void)unused;
+    for (int s = 0; s < NN_WS_SLOTS; s++) {
+        nn_aligned_free(ws_ptr[s]);
+        ws_ptr[s] = NULL;
+        ws_size[s] = 0;
+    }
+}
+
+static void ws_make_key(void) { pthread_key_create(&ws_key, ws_free_thread); }
+
+static void ws_register_thread(void) {
+    pthread_once(&ws_once, ws_make_key);
+    if (pthread_getspecific(ws_key) == NULL) pthread_setspecific(ws_key, (void *)1);
+}
+#endif
+
 void *nn_workspace(int slot, size_t bytes) {
     if (bytes <= ws_size[slot]) return ws_ptr[slot];
+    ws_register_thread();
     nn_aligned_free(ws_ptr[slot]);
     size_t grown = bytes + bytes / 4;
     ws_ptr[slot] = nn_aligned_alloc(grown);
