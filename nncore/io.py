@@ -15,7 +15,9 @@ file in the same directory, flushed to disk, then renamed over the target).
 """
 
 import json
+import math
 import os
+import struct
 import tempfile
 
 from ._version import __version__
@@ -25,6 +27,13 @@ __all__ = ["ModelFileError", "load_model", "save_model"]
 FORMAT = "nncore"
 FORMAT_VERSION = "1"
 _OPT_PREFIX = "optimizer."
+# what rebuilding from a corrupt (but parsable) configuration may raise
+_BAD_CONFIG = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+               RecursionError)
+# nncore's headers are a few kB (names, shapes, architecture JSON); a larger one is a lie
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+_DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}
 
 
 class ModelFileError(ValueError):
@@ -82,20 +91,85 @@ def save_model(model, path, *, include_optimizer=True, metadata=None):
     atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
+def _check_header(data, p):
+    """The metadata of safetensors bytes after checking the whole layout ourselves: header
+    length, JSON, each tensor's dtype, shape and byte range (in bounds, sized to its shape,
+    no overlaps or holes). Errors name the problem."""
+    def bad(why):
+        return ModelFileError(f"{p!r} is not a valid safetensors model file: {why}; it may "
+                              f"be truncated or corrupt: save the model again with "
+                              f"model.save(path)")
+
+    if len(data) < 8:
+        raise bad(f"it has {len(data)} bytes, fewer than the 8-byte header length")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER_BYTES:
+        raise bad(f"its header claims {n} bytes (the limit is {MAX_HEADER_BYTES})")
+    if 8 + n > len(data):
+        raise bad(f"its header claims {n} bytes but the file has only {len(data) - 8} after "
+                  f"the length (truncated?)")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise bad(f"its header is not valid JSON ({type(e).__name__})") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise bad("its __metadata__ is not a map of strings to strings")
+    body = len(data) - 8 - n
+    spans = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise bad(f"tensor {name!r} does not have exactly dtype, shape and data_offsets")
+        dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+        if dt not in _DTYPE_SIZES:
+            raise bad(f"tensor {name!r} has unknown dtype {dt!r}")
+        if not isinstance(shape, list) or not all(
+                type(d) is int and 0 <= d < 2 ** 62 for d in shape):
+            raise bad(f"tensor {name!r} has an invalid shape {shape!r}")
+        if not isinstance(offs, list) or len(offs) != 2 or not all(
+                type(o) is int and 0 <= o for o in offs) or offs[0] > offs[1]:
+            raise bad(f"tensor {name!r} has invalid data_offsets {offs!r}")
+        nbytes = math.prod(shape) * _DTYPE_SIZES[dt]
+        if offs[1] - offs[0] != nbytes:
+            raise bad(f"tensor {name!r} of shape {shape} and dtype {dt} needs {nbytes} bytes "
+                      f"but its data_offsets {offs} span {offs[1] - offs[0]}")
+        if offs[1] > body:
+            raise bad(f"tensor {name!r} ends at byte {offs[1]} of a {body}-byte data section "
+                      f"(truncated?)")
+        spans.append((offs[0], offs[1], name))
+    end = 0
+    for a, b, name in sorted(spans):
+        if a != end:
+            raise bad(f"tensor {name!r} starts at byte {a}, expected {end} (overlapping or "
+                      f"missing data)")
+        end = b
+    if end != body:
+        raise bad(f"its data section has {body} bytes but the tensors use {end}")
+    return meta
+
+
 def _read(path):
     """(metadata dict, tensors dict) of an nncore model file, or a clear error."""
-    from safetensors import safe_open
-
     p = os.fspath(path)
     if not os.path.exists(p):
         raise FileNotFoundError(f"no model file at {p!r}")
     if os.path.isdir(p):
         raise IsADirectoryError(f"{p!r} is a directory, not a model file")
+    with open(p, "rb") as f:
+        data = f.read()
+    return _parse(data, p)
+
+
+def _parse(data, p):
+    from safetensors.numpy import load
+
+    meta = _check_header(data, p)
     try:
-        with safe_open(p, framework="numpy") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types (header, truncation)
+        tensors = load(data)
+    except Exception as e:  # safetensors' own checks (a second line of defence)
         raise ModelFileError(f"{p!r} is not a readable safetensors model file ({e}); it may "
                              f"be truncated or corrupt: save the model again with "
                              f"model.save(path)") from None
@@ -118,7 +192,7 @@ def _json(meta, key, path, default=None):
                              f"is incomplete")
     try:
         return json.loads(meta[key])
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise ModelFileError(f"{os.fspath(path)!r}: metadata {key!r} is not valid JSON "
                              f"({e}); the file is corrupt") from None
 
@@ -129,7 +203,7 @@ def read_tensors(path):
     return {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}
 
 
-def load_model(path, *, compile=True):
+def load_model(path, *, compile=True, allow_nonfinite=False):
     """Read a model written by :meth:`nncore.Sequential.save`.
 
     Parameters
@@ -138,6 +212,9 @@ def load_model(path, *, compile=True):
     compile : bool, default True
         Restore the loss, metrics and optimizer (with its state, if saved) so that
         ``evaluate`` and further ``fit`` calls work at once.
+    allow_nonfinite : bool, default False
+        Accept NaN or infinite weights or optimizer state (by default they are an error:
+        such a model only predicts NaN).
 
     Returns
     -------
@@ -152,11 +229,25 @@ def load_model(path, *, compile=True):
         (a ValueError) if the file is not a complete nncore model file: corrupt, truncated,
         written by something else, or its tensors do not match its architecture.
     """
+    meta, tensors = _read(path)
+    return _build(meta, tensors, os.fspath(path), compile, allow_nonfinite)
+
+
+def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
+    """The model described by a parsed file (metadata, tensors); p names it in errors."""
+    import numpy as np
+
     from . import losses, optimizers
     from .models import Sequential
 
-    meta, tensors = _read(path)
-    p = os.fspath(path)
+    path = p
+    if not allow_nonfinite:
+        for k, v in tensors.items():
+            if v.dtype.kind == "f" and not np.isfinite(v).all():
+                i = int(np.flatnonzero(~np.isfinite(v.reshape(-1)))[0])
+                raise ModelFileError(f"{p!r}: tensor {k!r} holds {v.reshape(-1)[i]!r} (flat "
+                                     f"index {i}); the model was saved after its training "
+                                     f"diverged. Pass allow_nonfinite=True to load it anyway")
     arch = _json(meta, "architecture", path)
     dtype = meta.get("dtype")
     if dtype not in ("float32", "float64"):
@@ -164,7 +255,7 @@ def load_model(path, *, compile=True):
                              f"or float64")
     try:
         model = Sequential.from_config(arch, dtype=dtype)
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
+    except _BAD_CONFIG as e:
         raise ModelFileError(f"{p!r}: its architecture cannot be rebuilt ({e})") from None
     params = {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}
     for k, v in params.items():
@@ -179,23 +270,28 @@ def load_model(path, *, compile=True):
     if "rng_state" in meta:
         try:
             model._set_rng_state(_json(meta, "rng_state", path))
-        except (TypeError, ValueError, KeyError) as e:
+        except _BAD_CONFIG as e:
             raise ModelFileError(f"{p!r}: its random-stream state is invalid ({e})") from None
     if compile and "compile" in meta:
         cfg = _json(meta, "compile", path)
         try:
             model.compile(optimizers.get(cfg["optimizer"]), losses.get(cfg["loss"]),
                           cfg.get("metrics", []))
-        except (TypeError, ValueError, KeyError) as e:
+        except _BAD_CONFIG as e:
             raise ModelFileError(f"{p!r}: its compile settings are invalid ({e})") from None
         if "optimizer_state" in meta:
             st = _json(meta, "optimizer_state", path)
             arrays = {k[len(_OPT_PREFIX):]: v for k, v in tensors.items()
                       if k.startswith(_OPT_PREFIX)}
+            listed = st.get("arrays") if isinstance(st, dict) else None
+            if listed is not None and (not isinstance(listed, list)
+                                       or sorted(arrays) != sorted(map(str, listed))):
+                raise ModelFileError(f"{p!r}: its optimizer tensors {sorted(arrays)} do not "
+                                     f"match the arrays its metadata lists {listed}")
             try:
                 model.optimizer.load_state_dict(
                     {"lr": st["lr"], "steps": st["steps"], "epochs": st["epochs"],
                      "state": arrays})
-            except (TypeError, ValueError, KeyError) as e:
+            except _BAD_CONFIG as e:
                 raise ModelFileError(f"{p!r}: its optimizer state is invalid ({e})") from None
     return model
