@@ -124,7 +124,7 @@ def _check_header(data, p):
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
             raise bad(f"tensor {name!r} does not have exactly dtype, shape and data_offsets")
         dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
-        if dt not in _DTYPE_SIZES:
+        if not isinstance(dt, str) or dt not in _DTYPE_SIZES:
             raise bad(f"tensor {name!r} has unknown dtype {dt!r}")
         if not isinstance(shape, list) or not all(
                 type(d) is int and 0 <= d < 2 ** 62 for d in shape):
