@@ -404,7 +404,7 @@ def test_non_finite_weights_load_when_allowed(model_file, tmp_path):
 SAVE_CASES = [
     ("missing folder", lambda tmp: dict(path=tmp / "no" / "such" / "m.safetensors"), FileNotFoundError, "No such file"),
     ("metadata not str", lambda tmp: dict(path=tmp / "m.safetensors", metadata={"a": 1}), TypeError, "metadata must be a dict of str to str"),
-    ("path is a folder", lambda tmp: dict(path=tmp), IsADirectoryError, ""),
+    ("path is a folder", lambda tmp: dict(path=tmp), IsADirectoryError, "Is a directory"),
 ]
 
 
