@@ -67,7 +67,7 @@ def _aligned_zeros(n, dtype):
     """A zeroed 1-D array of n elements whose data starts on a 64-byte boundary."""
     dtype = np.dtype(dtype)
     raw = np.zeros(n * dtype.itemsize + _ALIGN_BYTES, dtype=np.uint8)
-    start = -raw.ctypes.data % _ALIGN_BYTES
+    start = -raw.__array_interface__["data"][0] % _ALIGN_BYTES
     return raw[start:start + n * dtype.itemsize].view(dtype)
 
 
