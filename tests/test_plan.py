@@ -149,3 +149,19 @@ def test_changing_a_layer_after_building_the_plan(rng):
     assert not np.array_equal(before, after)
     python_loop(m)
     np.testing.assert_array_equal(m.predict(X), after)
+
+
+def test_changing_optimizer_settings_between_fits(rng):
+    X, y = data(rng, "cross_entropy")
+    params = []
+    for use_plan in (True, False):
+        m = build(np.float64)
+        if not use_plan:
+            python_loop(m)
+        m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss="cross_entropy")
+        m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+        m.optimizer.momentum = 0.5
+        m.optimizer.lr = 0.01
+        m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+        params.append(m.params.copy())
+    np.testing.assert_array_equal(params[0], params[1])
