@@ -31,6 +31,10 @@ _dropout_forward = _core.dropout_forward
 _dropout_backward = _core.dropout_backward
 
 
+# Layer attributes the compiled plan copies; setting one drops the model's plans.
+_PLAN_ATTRS = frozenset({"activation", "p"})
+
+
 class _Buffers:
     """One layer's workspace for a batch: output y, pre-activation z, input gradient dx,
     dropout mask. Views of the first n rows are cheap (C-contiguous row slices)."""
@@ -86,6 +90,13 @@ class Layer:
 
     def _named_grads(self):
         return []
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name in _PLAN_ATTRS:  # the model's compiled plans hold the old value
+            model = self.__dict__.get("_model")
+            if model is not None:
+                model._plans = {}
 
     def _attach(self, model, params, grads, rng):
         if self._model is not None and self._model is not model:

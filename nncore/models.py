@@ -459,7 +459,8 @@ class Sequential:
         training = ws.training
         opt = self.optimizer if training else None
         key = (ws, opt, self.loss, tuple(self.metrics), None if guard is None else guard.backup,
-               tuple(id(a) for a in (opt.state.values() if opt is not None else ())))
+               tuple(id(a) for a in (opt.state.values() if opt is not None else ())),
+               None if opt is None else repr(opt._hyper()))  # momentum, betas, ... as set now
         cached = self._plans.get(training)
         if cached is not None and cached[0] == key:
             return cached[1]

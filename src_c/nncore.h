@@ -141,7 +141,8 @@ int nn_dense_backward_f64(double *dx, double *dw, double *db, double *dz, const 
 // weight (n) per-sample weights >= 0, or NULL for all ones. With e_ij the element loss:
 //   sum:  L = sum_i w_i sum_j e_ij
 //   mean: L = sum_i w_i sum_j e_ij / (d * sum_i w_i)     (PyTorch's mean when w is NULL)
-// grad (same shape as the prediction) receives dL/dpred, or is skipped when NULL.
+// grad (same shape as the prediction) receives dL/dpred, or is skipped when NULL; it must not
+// overlap the inputs.
 // *loss is accumulated in double for both dtypes. Returns NN_OK, NN_ERR_ARG (mean with
 // sum_i w_i == 0) or NN_ERR_LABEL.
 
@@ -190,7 +191,8 @@ void nn_sgd_update_f64(double *p, double *buf, const double *grad, nn_int n, dou
 // torch.optim.AdamW (decoupled = 1: p *= 1 - lr * weight_decay), then
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  vmax = max(vmax, v) if amsgrad
 //   p -= (lr / (1 - b1^t)) * m / (sqrt(v or vmax) / sqrt(1 - b2^t) + eps)
-// p, m, v, grad (n); vmax (n) only with amsgrad (else may be NULL); step t >= 1.
+// p, m, v, grad (n); vmax (n) only with amsgrad (else may be NULL); step t >= 1. m is updated
+// as m + (1 - b1)(g - m), torch's lerp. No two of the arrays may overlap.
 void nn_adam_update_f32(float *p, float *m, float *v, float *vmax, const float *grad, nn_int n,
                         double lr, double beta1, double beta2, double eps, double weight_decay,
                         int64_t step, int amsgrad, int decoupled, int n_threads);
@@ -208,7 +210,8 @@ void nn_adam_update_f64(double *p, double *m, double *v, double *vmax, const dou
 void nn_rng_uniform_f64(double *u, nn_int n, uint64_t seed, uint64_t offset);
 uint64_t nn_rng_hash(uint64_t seed, uint64_t counter);
 
-// Inverted dropout: mask[i] = (u_i >= p), y = x * mask / (1 - p); x, y, mask (n); 0 <= p < 1.
+// Inverted dropout: mask[i] = (u_i >= p), y = x * mask / (1 - p); x, y, mask (n); 0 <= p < 1;
+// y may alias x. The scale is computed once as (T)(1 / (1 - p)).
 void nn_dropout_forward_f32(float *y, uint8_t *mask, const float *x, nn_int n, double p,
                             uint64_t seed, uint64_t offset, int n_threads);
 void nn_dropout_forward_f64(double *y, uint8_t *mask, const double *x, nn_int n, double p,

@@ -28,6 +28,7 @@ def data(rng, loss, n=203, n_in=7, n_out=4):
 def python_loop(model):
     """Force the kernel-by-kernel Python loop (the plan's reference)."""
     model._plan = lambda ws, guard=None: None
+    model._plans = {}  # and no cached plan for predict's fast path
     return model
 
 
@@ -135,3 +136,32 @@ def test_first_nonfinite(dtype):
                 y = x.copy()
                 y[i] = bad
                 assert _core.first_nonfinite(y) == i
+
+
+def test_changing_a_layer_after_building_the_plan(rng):
+    X, y = data(rng, "cross_entropy")
+    m = build(np.float64)
+    m.compile(optimizer=nn.SGD(lr=0.05), loss="cross_entropy")
+    m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    before = m.predict(X)
+    m.layers[0].activation = nn.activations.get("tanh")
+    after = m.predict(X)
+    assert not np.array_equal(before, after)
+    python_loop(m)
+    np.testing.assert_array_equal(m.predict(X), after)
+
+
+def test_changing_optimizer_settings_between_fits(rng):
+    X, y = data(rng, "cross_entropy")
+    params = []
+    for use_plan in (True, False):
+        m = build(np.float64)
+        if not use_plan:
+            python_loop(m)
+        m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss="cross_entropy")
+        m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+        m.optimizer.momentum = 0.5
+        m.optimizer.lr = 0.01
+        m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+        params.append(m.params.copy())
+    np.testing.assert_array_equal(params[0], params[1])
