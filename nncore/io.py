@@ -237,6 +237,7 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
     """The model described by a parsed file (metadata, tensors); p names it in errors."""
     import numpy as np
 
+    from . import layers as _layers
     from . import losses, optimizers
     from .models import Sequential
 
@@ -253,11 +254,24 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
     if dtype not in ("float32", "float64"):
         raise ModelFileError(f"{p!r} has dtype {dtype!r} in its metadata; expected float32 "
                              f"or float64")
+    params = {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}
     try:
-        model = Sequential.from_config(arch, dtype=dtype)
+        layers = [_layers.get(c) for c in arch.get("layers", [])]
+        # the tensors must match before the model's buffers are allocated: a corrupt
+        # architecture could otherwise ask for terabytes
+        want = {f"{i}.{name}": tuple(shape) for i, layer in enumerate(layers)
+                for name, shape in layer._param_shapes()}
     except _BAD_CONFIG as e:
         raise ModelFileError(f"{p!r}: its architecture cannot be rebuilt ({e})") from None
-    params = {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}
+    got = {k: v.shape for k, v in params.items()}
+    if want != got:
+        raise ModelFileError(f"{p!r}: its tensors do not match its architecture (the "
+                             f"architecture needs {want}, the file has {got})")
+    try:
+        model = Sequential(layers, dtype=dtype, seed=arch.get("seed"),
+                           name=arch.get("name", "sequential"))
+    except _BAD_CONFIG as e:
+        raise ModelFileError(f"{p!r}: its architecture cannot be rebuilt ({e})") from None
     for k, v in params.items():
         if v.dtype != model.dtype:
             raise ModelFileError(f"{p!r}: tensor {k!r} is {v.dtype} but the model is {dtype}")

@@ -372,6 +372,7 @@ FILE_CASES = [
     ("dtype mismatch with offsets", _edit_header(lambda h: _set(h["0.W"], "dtype", "F64")), "needs"),
     ("offsets out of bounds", _edit_header(lambda h: _set(h["2.b"], "data_offsets", [0, 10 ** 9])), "span|ends at byte"),
     ("overlapping offsets", _edit_header(lambda h: _set(h["0.b"], "data_offsets", h["0.W"]["data_offsets"][:1] + [h["0.W"]["data_offsets"][0] + 24])), "overlapping|starts at"),
+    ("architecture asking for terabytes", _edit_arch(lambda a: _set(a["layers"][0]["config"], "out_features", 2 ** 40)), "do not match its architecture"),
     ("unknown layer type", _edit_arch(lambda a: _set(a["layers"][1], "class", "Conv2D")), "architecture cannot be rebuilt"),
     ("missing tensor", _rename_tensor("2.b", "optimizer.junk"), "optimizer tensors|do not match"),
     ("extra tensor", _rename_tensor("optimizer.exp_avg", "9.W"), "do not match its architecture"),
