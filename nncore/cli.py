@@ -178,8 +178,6 @@ def _fold_scaling(model, mu, sd, y_mu=None, y_sd=None):
 def cmd_train(args):
     import nncore as nn
 
-    if args.threads:
-        nn.set_num_threads(args.threads)
     hidden = []
     if args.hidden.strip():
         try:
@@ -189,6 +187,13 @@ def cmd_train(args):
                            f"{args.hidden!r}") from None
         if any(h < 1 for h in hidden):
             raise CLIError(f"--hidden sizes must be positive, got {args.hidden!r}")
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:  # before any work is done or printed
+            raise CLIError(f"{flag} must be at least 1, got {value}")
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be at least 1, got {args.threads}")
+    if args.threads:
+        nn.set_num_threads(args.threads)
     if args.data is None:
         X, y = nn.datasets.load_digits()
         features, target_name, source = [str(i) for i in range(64)], "digit", "digits (shipped)"

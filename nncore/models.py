@@ -362,6 +362,8 @@ class Sequential:
             ``"accuracy"``, ``"mse"``, ``"mae"``.
         """
         self._require_layers("compile")
+        with self._busy:
+            self._refuse_during_fit("compile")
         loss = _losses.get(loss)
         loss.check_model(self.n_outputs, self._last_activation())
         if metrics is None:
@@ -696,7 +698,8 @@ class Sequential:
         """Train the model.
 
         One fit at a time per model: while fit runs, calls of ``fit``, ``predict``,
-        ``evaluate`` or ``save`` on this model from other threads raise RuntimeError
+        ``evaluate``, ``save``, ``compile`` or ``load_state_dict`` on this model from other
+        threads raise RuntimeError
         (callbacks, which run in fit's thread, may call them). A fit started while other
         threads are in ``predict`` waits for them to finish. ``predict`` itself may be called
         from many threads at once.
@@ -1010,6 +1013,8 @@ class Sequential:
         -------
         namedtuple (missing_keys, unexpected_keys)
         """
+        with self._busy:
+            self._refuse_during_fit("load_state_dict")
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError(f"state_dict must be a dict of arrays (from model.state_dict()), "
                             f"got {type(state_dict).__name__}")

@@ -424,8 +424,9 @@ def test_save_rejects_bad_destinations_and_leaves_no_litter(trained, tmp_path, m
 # ---- the command line ------------------------------------------------------------------------
 CLI_CASES = [
     ("negative learning rate", ["train", "--lr", "-1", "-q"], "lr must be at least 0.0"),
-    ("batch size 0", ["train", "--batch-size", "0", "-q"], "batch_size must be at least 1"),
-    ("epochs 0", ["train", "--epochs", "0", "-q"], "epochs must be at least 1"),
+    ("batch size 0", ["train", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    ("epochs 0", ["train", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("threads 0", ["train", "--threads", "0"], "--threads must be at least 1, got 0"),
     ("dropout rate 1.0", ["train", "--dropout", "1.0", "-q"], "p must be in [0, 1)"),
     ("hidden size 0", ["train", "--hidden", "0", "-q"], "--hidden sizes must be positive"),
     ("missing model file", ["predict", "missing.safetensors", "x.csv"], "no model file"),
@@ -437,8 +438,9 @@ CLI_CASES = [
 def test_cli_reports_bad_input_in_one_line(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     code = cli_main(argv)
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 1 and message in err and "Traceback" not in err
+    assert "Compiled:" not in out  # refused before any work
 
 
 def test_cli_predict_with_wrong_feature_count(capsys, tmp_path, trained):

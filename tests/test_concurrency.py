@@ -1,5 +1,6 @@
 """Threads: predict from many threads at once equals serial predict; fit refuses predict,
-evaluate, save and a second fit from other threads while it runs (a clear RuntimeError)."""
+evaluate, save, compile, load_state_dict and a second fit from other threads while it runs
+(a clear RuntimeError)."""
 
 import threading
 
@@ -65,6 +66,7 @@ def test_calls_from_other_threads_during_fit_are_refused(model_and_data, tmp_pat
     model, X, y = model_and_data
     pause = _PauseInFit()
     errors = []
+    state = model.state_dict()
 
     def fit():
         try:
@@ -81,6 +83,8 @@ def test_calls_from_other_threads_during_fit_are_refused(model_and_data, tmp_pat
             "evaluate": lambda: model.evaluate(X, y),
             "save": lambda: model.save(tmp_path / "m.safetensors"),
             "fit": lambda: model.fit(X, y, verbose=0),
+            "compile": lambda: model.compile("sgd", "cross_entropy"),
+            "load_state_dict": lambda: model.load_state_dict(state),
         }
         for name, call in calls.items():
             with pytest.raises(RuntimeError, match=f"{name} was called while fit is"):
