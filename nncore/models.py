@@ -758,6 +758,7 @@ class Sequential:
                                    "model (in another thread or from a callback); one fit at "
                                    "a time per model")
             self._fit_thread = threading.get_ident()
+            self._busy.notify_all()
             while self._readers:  # predicts running on other threads finish first
                 self._busy.wait()
         try:

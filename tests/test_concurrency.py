@@ -125,3 +125,56 @@ def test_fit_from_a_callback_is_refused(model_and_data):
     with pytest.raises(RuntimeError, match="fit is already running"):
         model.fit(X, y, epochs=1, verbose=0, callbacks=[Refit()])
     model.fit(X, y, epochs=1, verbose=0)  # the flag was cleared
+
+
+class _BlockingReLU(nn.Activation):
+    """A ReLU whose inference pass waits for an event (a subclass: the Python loop runs)."""
+
+    def __init__(self):
+        super().__init__("relu")
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _forward(self, x, buf, training, model):
+        if not training and not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(60), "the test never released predict"
+        return super()._forward(x, buf, training, model)
+
+
+def test_fit_waits_for_a_predict_already_running(rng):
+    block = _BlockingReLU()
+    model = nn.Sequential([nn.Dense(4, 8), block, nn.Dense(8, 2)], seed=0)
+    model.compile(nn.SGD(0.1), "cross_entropy")
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 2, 40)
+    block.entered.set()
+    expected = model.predict(X)   # before any training
+    block.entered.clear()
+    out, errors = {}, []
+
+    def run(name, call):
+        try:
+            out[name] = call()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    p = threading.Thread(target=run, args=("predict", lambda: model.predict(X)))
+    f = threading.Thread(target=run, args=("fit", lambda: model.fit(X, y, epochs=2,
+                                                                   verbose=0)))
+    p.start()
+    try:
+        assert block.entered.wait(60)          # predict is inside the model
+        f.start()
+        with model._busy:                      # fit has claimed the model ...
+            assert model._busy.wait_for(lambda: model._fit_thread is not None, 60)
+        assert "fit" not in out                # ... but waits for the running predict
+        with pytest.raises(RuntimeError, match="predict was called while fit"):
+            model.predict(X)                   # and new calls are refused
+    finally:
+        block.release.set()
+        p.join()
+        if f.ident is not None:  # started
+            f.join()
+    assert not errors
+    np.testing.assert_array_equal(out["predict"], expected)  # untouched by the training
+    assert len(out["fit"].history["loss"]) == 2
