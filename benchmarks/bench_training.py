@@ -112,7 +112,7 @@ if glob.glob(os.path.join(ROOT, "nncore", "_core*.so")):
 
 Net = namedtuple("Net", "name sizes batch n_quick n_full")
 NETS = (
-    Net("seed 2-3-1", (2, 3, 1), 1, 512, 8192),
+    Net("seed 2-3-1", (2, 3, 1), 1, 512, 2048),
     Net("digits 64-128-10", (64, 128, 10), 32, 2048, 32768),
     Net("mnist 784-256-128-10", (784, 256, 128, 10), 64, 2048, 16384),
     Net("mnist 784-256-128-10", (784, 256, 128, 10), 256, 4096, 16384),
@@ -233,11 +233,12 @@ def time_training(train, n, args):
     train(1)  # the first epoch pays one-time costs: calibrate on the second
     one = time.perf_counter() - t0
     epochs = max(1, min(100_000, math.ceil(args.min_time / max(one, 1e-6))))
+    reps = 1 if one > 2 * args.min_time else args.reps  # a slow peer: one run is enough
     for attempt in range(3):
         settle()
         probe, c0, w0 = Others(), cpu_seconds(), time.perf_counter()
         times = []
-        for _ in range(args.reps):
+        for _ in range(reps):
             t0 = time.perf_counter()
             train(epochs)
             times.append(time.perf_counter() - t0)
@@ -331,7 +332,8 @@ class NumpyMLP:
         if z.shape[1] == 1:  # binary cross-entropy from logits
             z = z[:, 0]
             loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
-            return loss, ((1.0 / (1.0 + np.exp(-z)) - y) / m)[:, None].astype(np.float32)
+            sigmoid = 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
+            return loss, ((sigmoid - y) / m)[:, None].astype(np.float32)
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         s = p.sum(axis=1, keepdims=True)
