@@ -38,6 +38,7 @@ _ALIGN_BYTES = 64
 _PLAN_LOSSES = (_losses.MSELoss, _losses.BCEWithLogitsLoss, _losses.CrossEntropyLoss)
 _PLAN_METRICS = (_metrics.Accuracy, _metrics.MeanSquaredError, _metrics.MeanAbsoluteError)
 _PREDICT_BATCH = 1024
+_INFER_ROWS = 256
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys",
                                            ["missing_keys", "unexpected_keys"])
@@ -205,11 +206,12 @@ class Sequential:
         self.n_features = self.n_outputs = None
         self._train_ws = self._infer_ws = None
         self._plans = {}
-        self._infer_lock = threading.Lock()
         # fit versus other threads: fit waits for running predicts, then refuses new ones
-        self._busy = threading.Condition(threading.Lock())
+        # One lock: predict, evaluate and save hold it for their whole run (they share the
+        # inference workspace); fit takes it only to mark itself running, so a fit starting
+        # during a predict waits for it, and a predict during another thread's fit is refused.
+        self._lock = threading.Lock()
         self._fit_thread = None
-        self._readers = 0
         self.params = _aligned_zeros(0, self.dtype)
         self.grads = _aligned_zeros(0, self.dtype)
         if layers is not None:
@@ -362,7 +364,7 @@ class Sequential:
             ``"accuracy"``, ``"mse"``, ``"mae"``.
         """
         self._require_layers("compile")
-        with self._busy:
+        with self._lock:
             self._refuse_during_fit("compile")
         loss = _losses.get(loss)
         loss.check_model(self.n_outputs, self._last_activation())
@@ -389,32 +391,6 @@ class Sequential:
             raise RuntimeError(f"{what} was called while fit is running on another thread "
                                f"of this model; the weights are changing. Wait for fit to "
                                f"return (join its thread), or use a copy of the model")
-
-    class _Reading:
-        """predict / evaluate / save: refused while another thread runs fit; counted, so
-        that a fit starting meanwhile waits for them."""
-
-        __slots__ = ("model", "what", "counted")
-
-        def __init__(self, model, what):
-            self.model, self.what = model, what
-
-        def __enter__(self):
-            m = self.model
-            with m._busy:
-                m._refuse_during_fit(self.what)
-                # inside fit's own thread (callbacks, validation) nothing to count
-                self.counted = m._fit_thread is None
-                if self.counted:
-                    m._readers += 1
-
-        def __exit__(self, *exc):
-            m = self.model
-            if self.counted:
-                with m._busy:
-                    m._readers -= 1
-                    if m._readers == 0:
-                        m._busy.notify_all()
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -444,7 +420,9 @@ class Sequential:
     def _inference_ws(self, rows):
         ws = self._infer_ws
         if ws is None or ws.capacity < rows:
-            ws = self._infer_ws = _Workspace(self, rows, training=False)
+            # At least _INFER_ROWS: the compiled plan then serves a one-sample predict and a
+            # batch of hundreds alike (larger inputs run in chunks of its capacity).
+            ws = self._infer_ws = _Workspace(self, max(rows, _INFER_ROWS), training=False)
         return ws
 
     def _training_ws(self, rows):
@@ -642,15 +620,15 @@ class Sequential:
         """{"loss": ..., metric: ...} over validated arrays (inference mode)."""
         n = X.shape[0]
         batch_size = min(batch_size, n)
-        with self._infer_lock:
-            ws = self._inference_ws(batch_size)
-            plan = self._plan(ws)
-            if plan is not None:
-                plan.reset_stats()
-                plan.forward(X, None, Y, W)
-                total, weight, sums, counts = plan.stats()[:4]
-            else:
-                total, weight, sums, counts = self._evaluate_python(ws, X, Y, W, batch_size)
+        # The caller holds self._lock: one inference workspace.
+        ws = self._inference_ws(batch_size)
+        plan = self._plan(ws)
+        if plan is not None:
+            plan.reset_stats()
+            plan.forward(X, None, Y, W)
+            total, weight, sums, counts = plan.stats()[:4]
+        else:
+            total, weight, sums, counts = self._evaluate_python(ws, X, Y, W, batch_size)
         d = 1 if self.loss.labels else self.n_outputs
         logs = {"loss": total / (d * weight)}
         for k, metric in enumerate(self.metrics):
@@ -752,21 +730,17 @@ class Sequential:
         NonFiniteLossError
             With ``on_nan="raise"``, when a batch's loss is not finite.
         """
-        with self._busy:
+        with self._lock:  # waits for a predict running on another thread
             if self._fit_thread is not None:
                 raise RuntimeError("fit was called while fit is already running on this "
                                    "model (in another thread or from a callback); one fit at "
                                    "a time per model")
             self._fit_thread = threading.get_ident()
-            self._busy.notify_all()
-            while self._readers:  # predicts running on other threads finish first
-                self._busy.wait()
         try:
             return self._fit(X, y, epochs, batch_size, shuffle, validation_split,
                              validation_data, sample_weight, callbacks, verbose, on_nan)
         finally:
-            with self._busy:
-                self._fit_thread = None
+            self._fit_thread = None
 
     def _fit(self, X, y, epochs, batch_size, shuffle, validation_split, validation_data,
              sample_weight, callbacks, verbose, on_nan):
@@ -911,7 +885,8 @@ class Sequential:
         batch_size = _PREDICT_BATCH if batch_size is None else check_int(
             batch_size, "batch_size", 1)
         X, Y, W = self._check_xy(X, y, sample_weight, "evaluate")
-        with self._Reading(self, "evaluate"):
+        with self._lock:
+            self._refuse_during_fit("evaluate")
             logs = self._evaluate_arrays(X, Y, W, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
@@ -939,14 +914,14 @@ class Sequential:
         another thread runs :meth:`fit` on this model, predict raises RuntimeError.
         """
         self._require_layers("predict")
-        with self._Reading(self, "predict"):
+        with self._lock:
+            self._refuse_during_fit("predict")
             return self._predict(X, batch_size)
 
     def _predict(self, X, batch_size):
         cached = self._plans.get(False)
         if batch_size is None and cached is not None and cached[1] is not None:
-            with self._infer_lock:  # the fast path: a well-formed array straight to C
-                out = cached[1].predict(X)
+            out = cached[1].predict(X)  # the fast path: a well-formed array straight to C
             if out is not None:
                 return out
         batch_size = _PREDICT_BATCH if batch_size is None else check_int(
@@ -955,16 +930,16 @@ class Sequential:
         n = X.shape[0]
         batch_size = min(batch_size, n)
         out = np.empty((n, self.n_outputs), self.dtype)
-        with self._infer_lock:  # one inference workspace: calls from threads take turns
-            ws = self._inference_ws(batch_size)
-            plan = self._plan(ws)
-            if plan is not None:
-                plan.forward(X, out)
-                return out
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                bufs, _ = ws.rows(stop - start)
-                out[start:stop] = self._forward(X[start:stop], bufs, False)
+        # The caller holds self._lock: one inference workspace.
+        ws = self._inference_ws(batch_size)
+        plan = self._plan(ws)
+        if plan is not None:
+            plan.forward(X, out)
+            return out
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            bufs, _ = ws.rows(stop - start)
+            out[start:stop] = self._forward(X[start:stop], bufs, False)
         return out
 
     def predict_proba(self, X, *, batch_size=None):
@@ -1014,7 +989,7 @@ class Sequential:
         -------
         namedtuple (missing_keys, unexpected_keys)
         """
-        with self._busy:
+        with self._lock:
             self._refuse_during_fit("load_state_dict")
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError(f"state_dict must be a dict of arrays (from model.state_dict()), "
@@ -1080,7 +1055,8 @@ class Sequential:
             Extra text stored in the file (read back as ``model.metadata``).
         """
         from . import io
-        with self._Reading(self, "save"):
+        with self._lock:
+            self._refuse_during_fit("save")
             io.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
 
     def load_weights(self, path, strict=True):
