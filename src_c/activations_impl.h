@@ -2,8 +2,8 @@
 
 NN_INLINE T NN_T(sigmoid)(T z) {
     // Never exp of a large positive number: no overflow, no 1 - 1 cancellation.
-    if (z >= 0) return 1 / (1 + NN_T(nn_exp)(-z));
-    T e = NN_T(nn_exp)(z);
+    if (z >= 0) return 1 / (1 + NN_T(nn_expz)(-z));
+    T e = NN_T(nn_expz)(z);
     return e / (1 + e);
 }
 
@@ -60,7 +60,7 @@ static void NN_T(act_grad_row)(T *dz, const T *dy, const T *y, const T *z, nn_in
     case NN_ACT_GELU:  // d/dz z Phi(z) = Phi(z) + z phi(z)
         for (nn_int i = 0; i < n; i++) {
             T cdf = (T)0.5 * (1 + NN_T(nn_erf)(z[i] * (T)0.70710678118654752440));
-            T pdf = (T)0.39894228040143267794 * NN_T(nn_exp)((T)-0.5 * z[i] * z[i]);
+            T pdf = (T)0.39894228040143267794 * NN_T(nn_expz)((T)-0.5 * z[i] * z[i]);
             dz[i] = dy[i] * (cdf + z[i] * pdf);
         }
         break;
@@ -74,7 +74,7 @@ static void NN_T(softmax_row)(T *y, const T *x, nn_int n) {
     for (nn_int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     T s = 0;
     for (nn_int i = 0; i < n; i++) {
-        y[i] = NN_T(nn_exp)(x[i] - mx);
+        y[i] = NN_T(nn_expz)(x[i] - mx);
         s += y[i];
     }
     T inv = 1 / s;

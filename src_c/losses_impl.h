@@ -15,7 +15,7 @@ static double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t lab
         }
     } else if (kind == NN_LOSS_BCE_LOGITS) {  // max(x, 0) - x t + log1p(exp(-|x|))
         for (nn_int j = 0; j < d; j++) {
-            T xj = x[j], e = NN_T(nn_exp)(-(xj < 0 ? -xj : xj));
+            T xj = x[j], e = NN_T(nn_expz)(-(xj < 0 ? -xj : xj));
             l += (double)((xj > 0 ? xj : 0) - xj * t[j] + NN_T(nn_log1p)(e));
             if (g) {  // sigmoid(x) from the same e: 1/(1+e) for x >= 0, e/(1+e) below
                 T sig = xj >= 0 ? 1 / (1 + e) : e / (1 + e);
@@ -26,11 +26,11 @@ static double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t lab
         T mx = x[0];
         for (nn_int j = 1; j < d; j++) mx = x[j] > mx ? x[j] : mx;
         double s = 0;
-        for (nn_int j = 0; j < d; j++) s += NN_T(nn_exp)(x[j] - mx);
+        for (nn_int j = 0; j < d; j++) s += NN_T(nn_expz)(x[j] - mx);
         double lse = (double)mx + log(s);
         l = lse - (double)x[label];
         if (g) {
-            for (nn_int j = 0; j < d; j++) g[j] = NN_T(nn_exp)((T)((double)x[j] - lse)) * gscale;
+            for (nn_int j = 0; j < d; j++) g[j] = NN_T(nn_expz)((T)((double)x[j] - lse)) * gscale;
             g[label] -= gscale;
         }
     }
