@@ -128,12 +128,18 @@ def cross_entropy_loss(logits, labels, weight=None, reduction="mean"):
     return loss, (grad * scale[:, None]).astype(logits.dtype)
 
 
+def _flush(x):
+    """x with its subnormal values set to 0: optimizer state that decays geometrically would
+    otherwise sit in the subnormals, each multiply on the CPU's slow path."""
+    return np.where(np.abs(x) < np.finfo(x.dtype).tiny, np.zeros((), x.dtype), x)
+
+
 def sgd_update(p, grad, buf=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                nesterov=False, first_step=True):
     """torch.optim.SGD, one step. Returns the new (p, buf); the inputs are not changed."""
     g = grad + weight_decay * p if weight_decay else grad
     if momentum:
-        buf = g.copy() if first_step else momentum * buf + (1 - dampening) * g
+        buf = g.copy() if first_step else _flush(momentum * buf + (1 - dampening) * g)
         g = g + momentum * buf if nesterov else buf
     return p - lr * g, buf
 
@@ -148,8 +154,8 @@ def adam_update(p, grad, m, v, vmax=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e
             p = p * (1 - lr * weight_decay)
         else:
             g = g + weight_decay * p
-    m = b1 * m + (1 - b1) * g
-    v = b2 * v + (1 - b2) * g * g
+    m = _flush(b1 * m + (1 - b1) * g)
+    v = _flush(b2 * v + (1 - b2) * g * g)
     vhat = v
     if amsgrad:
         vmax = np.maximum(vmax, v)

@@ -20,8 +20,7 @@ static void NN_T(colsum)(T *db, const T *dz, nn_int n, nn_int out, int accumulat
     const nn_int block = 256;
     nn_int n_blocks = (out + block - 1) / block;
     int nt = nn_threads_for(n_threads, n * out, NN_PAR_MIN_ELEMS);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (nn_int cb = 0; cb < n_blocks; cb++) {
+    NN_PARALLEL_FOR(nt, cb, n_blocks, {
         nn_int j0 = cb * block, cols = out - j0 < block ? out - j0 : block;
         T s[256];
         for (nn_int j = 0; j < cols; j++) s[j] = 0;
@@ -30,7 +29,7 @@ static void NN_T(colsum)(T *db, const T *dz, nn_int n, nn_int out, int accumulat
             for (nn_int j = 0; j < cols; j++) s[j] += row[j];
         }
         for (nn_int j = 0; j < cols; j++) db[j0 + j] = accumulate ? db[j0 + j] + s[j] : s[j];
-    }
+    });
 }
 
 int NN_T(nn_dense_backward)(T *dx, T *dw, T *db, T *dz, const T *dy, const T *x, const T *w,

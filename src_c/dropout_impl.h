@@ -9,15 +9,14 @@ void NN_T(nn_dropout_forward)(T *y, uint8_t *mask, const T *x, nn_int n, double 
     const uint64_t cut = (uint64_t)ceil(p * 0x1.0p53);
     nn_int n_chunks = (n + NN_DROPOUT_CHUNK - 1) / NN_DROPOUT_CHUNK;
     int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS / 4);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (nn_int c = 0; c < n_chunks; c++) {
+    NN_PARALLEL_FOR(nt, c, n_chunks, {
         nn_int i1 = (c + 1) * NN_DROPOUT_CHUNK < n ? (c + 1) * NN_DROPOUT_CHUNK : n;
         for (nn_int i = c * NN_DROPOUT_CHUNK; i < i1; i++) {
             uint8_t keep = (nn_rng_hash(seed, offset + (uint64_t)i) >> 11) >= cut;
             mask[i] = keep;
             y[i] = x[i] * (keep ? scale : 0);
         }
-    }
+    });
 }
 
 void NN_T(nn_dropout_backward)(T *dx, const T *dy, const uint8_t *mask, nn_int n, double p,
@@ -25,6 +24,5 @@ void NN_T(nn_dropout_backward)(T *dx, const T *dy, const uint8_t *mask, nn_int n
     // dx, dy, mask (n)
     const T scale = (T)(1 / (1 - p));
     int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (nn_int i = 0; i < n; i++) dx[i] = dy[i] * (mask[i] ? scale : 0);
+    NN_PARALLEL_FOR(nt, i, n, dx[i] = dy[i] * (mask[i] ? scale : 0););
 }

@@ -173,6 +173,29 @@ static int NN_T(use_direct)(nn_int m, nn_int n, nn_int k) {
     return m <= 16 || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
 }
 
+// Products too small for a micro-kernel's set-up to pay (a tiny network at batch 1: 1x2x3):
+// plain loops, the same sums on every CPU path. Chosen by shape alone, like the paths above.
+#ifndef NN_GEMM_TINY
+#define NN_GEMM_TINY 64  // multiply-adds; measured: 8x8 at batch 1 gains, 16x16 loses
+#endif
+static int NN_T(gemm_tiny)(const struct NN_T(gemm_args) *g) {
+    const nn_int rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
+    const nn_int rs_b = g->trans_b ? 1 : g->ldb, cs_b = g->trans_b ? g->ldb : 1;
+    for (nn_int i = 0; i < g->m; i++) {
+        T *ci = g->c + i * g->ldc;
+        const T *ai = g->a + i * rs_a;
+        for (nn_int j = 0; j < g->n; j++) {
+            T s = 0;
+            for (nn_int p = 0; p < g->k; p++) s += ai[p * cs_a] * g->b[p * rs_b + j * cs_b];
+            ci[j] = g->accumulate ? ci[j] + s : s;
+        }
+        if (g->epilogue)
+            NN_T(nn_act_tile)(ci, g->ldc, g->z ? g->z + i * g->ldz : NULL, g->ldz, g->bias, 1,
+                              g->n, g->act, g->alpha);
+    }
+    return NN_OK;
+}
+
 // Split the (m, n) tile grid over nt threads: tm x tn blocks, tm * tn = nt, minimising the
 // largest block (ties: fewer splits of M, so each thread packs less of B).
 static void NN_T(split)(nn_int m_tiles, nn_int n_tiles, int nt, int *tm, int *tn) {
@@ -202,6 +225,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         }
         return NN_OK;
     }
+    if (m * n * k <= NN_GEMM_TINY) return NN_T(gemm_tiny)(&g);
     const int mr = d->NN_T(gemm).mr, nr = d->NN_T(gemm).nr;
     const int direct = NN_T(use_direct)(m, n, k);
     nn_int m_tiles = (m + mr - 1) / mr, n_tiles = (n + nr - 1) / nr;

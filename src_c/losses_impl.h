@@ -60,8 +60,7 @@ static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
     double *part = (double *)nn_workspace(3, (size_t)n_chunks * sizeof(double));
     if (part == NULL) return NN_ERR_NOMEM;
     int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (nn_int c = 0; c < n_chunks; c++) {
+    NN_PARALLEL_FOR(nt, c, n_chunks, {
         nn_int i1 = (c + 1) * chunk < n ? (c + 1) * chunk : n;
         double s = 0;
         for (nn_int i = c * chunk; i < i1; i++) {
@@ -71,7 +70,7 @@ static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
                                     t ? t + i * d : NULL, labels ? labels[i] : 0, d, gscale);
         }
         part[c] = s;
-    }
+    });
     double total = 0;
     for (nn_int c = 0; c < n_chunks; c++) total += part[c];
     *loss = total / norm;

@@ -11,20 +11,19 @@ void NN_T(nn_sgd_update)(T *p, T *buf, const T *grad, nn_int n, double lr, doubl
     const int use_wd = weight_decay != 0, use_mom = momentum != 0;
     nn_int n_chunks = (n + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;
     int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (nn_int c = 0; c < n_chunks; c++) {
+    NN_PARALLEL_FOR(nt, c, n_chunks, {
         nn_int i1 = (c + 1) * NN_OPTIM_CHUNK < n ? (c + 1) * NN_OPTIM_CHUNK : n;
         for (nn_int i = c * NN_OPTIM_CHUNK; i < i1; i++) {
             T g = grad[i];
             if (use_wd) g = g + wd * p[i];
             if (use_mom) {
-                T b = first_step ? g : mom * buf[i] + keep * g;
+                T b = first_step ? g : NN_T(nn_flush)(mom * buf[i] + keep * g);
                 buf[i] = b;
                 g = nesterov ? g + mom * b : b;
             }
             p[i] = p[i] - lr_ * g;
         }
-    }
+    });
 }
 
 void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, double lr,
@@ -38,8 +37,7 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
     const int use_wd = weight_decay != 0;
     nn_int n_chunks = (n + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;
     int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS / 4);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (nn_int c = 0; c < n_chunks; c++) {
+    NN_PARALLEL_FOR(nt, c, n_chunks, {
         nn_int i1 = (c + 1) * NN_OPTIM_CHUNK < n ? (c + 1) * NN_OPTIM_CHUNK : n;
         for (nn_int i = c * NN_OPTIM_CHUNK; i < i1; i++) {
             T g = grad[i], pi = p[i];
@@ -47,8 +45,8 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
                 if (decoupled) pi = pi * decay;
                 else g = g + wd * pi;
             }
-            T mi = m[i] + w1 * (g - m[i]);  // torch's lerp form of b1 m + (1 - b1) g
-            T vi = v[i] * b2 + w2 * (g * g);
+            T mi = NN_T(nn_flush)(m[i] + w1 * (g - m[i]));  // torch's lerp: b1 m + (1 - b1) g
+            T vi = NN_T(nn_flush)(v[i] * b2 + w2 * (g * g));
             m[i] = mi;
             v[i] = vi;
             if (amsgrad) {
@@ -58,5 +56,5 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
             T denom = NN_T(nn_sqrt)(vi) / bc2_sqrt + eps_;
             p[i] = pi - step_size * (mi / denom);
         }
-    }
+    });
 }

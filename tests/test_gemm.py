@@ -10,10 +10,11 @@ from conftest import EPS
 
 # (m, n, k): 1s, odd sizes, non-multiples of every micro-tile (4x8, 6x16, 12x32, ...),
 # and sizes beyond one cache block in each dimension (mc <= 144, kc <= 384, nc <= 4096).
-# Small products take the direct (unpacked) path; (37, 45, 513) and (200, 129, 400) the
+# Products of at most 64 multiply-adds take plain loops (the first four); (1, 9, 8), (2, 5, 7)
+# and other small products the direct (unpacked) path; (37, 45, 513) and (200, 129, 400) the
 # packed one (k > 512, or m n k > 2^22).
 SHAPES = [
-    (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (13, 17, 19), (33, 65, 31), (12, 32, 8),
+    (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (1, 9, 8), (2, 5, 7), (13, 17, 19), (33, 65, 31), (12, 32, 8),
     (6, 16, 100), (150, 40, 30), (37, 45, 513), (3, 4200, 5), (200, 129, 400),
 ]
 

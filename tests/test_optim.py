@@ -173,3 +173,22 @@ def test_read_only_parameters():
     p.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         _core.sgd_update(p, np.ones(3), lr=1)
+
+
+def test_decayed_state_flushes_to_zero_not_subnormal(dtype):
+    # A momentum buffer (or Adam's m and v) whose gradient stays 0 decays geometrically; it
+    # must reach 0 without lingering in the subnormals (slow on every CPU), like the twin.
+    tiny = np.finfo(dtype).tiny
+    p, g = np.ones(33, dtype), np.zeros(33, dtype)
+    buf = np.full(33, tiny * 1.05, dtype)
+    _core.sgd_update(p, g, buf, lr=0.1, momentum=0.9, first_step=False)
+    assert (buf == 0).all()
+    assert (ref.sgd_update(p, g, np.full(33, tiny * 1.05, dtype), lr=0.1, momentum=0.9,
+                           first_step=False)[1] == 0).all()
+    m, v = np.full(33, tiny * 1.05, dtype), np.full(33, tiny * 1.0005, dtype)
+    _core.adam_update(p, g, m, v, np.zeros_like(p), step=5)
+    assert (m == 0).all() and (v == 0).all()
+    # normal values are not touched
+    buf = np.full(33, tiny * 2, dtype)
+    _core.sgd_update(p, g, buf, lr=0.1, momentum=0.9, first_step=False)
+    assert (buf == dtype(tiny * 2) * dtype(0.9)).all()
