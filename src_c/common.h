@@ -43,13 +43,17 @@
 
 #define NN_ALIGNMENT 64
 
+// NN_PREFETCH: for reading; NN_PREFETCH_W: for writing.
 #if defined(__GNUC__) || defined(__clang__)
 #define NN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define NN_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
 #elif defined(NN_X86_64)
 #include <xmmintrin.h>
 #define NN_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define NN_PREFETCH_W(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #else
 #define NN_PREFETCH(p) ((void)(p))
+#define NN_PREFETCH_W(p) ((void)(p))
 #endif
 
 // ---- dtype templating -----------------------------------------------------------------------
@@ -132,71 +136,78 @@ void *nn_workspace(int slot, size_t bytes);
 
 // ---- the dispatch table (filled in cpu.c) ---------------------------------------------------
 
-// A GEMM micro-kernel computes one MR x NR tile:
-//   c (MR, NR; row stride ldc)  (+)=  A (MR, k) . B (k, NR)
+// A GEMM micro-kernel computes one MR x NR tile, edges included:
+//   c (m, n; row stride ldc)  (+)=  A (m, k) . B (k, n),   m <= MR, n <= NR
 // with A(i, p) = a[i * rs_a + p * cs_a] and row p of B at b + p * ldb. Two forms per path:
 // the packed one reads zero-padded panels (rs_a = 1, cs_a = MR, ldb = NR) and ignores the
-// strides; the direct one reads the operands in place and takes rows i >= m from row m - 1.
-// With accumulate the sum is formed first and then added to c, so an element's value does
-// not depend on whether its tile is full or an edge tile computed into a scratch buffer.
+// strides; the direct one reads the operands in place, takes rows i >= m from row m - 1
+// and masks the columns j >= n of B (no read past them). Rows >= m and columns >= n of c are
+// never written. With accumulate the sum is formed first and then added to c.
 typedef void (*nn_ukr_f32_t)(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
-                             const float *b, nn_int ldb, float *c, nn_int ldc, int m,
+                             const float *b, nn_int ldb, float *c, nn_int ldc, int m, int n,
                              int accumulate);
 typedef void (*nn_ukr_f64_t)(nn_int k, const double *a, nn_int rs_a, nn_int cs_a,
-                             const double *b, nn_int ldb, double *c, nn_int ldc, int m,
+                             const double *b, nn_int ldb, double *c, nn_int ldc, int m, int n,
                              int accumulate);
+// The inner-product form, for c = A . B^T with both operands contiguous along k and few rows
+// (dX = dZ . W^T at batch 1 to 4):  c (m, n) (+)= a (m, k) . b (n, k)^T, m <= NN_MR_SHORT,
+// n <= dot_n (the path's), rows of a at a + i * lda, rows of b at b + j * ldb.
+typedef void (*nn_dot_f32_t)(nn_int k, const float *a, nn_int lda, const float *b, nn_int ldb,
+                             float *c, nn_int ldc, int m, int n, int accumulate);
+typedef void (*nn_dot_f64_t)(nn_int k, const double *a, nn_int lda, const double *b,
+                             nn_int ldb, double *c, nn_int ldc, int m, int n, int accumulate);
 
-struct nn_gemm_shape {
-    int mr, nr;            // micro-tile
-    nn_int mc, kc, nc;     // cache blocks: A block mc x kc in L2, B panel kc x nc in L3
-};
+#define NN_MR_SHORT 4  // rows of the short kernels and of the inner-product kernel
+
+// One dtype's GEMM kernels on one path. direct[s][w]: s = 1 for the short form (NN_MR_SHORT
+// rows instead of mr), w = 1 for the narrow form (one vector, nr_narrow columns, not nr).
+#define NN_GEMM_KERNELS(T, SUF)                                                               \
+    struct nn_gemm_kernels_##SUF {                                                            \
+        int mr, nr;            /* micro-tile */                                               \
+        int nr_narrow, dot_n;  /* the narrow form's width (one vector); the dot kernel's n */ \
+        nn_int mc, kc, nc;     /* cache blocks: A block mc x kc in L2, B kc x nc in L3 */     \
+        nn_ukr_##SUF##_t packed, direct[2][2];                                                \
+        nn_dot_##SUF##_t dot;                                                                 \
+    };
+NN_GEMM_KERNELS(float, f32)
+NN_GEMM_KERNELS(double, f64)
 
 struct nn_dispatch {
     int path;
-    struct nn_gemm_shape gemm_f32, gemm_f64;
-    // packed; direct; direct one vector wide (nr_narrow columns) for narrow column edges;
-    // direct with 4 rows (nr columns) for short row edges
-    nn_ukr_f32_t ukr_f32, ukr_direct_f32, ukr_narrow_f32, ukr_short_f32;
-    nn_ukr_f64_t ukr_f64, ukr_direct_f64, ukr_narrow_f64, ukr_short_f64;
-    int nr_narrow_f32, nr_narrow_f64;
+    struct nn_gemm_kernels_f32 gemm_f32;
+    struct nn_gemm_kernels_f64 gemm_f64;
 };
 
 const struct nn_dispatch *nn_dispatch_get(void);
 
-// The micro-kernels of each path (gemm_kernels_*.c).
-#define NN_MR_SHORT 4  // rows of the short kernels
-#define NN_DECLARE_UKR(name)                                                                  \
-    void name##_f32(nn_int k, const float *a, nn_int rs_a, nn_int cs_a, const float *b,       \
-                    nn_int ldb, float *c, nn_int ldc, int m, int accumulate);                  \
-    void name##_f64(nn_int k, const double *a, nn_int rs_a, nn_int cs_a, const double *b,     \
-                    nn_int ldb, double *c, nn_int ldc, int m, int accumulate);
-NN_DECLARE_UKR(nn_ukr_generic)
+// The kernels of each path (gemm_kernels_*.c), named nn_<form>_<isa>_<dtype>: forms packed,
+// direct, direct_short, direct_narrow, direct_short_narrow (nn_ukr_*_t) and dot (nn_dot_*_t).
+#define NN_DECLARE_GEMM_KERNELS_T(isa, T, SUF)                                                \
+    void nn_packed_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int, T *,   \
+                                 nn_int, int, int, int);                                      \
+    void nn_direct_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int, T *,   \
+                                 nn_int, int, int, int);                                      \
+    void nn_direct_short_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int,  \
+                                       T *, nn_int, int, int, int);                           \
+    void nn_direct_narrow_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int, \
+                                        T *, nn_int, int, int, int);                          \
+    void nn_direct_short_narrow_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *,   \
+                                              nn_int, T *, nn_int, int, int, int);            \
+    void nn_dot_##isa##_##SUF(nn_int, const T *, nn_int, const T *, nn_int, T *, nn_int, int, \
+                              int, int);
+#define NN_DECLARE_GEMM_KERNELS(isa)                                                          \
+    NN_DECLARE_GEMM_KERNELS_T(isa, float, f32) NN_DECLARE_GEMM_KERNELS_T(isa, double, f64)
+// The table entry of one dtype on one path (blocking mc, kc, nc from cpu.c).
+#define NN_GEMM_ENTRY(isa, SUF, mr, nr, nr_narrow, dot_n, mc, kc, nc)                         \
+    {mr, nr, nr_narrow, dot_n, mc, kc, nc, nn_packed_##isa##_##SUF,                           \
+     {{nn_direct_##isa##_##SUF, nn_direct_narrow_##isa##_##SUF},                              \
+      {nn_direct_short_##isa##_##SUF, nn_direct_short_narrow_##isa##_##SUF}},                 \
+     nn_dot_##isa##_##SUF}
+
+NN_DECLARE_GEMM_KERNELS(generic)
 #ifdef NN_X86_64
-NN_DECLARE_UKR(nn_ukr_avx2)
-NN_DECLARE_UKR(nn_ukr_avx512)
-#define NN_DECLARE_DIRECT(name, T)                                                            \
-    void name(nn_int k, const T *a, nn_int rs_a, nn_int cs_a, const T *b, nn_int ldb, T *c,   \
-              nn_int ldc, int m, int accumulate);
-NN_DECLARE_DIRECT(nn_ukr_avx2_f32_direct_short, float)
-NN_DECLARE_DIRECT(nn_ukr_avx2_f64_direct_short, double)
-NN_DECLARE_DIRECT(nn_ukr_avx512_f32_direct_short, float)
-NN_DECLARE_DIRECT(nn_ukr_avx512_f64_direct_short, double)
-NN_DECLARE_DIRECT(nn_ukr_avx2_f32_direct_narrow, float)
-NN_DECLARE_DIRECT(nn_ukr_avx2_f64_direct_narrow, double)
-NN_DECLARE_DIRECT(nn_ukr_avx512_f32_direct_narrow, float)
-NN_DECLARE_DIRECT(nn_ukr_avx512_f64_direct_narrow, double)
-void nn_ukr_avx2_f32_direct(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
-                            const float *b, nn_int ldb, float *c, nn_int ldc, int m,
-                            int accumulate);
-void nn_ukr_avx2_f64_direct(nn_int k, const double *a, nn_int rs_a, nn_int cs_a,
-                            const double *b, nn_int ldb, double *c, nn_int ldc, int m,
-                            int accumulate);
-void nn_ukr_avx512_f32_direct(nn_int k, const float *a, nn_int rs_a, nn_int cs_a,
-                              const float *b, nn_int ldb, float *c, nn_int ldc, int m,
-                              int accumulate);
-void nn_ukr_avx512_f64_direct(nn_int k, const double *a, nn_int rs_a, nn_int cs_a,
-                              const double *b, nn_int ldb, double *c, nn_int ldc, int m,
-                              int accumulate);
+NN_DECLARE_GEMM_KERNELS(avx2)
+NN_DECLARE_GEMM_KERNELS(avx512)
 #endif
 
 // ---- internal kernels shared between files --------------------------------------------------

@@ -7,29 +7,22 @@
 #include <immintrin.h>
 #endif
 
-// Blocking: mc x kc of packed A stays in L2, a kc x nr micro-panel of B in L1, kc x nc of B in
-// L3. Multiples of the micro-tile. Tuned in benchmarks/bench_gemm.py.
+// Blocking (tuned with benchmarks/bench_gemm.py on a 48 KiB L1, 2 MiB L2 core): a kc x nc
+// block of packed B stays in L2 (about 1 MiB), an mr x kc micro-panel of packed A in L1
+// (12-24 KiB); the mc x kc block of A comes from L3. Multiples of the micro-tile.
+// NN_GEMM_ENTRY(isa, dtype, mr, nr, nr_narrow, dot_n, mc, kc, nc)
 static const struct nn_dispatch table[NN_CPU_N_PATHS] = {
-    {NN_CPU_GENERIC, {4, 8, 128, 256, 2048}, {4, 4, 128, 256, 2048},
-     nn_ukr_generic_f32, nn_ukr_generic_f32, nn_ukr_generic_f32, nn_ukr_generic_f32,
-     nn_ukr_generic_f64, nn_ukr_generic_f64, nn_ukr_generic_f64, nn_ukr_generic_f64, 8, 4},
+    {NN_CPU_GENERIC, NN_GEMM_ENTRY(generic, f32, 4, 8, 1, 4, 256, 256, 1024),
+     NN_GEMM_ENTRY(generic, f64, 4, 4, 1, 4, 256, 256, 512)},
 #ifdef NN_X86_64
-    {NN_CPU_AVX2, {6, 16, 144, 256, 4096}, {6, 8, 96, 256, 2048},
-     nn_ukr_avx2_f32, nn_ukr_avx2_f32_direct, nn_ukr_avx2_f32_direct_narrow,
-     nn_ukr_avx2_f32_direct_short,
-     nn_ukr_avx2_f64, nn_ukr_avx2_f64_direct, nn_ukr_avx2_f64_direct_narrow,
-     nn_ukr_avx2_f64_direct_short, 8, 4},
-    {NN_CPU_AVX512, {12, 32, 144, 384, 4096}, {12, 16, 96, 256, 2048},
-     nn_ukr_avx512_f32, nn_ukr_avx512_f32_direct, nn_ukr_avx512_f32_direct_narrow,
-     nn_ukr_avx512_f32_direct_short,
-     nn_ukr_avx512_f64, nn_ukr_avx512_f64_direct, nn_ukr_avx512_f64_direct_narrow,
-     nn_ukr_avx512_f64_direct_short, 16, 8},
+    {NN_CPU_AVX2, NN_GEMM_ENTRY(avx2, f32, 6, 16, 8, 2, 480, 384, 768),
+     NN_GEMM_ENTRY(avx2, f64, 6, 8, 4, 2, 480, 256, 512)},
+    {NN_CPU_AVX512, NN_GEMM_ENTRY(avx512, f32, 12, 32, 16, 4, 480, 384, 768),
+     NN_GEMM_ENTRY(avx512, f64, 12, 16, 8, 4, 480, 256, 512)},
 #else
     // Not x86-64: the SIMD paths are absent (NULL kernels; nn_cpu_compiled says 0).
-    {NN_CPU_AVX2, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-     0, 0},
-    {NN_CPU_AVX512, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-     NULL, 0, 0},
+    {NN_CPU_AVX2},
+    {NN_CPU_AVX512},
 #endif
 };
 
@@ -71,7 +64,7 @@ static int has_avx512(void) {
 #endif
 
 int nn_cpu_compiled(int path) {
-    return path >= 0 && path < NN_CPU_N_PATHS && table[path].ukr_f32 != NULL;
+    return path >= 0 && path < NN_CPU_N_PATHS && table[path].gemm_f32.packed != NULL;
 }
 
 int nn_cpu_supported(int path) {

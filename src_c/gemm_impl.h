@@ -1,51 +1,56 @@
 // gemm_impl.h - the GEMM driver, written once for T = float / double (included by gemm.c,
-// which also defines UKR_T, the micro-kernel pointer type for T).
-// Loop nest after BLIS: jc (nc columns of B) > pc (kc of K, pack B) > ic (mc rows, pack A)
-// > jr (nr) > ir (mr) > micro-kernel. Threads split C into disjoint blocks of whole tiles;
+// which also defines KERNELS_T, the path's kernel table type for T).
+// Loop nest after BLIS, mirrored because our kernels broadcast A and vectorise along B's rows:
+// jc (nc columns of B) > pc (kc of K: pack a kc x nc block of B, kept in L2) > ic (mc rows:
+// pack A) > ir (one mr x kc micro-panel of A, kept in L1) > jr (nr columns: B's micro-panels
+// stream from L2) > micro-kernel. Threads split C into disjoint blocks of whole tiles;
 // the K blocking never depends on the split, so every element is summed in the same order
-// whatever the thread count.
+// whatever the thread count. Edge tiles are computed in place by the kernels (lane masks).
+
+// dst(c, r) = src(r, c) for r < rows, c < cols. A cache line of each source row at a time:
+// rows a page apart all map to one cache set, and reading an element of each per step would
+// evict the lines before their next elements are used.
+static void NN_T(transpose)(T *NN_RESTRICT dst, nn_int ldd, const T *NN_RESTRICT src,
+                            nn_int lds, nn_int rows, nn_int cols) {
+    const nn_int line = 64 / (nn_int)sizeof(T);
+    for (nn_int c0 = 0; c0 < cols; c0 += line) {
+        nn_int c1 = cols - c0 < line ? cols : c0 + line;
+        for (nn_int r = 0; r < rows; r++)
+            for (nn_int c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
 
 // op(a)(i, p) for i in [i0, i0 + mc), p in [p0, p0 + kc) -> micro-panels of (kc, mr).
 static void NN_T(pack_a)(T *NN_RESTRICT dst, const T *NN_RESTRICT a, nn_int lda, int trans,
                          nn_int i0, nn_int mc, nn_int p0, nn_int kc, int mr) {
-    for (nn_int ir = 0; ir < mc; ir += mr) {
+    for (nn_int ir = 0; ir < mc; ir += mr, dst += kc * mr) {
         nn_int rows = mc - ir < mr ? mc - ir : mr;
-        if (!trans) {
-            const T *src = a + (i0 + ir) * lda + p0;  // a(i, p) = src[i * lda + p]
-            for (nn_int p = 0; p < kc; p++) {
-                for (nn_int i = 0; i < rows; i++) dst[p * mr + i] = src[i * lda + p];
-                for (nn_int i = rows; i < mr; i++) dst[p * mr + i] = 0;
-            }
-        } else {
-            const T *src = a + p0 * lda + i0 + ir;  // a(i, p) = src[p * lda + i]
-            for (nn_int p = 0; p < kc; p++) {
+        if (!trans) {  // a(i, p) = a[i * lda + p]
+            NN_T(transpose)(dst, mr, a + (i0 + ir) * lda + p0, lda, rows, kc);
+        } else {  // a(i, p) = a[p * lda + i]: rows of the panel are contiguous already
+            const T *src = a + p0 * lda + i0 + ir;
+            for (nn_int p = 0; p < kc; p++)
                 for (nn_int i = 0; i < rows; i++) dst[p * mr + i] = src[p * lda + i];
-                for (nn_int i = rows; i < mr; i++) dst[p * mr + i] = 0;
-            }
         }
-        dst += kc * mr;
+        for (nn_int p = 0; p < kc && rows < mr; p++)
+            for (nn_int i = rows; i < mr; i++) dst[p * mr + i] = 0;
     }
 }
 
 // op(b)(p, j) for p in [p0, p0 + kc), j in [j0, j0 + nc) -> micro-panels of (kc, nr).
 static void NN_T(pack_b)(T *NN_RESTRICT dst, const T *NN_RESTRICT b, nn_int ldb, int trans,
                          nn_int p0, nn_int kc, nn_int j0, nn_int nc, int nr) {
-    for (nn_int jr = 0; jr < nc; jr += nr) {
+    for (nn_int jr = 0; jr < nc; jr += nr, dst += kc * nr) {
         nn_int cols = nc - jr < nr ? nc - jr : nr;
-        if (!trans) {
-            const T *src = b + p0 * ldb + j0 + jr;  // b(p, j) = src[p * ldb + j]
-            for (nn_int p = 0; p < kc; p++) {
+        if (!trans) {  // b(p, j) = b[p * ldb + j]
+            const T *src = b + p0 * ldb + j0 + jr;
+            for (nn_int p = 0; p < kc; p++)
                 for (nn_int j = 0; j < cols; j++) dst[p * nr + j] = src[p * ldb + j];
-                for (nn_int j = cols; j < nr; j++) dst[p * nr + j] = 0;
-            }
-        } else {
-            const T *src = b + (j0 + jr) * ldb + p0;  // b(p, j) = src[j * ldb + p]
-            for (nn_int p = 0; p < kc; p++) {
-                for (nn_int j = 0; j < cols; j++) dst[p * nr + j] = src[j * ldb + p];
-                for (nn_int j = cols; j < nr; j++) dst[p * nr + j] = 0;
-            }
+        } else {  // b(p, j) = b[j * ldb + p]
+            NN_T(transpose)(dst, nr, b + (j0 + jr) * ldb + p0, ldb, cols, kc);
         }
-        dst += kc * nr;
+        for (nn_int p = 0; p < kc && cols < nr; p++)
+            for (nn_int j = cols; j < nr; j++) dst[p * nr + j] = 0;
     }
 }
 
@@ -60,61 +65,48 @@ struct NN_T(gemm_args) {
     int act;
     T alpha;
     int epilogue;
-    // The direct path reads op(b) as row-major (k, n) at bd with row stride ldbd; b_padded
-    // when that copy is zero-padded to whole tiles (so edge tiles may read it too).
+    // The direct path reads op(b) as row-major (k, n) at bd with row stride ldbd.
     const T *bd;
     nn_int ldbd;
-    int b_padded;
 };
 
-// Store an edge tile (computed whole into scratch) and apply the epilogue to a finished tile.
-static inline void NN_T(finish_tile)(const struct NN_T(gemm_args) *g, const T *tile, int nr,
-                                     nn_int i0, nn_int j0, nn_int rows, nn_int cols, int acc,
-                                     int last) {
-    T *ct = g->c + i0 * g->ldc + j0;
-    if (tile != NULL)
-        for (nn_int i = 0; i < rows; i++)
-            for (nn_int j = 0; j < cols; j++)
-                ct[i * g->ldc + j] = acc ? ct[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
-    if (last && g->epilogue)
-        NN_T(nn_act_tile)(ct, g->ldc, g->z ? g->z + i0 * g->ldz + j0 : NULL, g->ldz,
-                          g->bias ? g->bias + j0 : NULL, rows, cols, g->act, g->alpha);
+// The epilogue of a finished tile, while it is in L1.
+static inline void NN_T(finish_tile)(const struct NN_T(gemm_args) *g, nn_int i0, nn_int j0,
+                                     nn_int rows, nn_int cols) {
+    if (g->epilogue)
+        NN_T(nn_act_tile)(g->c + i0 * g->ldc + j0, g->ldc, g->z ? g->z + i0 * g->ldz + j0 : NULL,
+                          g->ldz, g->bias ? g->bias + j0 : NULL, rows, cols, g->act, g->alpha);
 }
 
 // C rows [m0, m1) x columns [n0, n1), packed path, on the calling thread.
-static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const struct nn_dispatch *d,
+static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNELS_T *K,
                                    nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
-    const struct nn_gemm_shape *s = &d->NN_T(gemm);
-    const int mr = s->mr, nr = s->nr;
-    const nn_int kc_max = g->k < s->kc ? g->k : s->kc;
+    const int mr = K->mr, nr = K->nr;
+    const nn_int kc_max = g->k < K->kc ? g->k : K->kc;
     nn_int nc_max = (n1 - n0 + nr - 1) / nr * nr, mc_max = (m1 - m0 + mr - 1) / mr * mr;
-    if (nc_max > s->nc) nc_max = s->nc;
-    if (mc_max > s->mc) mc_max = s->mc;
+    if (nc_max > K->nc) nc_max = K->nc;
+    if (mc_max > K->mc) mc_max = K->mc;
     T *ap = (T *)nn_workspace(0, (size_t)(mc_max * kc_max) * sizeof(T));
     T *bp = (T *)nn_workspace(1, (size_t)(kc_max * nc_max) * sizeof(T));
-    T *tile = (T *)nn_workspace(2, (size_t)(mr * nr) * sizeof(T));
-    if (!ap || !bp || !tile) return NN_ERR_NOMEM;
+    if (!ap || !bp) return NN_ERR_NOMEM;
 
-    for (nn_int jc = n0; jc < n1; jc += s->nc) {
-        nn_int nc = n1 - jc < s->nc ? n1 - jc : s->nc;
-        for (nn_int pc = 0; pc < g->k; pc += s->kc) {
-            nn_int kc = g->k - pc < s->kc ? g->k - pc : s->kc;
+    for (nn_int jc = n0; jc < n1; jc += K->nc) {
+        nn_int nc = n1 - jc < K->nc ? n1 - jc : K->nc;
+        for (nn_int pc = 0; pc < g->k; pc += K->kc) {
+            nn_int kc = g->k - pc < K->kc ? g->k - pc : K->kc;
             int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
             NN_T(pack_b)(bp, g->b, g->ldb, g->trans_b, pc, kc, jc, nc, nr);
-            for (nn_int ic = m0; ic < m1; ic += s->mc) {
-                nn_int mc = m1 - ic < s->mc ? m1 - ic : s->mc;
+            for (nn_int ic = m0; ic < m1; ic += K->mc) {
+                nn_int mc = m1 - ic < K->mc ? m1 - ic : K->mc;
                 NN_T(pack_a)(ap, g->a, g->lda, g->trans_a, ic, mc, pc, kc, mr);
-                for (nn_int jr = 0; jr < nc; jr += nr) {
-                    nn_int cols = nc - jr < nr ? nc - jr : nr;
-                    for (nn_int ir = 0; ir < mc; ir += mr) {
-                        nn_int rows = mc - ir < mr ? mc - ir : mr;
-                        const T *at = ap + ir * kc, *bt = bp + jr * kc;
-                        int full = rows == mr && cols == nr;
-                        T *ct = full ? g->c + (ic + ir) * g->ldc + jc + jr : tile;
-                        d->NN_T(ukr)(kc, at, 1, mr, bt, nr, ct, full ? g->ldc : nr, mr,
-                                     full && acc);
-                        NN_T(finish_tile)(g, full ? NULL : tile, nr, ic + ir, jc + jr, rows,
-                                          cols, acc, last);
+                for (nn_int ir = 0; ir < mc; ir += mr) {
+                    nn_int rows = mc - ir < mr ? mc - ir : mr;
+                    for (nn_int jr = 0; jr < nc; jr += nr) {
+                        nn_int cols = nc - jr < nr ? nc - jr : nr;
+                        K->packed(kc, ap + ir * kc, 1, mr, bp + jr * kc, nr,
+                                  g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, (int)rows,
+                                  (int)cols, acc);
+                        if (last) NN_T(finish_tile)(g, ic + ir, jc + jr, rows, cols);
                     }
                 }
             }
@@ -123,54 +115,60 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const struct
     return NN_OK;
 }
 
-// C rows [m0, m1) x columns [n0, n1), direct path: A read in place, B from g->bd; an edge
-// panel of an unpadded B is copied (zero-padded) so no read runs past the end of b.
-static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const struct nn_dispatch *d,
+// A small batch (m <= NN_MR_SHORT) uses each row of B for a few multiply-adds only: B is then
+// streamed in blocks of this many rows, every column strip of a block before the next block,
+// so that its rows are read nearly in order (the prefetchers follow) rather than one strip
+// down all k rows at a time. Chosen by shape alone, like every path here.
+#ifndef NN_KB_SHORT
+#define NN_KB_SHORT 64
+#endif
+
+// C rows [m0, m1) x columns [n0, n1), direct path: A read in place, B from g->bd (in place,
+// or a transposed copy), edges masked in the kernels.
+static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNELS_T *K,
                                    nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
-    const int mr = d->NN_T(gemm).mr, nr = d->NN_T(gemm).nr;
-    const nn_int k = g->k;
+    const int shrt = g->m <= NN_MR_SHORT, mr = shrt ? NN_MR_SHORT : K->mr;
     const nn_int rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
-    T *tile = (T *)nn_workspace(2, (size_t)(mr * nr) * sizeof(T));
-    if (!tile) return NN_ERR_NOMEM;
-    for (nn_int jr = n0; jr < n1; jr += nr) {
-        nn_int cols = n1 - jr < nr ? n1 - jr : nr;
-        // A narrow edge takes the one-vector kernel: same sums, a fraction of the work.
-        int narrow = cols <= d->NN_T(nr_narrow);
-        int w = narrow ? d->NN_T(nr_narrow) : nr;
-        UKR_T ukr = narrow ? d->NN_T(ukr_narrow) : d->NN_T(ukr_direct);
-        const T *bt = g->bd + jr;
-        nn_int ldbt = g->ldbd;
-        if (cols < w && !g->b_padded) {
-            T *edge = (T *)nn_workspace(1, (size_t)(k * w) * sizeof(T));
-            if (!edge) return NN_ERR_NOMEM;
-            for (nn_int p = 0; p < k; p++) {
-                for (nn_int j = 0; j < cols; j++) edge[p * w + j] = bt[p * ldbt + j];
-                for (nn_int j = cols; j < w; j++) edge[p * w + j] = 0;
+    const nn_int kb = shrt ? NN_KB_SHORT : g->k;
+    for (nn_int pc = 0; pc < g->k; pc += kb) {
+        nn_int kc = g->k - pc < kb ? g->k - pc : kb;
+        int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
+        for (nn_int jr = n0; jr < n1; jr += K->nr) {
+            nn_int cols = n1 - jr < K->nr ? n1 - jr : K->nr;
+            // A narrow edge takes the one-vector kernel: same sums, a fraction of the work.
+            UKR_T ukr = K->direct[shrt][cols <= K->nr_narrow];
+            const T *bt = g->bd + pc * g->ldbd + jr;
+            for (nn_int ir = m0; ir < m1; ir += mr) {
+                nn_int rows = m1 - ir < mr ? m1 - ir : mr;
+                ukr(kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
+                    g->c + ir * g->ldc + jr, g->ldc, (int)rows, (int)cols, acc);
+                if (last) NN_T(finish_tile)(g, ir, jr, rows, cols);
             }
-            bt = edge, ldbt = w;
         }
-        for (nn_int ir = m0; ir < m1; ir += mr) {
-            nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-            // A short row edge (batch 1 to 4) takes the 4-row kernel: the same sums again.
-            int shrt = rows <= NN_MR_SHORT && !narrow;
-            int full = rows == (shrt ? NN_MR_SHORT : mr) && cols == w;
-            T *ct = full ? g->c + ir * g->ldc + jr : tile;
-            (shrt ? d->NN_T(ukr_short) : ukr)(k, g->a + ir * rs_a, rs_a, cs_a, bt, ldbt, ct,
-                                              full ? g->ldc : w, (int)rows,
-                                              full && g->accumulate);
-            NN_T(finish_tile)(g, full ? NULL : tile, w, ir, jr, rows, cols, g->accumulate, 1);
-        }
+    }
+    return NN_OK;
+}
+
+// C rows [m0, m1) x columns [n0, n1) = A . B^T for a small batch: inner products along the
+// rows of A and B, both read in place (m0 = 0, m1 = m <= NN_MR_SHORT).
+static int NN_T(gemm_block_dot)(const struct NN_T(gemm_args) *g, const KERNELS_T *K,
+                                nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
+    for (nn_int jr = n0; jr < n1; jr += K->dot_n) {
+        nn_int cols = n1 - jr < K->dot_n ? n1 - jr : K->dot_n;
+        K->dot(g->k, g->a + m0 * g->lda, g->lda, g->b + jr * g->ldb, g->ldb,
+               g->c + m0 * g->ldc + jr, g->ldc, (int)(m1 - m0), (int)cols, g->accumulate);
+        NN_T(finish_tile)(g, m0, jr, m1 - m0, cols);
     }
     return NN_OK;
 }
 
 // Packing pays for itself only when each packed element is reused many times; below these
 // sizes the direct path is faster (measured in benchmarks/bench_gemm.py). The choice depends
-// on the shape alone, never on the thread count.
-// With a few rows (a small batch) each element of B is used a few times only, so B is
-// streamed once in place whatever k is.
-static int NN_T(use_direct)(nn_int m, nn_int n, nn_int k) {
-    return m <= 16 || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
+// on the shape alone, never on the thread count. With a few rows (a small batch) each
+// element of B is used a few times only, and with a narrow B (an output layer) a packed
+// panel would be mostly padding: both read B in place whatever k is.
+static int NN_T(use_direct)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k) {
+    return m <= 16 || n <= K->nr_narrow || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
 }
 
 // Products too small for a micro-kernel's set-up to pay (a tiny network at batch 1: 1x2x3):
@@ -212,10 +210,10 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
                      nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
                      const T *bias, T *z, nn_int ldz, int act, T alpha, int n_threads) {
     if (m <= 0 || n <= 0) return NN_OK;
-    const struct nn_dispatch *d = nn_dispatch_get();
+    const KERNELS_T *K = &nn_dispatch_get()->NN_T(gemm);
     int epilogue = bias != NULL || z != NULL || act != NN_ACT_IDENTITY;
     struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
-                                bias, z, ldz, act, alpha, epilogue, b, ldb, 0};
+                                bias, z, ldz, act, alpha, epilogue, b, ldb};
     if (k <= 0) {  // an empty sum: c = 0 (or unchanged), then the epilogue
         for (nn_int i = 0; i < m; i++) {
             if (!accumulate) memset(c + i * ldc, 0, (size_t)n * sizeof(T));
@@ -226,24 +224,30 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         return NN_OK;
     }
     if (m * n * k <= NN_GEMM_TINY) return NN_T(gemm_tiny)(&g);
-    const int mr = d->NN_T(gemm).mr, nr = d->NN_T(gemm).nr;
-    const int direct = NN_T(use_direct)(m, n, k);
-    nn_int m_tiles = (m + mr - 1) / mr, n_tiles = (n + nr - 1) / nr;
-    if (direct && trans_b) {  // op(b) = b^T: one zero-padded row-major copy, shared by threads
-        nn_int n_pad = n_tiles * nr;
-        T *bt = (T *)nn_workspace(3, (size_t)(k * n_pad) * sizeof(T));
-        if (!bt) return NN_ERR_NOMEM;
-        for (nn_int j = 0; j < n; j++)  // read b's rows in order, write the columns of bt
-            for (nn_int p = 0; p < k; p++) bt[p * n_pad + j] = b[j * ldb + p];
-        for (nn_int p = 0; p < k; p++)
-            for (nn_int j = n; j < n_pad; j++) bt[p * n_pad + j] = 0;
-        g.bd = bt, g.ldbd = n_pad, g.b_padded = 1;
+    int (*block)(const struct NN_T(gemm_args) *, const KERNELS_T *, nn_int, nn_int, nn_int,
+                 nn_int);
+    int mr = K->mr, nr = K->nr;
+    if (trans_b && !trans_a && m <= NN_MR_SHORT) {  // A . B^T at batch 1 to 4: inner products
+        block = NN_T(gemm_block_dot), mr = NN_MR_SHORT, nr = K->dot_n;
+    } else if (NN_T(use_direct)(K, m, n, k)) {
+        block = NN_T(gemm_block_direct);
+        if (m <= NN_MR_SHORT) mr = NN_MR_SHORT;
+        if (trans_b) {  // op(b) = b^T: one row-major copy, shared by the threads
+            const nn_int line = 64 / (nn_int)sizeof(T);
+            nn_int ldt = (n + line - 1) / line * line;
+            if ((ldt * (nn_int)sizeof(T)) % 4096 == 0) ldt += line;  // rows not a page apart
+            T *bt = (T *)nn_workspace(3, (size_t)(k * ldt) * sizeof(T));
+            if (!bt) return NN_ERR_NOMEM;
+            NN_T(transpose)(bt, ldt, b, ldb, n, k);
+            g.bd = bt, g.ldbd = ldt;
+        }
+    } else {
+        block = NN_T(gemm_block_packed);
     }
-    int (*block)(const struct NN_T(gemm_args) *, const struct nn_dispatch *, nn_int, nn_int,
-                 nn_int, nn_int) = direct ? NN_T(gemm_block_direct) : NN_T(gemm_block_packed);
+    nn_int m_tiles = (m + mr - 1) / mr, n_tiles = (n + nr - 1) / nr;
     int nt = nn_threads_for(n_threads, m * n * k, NN_PAR_MIN_FLOPS);
     if (nt > m_tiles * n_tiles) nt = (int)(m_tiles * n_tiles);
-    if (nt <= 1) return block(&g, d, 0, m, 0, n);
+    if (nt <= 1) return block(&g, K, 0, m, 0, n);
 
     int tm = 1, tn = nt, status = NN_OK;
     NN_T(split)(m_tiles, n_tiles, nt, &tm, &tn);
@@ -261,7 +265,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         nn_int m0 = mt0 * mr, m1 = mt1 * mr < m ? mt1 * mr : m;
         nn_int n0 = nt0 * nr, n1 = nt1 * nr < n ? nt1 * nr : n;
         if (m0 < m1 && n0 < n1) {
-            int s = block(&g, d, m0, m1, n0, n1);
+            int s = block(&g, K, m0, m1, n0, n1);
             if (s != NN_OK) {
 #pragma omp atomic write
                 status = s;

@@ -1,97 +1,50 @@
-// gemm_kernels_avx512.c - AVX-512 micro-kernels: 12 x 32 floats, 12 x 16 doubles
-// (24 zmm accumulators of the 32).
+// gemm_kernels_avx512.c - AVX-512 GEMM kernels: 12 x 32 floats, 12 x 16 doubles (24 zmm
+// accumulators of the 32); edges with lane masks; inner products 4 x 4.
 #include "common.h"
 
 #ifdef NN_X86_64
 #include <immintrin.h>
 
+#define ISA avx512
 #define TARGET NN_TARGET_AVX512
-#define MR 12
-#define VZERO() _mm512_setzero_ps()
 
 #define T float
-#define UKR nn_ukr_avx512_f32
-#define NR 32
+#define SUF f32
 #define V __m512
 #define VL 16
+#define VM __mmask16
+#define VZERO() _mm512_setzero_ps()
 #define VSET1(x) _mm512_set1_ps(x)
 #define VLOAD(p) _mm512_loadu_ps(p)
 #define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define VMASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define VLOADM(p, mk) _mm512_maskz_loadu_ps(mk, p)
+#define VSTOREM(p, mk, v) _mm512_mask_storeu_ps(p, mk, v)
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define VADD(a, b) _mm512_add_ps(a, b)
-#define PACKED 1
-#include "gemm_ukr_impl.h"
-#undef PACKED
-#undef UKR
-#define UKR nn_ukr_avx512_f32_direct
-#define PACKED 0
-#include "gemm_ukr_impl.h"
-#undef PACKED
-// Four rows, for short row edges (batch 1 to 4): stream B once without 12-row waste.
-#undef UKR
-#undef MR
-#define UKR nn_ukr_avx512_f32_direct_short
-#define MR 4
-#define PACKED 0
-#include "gemm_ukr_impl.h"
-#undef PACKED
-#undef MR
-#define MR 12
-// The one-vector-wide form, for narrow column edges (an output layer of 10).
-#undef UKR
-#undef NR
-#define UKR nn_ukr_avx512_f32_direct_narrow
-#define NR 16
-#define PACKED 0
-#include "gemm_ukr_impl.h"
-#undef PACKED
-#undef T
-#undef UKR
-#undef NR
-#undef V
-#undef VL
-#undef VSET1
-#undef VLOAD
-#undef VSTORE
-#undef VFMA
-#undef VADD
-#undef VZERO
+#define VHSUM(v) _mm512_reduce_add_ps(v)
+#define MR_MAIN 12
+#define NR_MAIN 32
+#define DOT_N 4
+#include "gemm_isa_impl.h"
 
 #define T double
-#define UKR nn_ukr_avx512_f64
-#define NR 16
+#define SUF f64
 #define V __m512d
 #define VL 8
+#define VM __mmask8
 #define VZERO() _mm512_setzero_pd()
 #define VSET1(x) _mm512_set1_pd(x)
 #define VLOAD(p) _mm512_loadu_pd(p)
 #define VSTORE(p, v) _mm512_storeu_pd(p, v)
+#define VMASK(n) ((__mmask8)((1u << (n)) - 1u))
+#define VLOADM(p, mk) _mm512_maskz_loadu_pd(mk, p)
+#define VSTOREM(p, mk, v) _mm512_mask_storeu_pd(p, mk, v)
 #define VFMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define VADD(a, b) _mm512_add_pd(a, b)
-#define PACKED 1
-#include "gemm_ukr_impl.h"
-#undef PACKED
-#undef UKR
-#define UKR nn_ukr_avx512_f64_direct
-#define PACKED 0
-#include "gemm_ukr_impl.h"
-#undef PACKED
-// Four rows, for short row edges (batch 1 to 4): stream B once without 12-row waste.
-#undef UKR
-#undef MR
-#define UKR nn_ukr_avx512_f64_direct_short
-#define MR 4
-#define PACKED 0
-#include "gemm_ukr_impl.h"
-#undef PACKED
-#undef MR
-#define MR 12
-// The one-vector-wide form, for narrow column edges (an output layer of 10).
-#undef UKR
-#undef NR
-#define UKR nn_ukr_avx512_f64_direct_narrow
-#define NR 8
-#define PACKED 0
-#include "gemm_ukr_impl.h"
-#undef PACKED
+#define VHSUM(v) _mm512_reduce_add_pd(v)
+#define MR_MAIN 12
+#define NR_MAIN 16
+#define DOT_N 4
+#include "gemm_isa_impl.h"
 #endif

@@ -1,25 +1,47 @@
-// gemm_kernels_generic.c - the portable micro-kernels (plain C, auto-vectorised for the
-// baseline ISA): 4 x 8 floats, 4 x 4 doubles; packed and in-place forms as in
-// gemm_ukr_impl.h (A(i, p) = a[i * rs_a + p * cs_a], B row p at b + p * ldb).
-
+// gemm_kernels_generic.c - the portable GEMM kernels: the same bodies as the SIMD paths with
+// one-lane "vectors" (plain C, auto-vectorised for the baseline ISA where the compiler can):
+// 4 x 8 floats, 4 x 4 doubles; inner products 4 x 4.
 #include "common.h"
 
-#define GENERIC_UKR(T, NAME, MR, NR)                                                          \
-    void NAME(nn_int k, const T *NN_RESTRICT a, nn_int rs_a, nn_int cs_a,                     \
-              const T *NN_RESTRICT b, nn_int ldb, T *NN_RESTRICT c, nn_int ldc, int m,         \
-              int accumulate) {                                                                \
-        T acc[MR][NR] = {{0}};                                                                 \
-        const T *ar[MR];                                                                       \
-        for (int i = 0; i < MR; i++) ar[i] = a + (i < m ? i : m - 1) * rs_a;                   \
-        for (nn_int p = 0, off = 0; p < k; p++, off += cs_a, b += ldb)                         \
-            for (int i = 0; i < MR; i++)                                                       \
-                for (int j = 0; j < NR; j++) acc[i][j] += ar[i][off] * b[j];                   \
-        for (int i = 0; i < MR; i++)                                                           \
-            for (int j = 0; j < NR; j++)                                                       \
-                c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];          \
-    }
+#define ISA generic
+#define TARGET
 
-// One body serves both forms: the packed panels are the in-place form with rs_a = 1,
-// cs_a = MR, ldb = NR.
-GENERIC_UKR(float, nn_ukr_generic_f32, 4, 8)
-GENERIC_UKR(double, nn_ukr_generic_f64, 4, 4)
+#define T float
+#define SUF f32
+#define V float
+#define VL 1
+#define VM int
+#define VZERO() 0.0f
+#define VSET1(x) (x)
+#define VLOAD(p) (*(p))
+#define VSTORE(p, v) (*(p) = (v))
+#define VMASK(n) ((n) > 0)
+#define VLOADM(p, mk) ((mk) ? *(p) : 0.0f)
+#define VSTOREM(p, mk, v) ((mk) ? (void)(*(p) = (v)) : (void)0)
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VADD(a, b) ((a) + (b))
+#define VHSUM(v) (v)
+#define MR_MAIN 4
+#define NR_MAIN 8
+#define DOT_N 4
+#include "gemm_isa_impl.h"
+
+#define T double
+#define SUF f64
+#define V double
+#define VL 1
+#define VM int
+#define VZERO() 0.0
+#define VSET1(x) (x)
+#define VLOAD(p) (*(p))
+#define VSTORE(p, v) (*(p) = (v))
+#define VMASK(n) ((n) > 0)
+#define VLOADM(p, mk) ((mk) ? *(p) : 0.0)
+#define VSTOREM(p, mk, v) ((mk) ? (void)(*(p) = (v)) : (void)0)
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VADD(a, b) ((a) + (b))
+#define VHSUM(v) (v)
+#define MR_MAIN 4
+#define NR_MAIN 4
+#define DOT_N 4
+#include "gemm_isa_impl.h"

@@ -9,7 +9,8 @@ from nncore import _reference as ref
 from conftest import EPS, assert_close
 
 ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax"]
-SHAPES = [(1, 1, 1), (1, 2, 3), (7, 13, 5), (3, 1, 9), (64, 200, 70), (33, 17, 65)]
+SHAPES = [(1, 1, 1), (1, 2, 3), (7, 13, 5), (3, 1, 9), (64, 200, 70), (33, 17, 65), (2, 150, 70),
+          (1, 70, 150), (100, 40, 10)]
 
 
 def layer(rng, n, n_in, n_out, dtype):

@@ -12,10 +12,14 @@ from conftest import EPS
 # and sizes beyond one cache block in each dimension (mc <= 144, kc <= 384, nc <= 4096).
 # Products of at most 64 multiply-adds take plain loops (the first four); (1, 9, 8), (2, 5, 7)
 # and other small products the direct (unpacked) path; (37, 45, 513) and (200, 129, 400) the
-# packed one (k > 512, or m n k > 2^22).
+# packed one (k > 512, or m n k > 2^22). Batch <= 4 with k > 64 streams B in k blocks
+# ((2, 50, 1000), (4, 70, 129)) and with trans_b takes the inner-product kernel (k not a
+# multiple of any vector width); a narrow B (n <= 16) stays direct at any m ((300, 10, 700));
+# (7, 1024, 5) with trans_b makes a transposed copy whose rows would be a page apart.
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (1, 9, 8), (2, 5, 7), (13, 17, 19), (33, 65, 31), (12, 32, 8),
     (6, 16, 100), (150, 40, 30), (37, 45, 513), (3, 4200, 5), (200, 129, 400),
+    (2, 50, 1000), (4, 70, 129), (1, 37, 203), (3, 6, 17), (300, 10, 700), (7, 1024, 5),
 ]
 
 
@@ -48,7 +52,8 @@ def test_gemm_matches_numpy(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
     assert_gemm_close(twin, a, b, trans_a, trans_b, dtype)  # the twin itself is right
 
 
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (13, 17, 19), (37, 45, 513), (150, 40, 30)])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (13, 17, 19), (37, 45, 513), (150, 40, 30),
+                                   (2, 50, 1000), (1, 37, 203), (300, 10, 700)])
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
 def test_gemm_accumulate(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
@@ -92,7 +97,8 @@ def test_paths_agree(dtype, rng):
         assert_gemm_close(c, a, b, 0, 0, dtype)
 
 
-@pytest.mark.parametrize("m,n,k", [(300, 300, 300), (1000, 64, 40), (8, 2000, 64), (513, 17, 700)])
+@pytest.mark.parametrize("m,n,k", [(300, 300, 300), (1000, 64, 40), (8, 2000, 64), (513, 17, 700),
+                                   (1, 3000, 700), (3, 2000, 600), (400, 12, 3000)])
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
 def test_gemm_thread_count_does_not_change_bits(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
