@@ -159,14 +159,15 @@ typedef void (*nn_dot_f64_t)(nn_int k, const double *a, nn_int lda, const double
 
 #define NN_MR_SHORT 4  // rows of the short kernels and of the inner-product kernel
 
-// One dtype's GEMM kernels on one path. direct[s][w]: s = 1 for the short form (NN_MR_SHORT
-// rows instead of mr), w = 1 for the narrow form (one vector, nr_narrow columns, not nr).
+// One dtype's GEMM kernels on one path. direct[s][w]: s = 0 for mr rows, 1 for the short form
+// (NN_MR_SHORT rows), 2 for the row form (1 row, nr_row columns); w = 1 for the narrow form
+// (one vector, nr_narrow columns, instead of nr or nr_row).
 #define NN_GEMM_KERNELS(T, SUF)                                                               \
     struct nn_gemm_kernels_##SUF {                                                            \
-        int mr, nr;            /* micro-tile */                                               \
+        int mr, nr, nr_row;    /* micro-tile; the row form's width */                         \
         int nr_narrow, dot_n;  /* the narrow form's width (one vector); the dot kernel's n */ \
         nn_int mc, kc, nc;     /* cache blocks: A block mc x kc in L2, B kc x nc in L3 */     \
-        nn_ukr_##SUF##_t packed, direct[2][2];                                                \
+        nn_ukr_##SUF##_t packed, direct[3][2];                                                \
         nn_dot_##SUF##_t dot;                                                                 \
     };
 NN_GEMM_KERNELS(float, f32)
@@ -181,7 +182,8 @@ struct nn_dispatch {
 const struct nn_dispatch *nn_dispatch_get(void);
 
 // The kernels of each path (gemm_kernels_*.c), named nn_<form>_<isa>_<dtype>: forms packed,
-// direct, direct_short, direct_narrow, direct_short_narrow (nn_ukr_*_t) and dot (nn_dot_*_t).
+// direct, direct_short, direct_narrow, direct_short_narrow, direct_row, direct_row_narrow
+// (nn_ukr_*_t) and dot (nn_dot_*_t).
 #define NN_DECLARE_GEMM_KERNELS_T(isa, T, SUF)                                                \
     void nn_packed_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int, T *,   \
                                  nn_int, int, int, int);                                      \
@@ -193,15 +195,20 @@ const struct nn_dispatch *nn_dispatch_get(void);
                                         T *, nn_int, int, int, int);                          \
     void nn_direct_short_narrow_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *,   \
                                               nn_int, T *, nn_int, int, int, int);            \
+    void nn_direct_row_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int,    \
+                                     T *, nn_int, int, int, int);                             \
+    void nn_direct_row_narrow_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *,     \
+                                            nn_int, T *, nn_int, int, int, int);              \
     void nn_dot_##isa##_##SUF(nn_int, const T *, nn_int, const T *, nn_int, T *, nn_int, int, \
                               int, int);
 #define NN_DECLARE_GEMM_KERNELS(isa)                                                          \
     NN_DECLARE_GEMM_KERNELS_T(isa, float, f32) NN_DECLARE_GEMM_KERNELS_T(isa, double, f64)
 // The table entry of one dtype on one path (blocking mc, kc, nc from cpu.c).
 #define NN_GEMM_ENTRY(isa, SUF, mr, nr, nr_narrow, dot_n, mc, kc, nc)                         \
-    {mr, nr, nr_narrow, dot_n, mc, kc, nc, nn_packed_##isa##_##SUF,                           \
+    {mr, nr, 4 * (nr), nr_narrow, dot_n, mc, kc, nc, nn_packed_##isa##_##SUF,                 \
      {{nn_direct_##isa##_##SUF, nn_direct_narrow_##isa##_##SUF},                              \
-      {nn_direct_short_##isa##_##SUF, nn_direct_short_narrow_##isa##_##SUF}},                 \
+      {nn_direct_short_##isa##_##SUF, nn_direct_short_narrow_##isa##_##SUF},                  \
+      {nn_direct_row_##isa##_##SUF, nn_direct_row_narrow_##isa##_##SUF}},                     \
      nn_dot_##isa##_##SUF}
 
 NN_DECLARE_GEMM_KERNELS(generic)

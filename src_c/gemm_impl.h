@@ -123,20 +123,25 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
 #define NN_KB_SHORT 64
 #endif
 
+// The direct kernel form for m rows: 0 (mr rows), 1 (short: NN_MR_SHORT rows), 2 (one row).
+static inline int NN_T(direct_form)(nn_int m) { return m == 1 ? 2 : m <= NN_MR_SHORT ? 1 : 0; }
+
 // C rows [m0, m1) x columns [n0, n1), direct path: A read in place, B from g->bd (in place,
 // or a transposed copy), edges masked in the kernels.
 static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNELS_T *K,
                                    nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
-    const int shrt = g->m <= NN_MR_SHORT, mr = shrt ? NN_MR_SHORT : K->mr;
+    const int form = NN_T(direct_form)(g->m);
+    const int mr = form == 2 ? 1 : form == 1 ? NN_MR_SHORT : K->mr;
+    const int nr = form == 2 ? K->nr_row : K->nr;
     const nn_int rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
-    const nn_int kb = shrt ? NN_KB_SHORT : g->k;
+    const nn_int kb = form ? NN_KB_SHORT : g->k;
     for (nn_int pc = 0; pc < g->k; pc += kb) {
         nn_int kc = g->k - pc < kb ? g->k - pc : kb;
         int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
-        for (nn_int jr = n0; jr < n1; jr += K->nr) {
-            nn_int cols = n1 - jr < K->nr ? n1 - jr : K->nr;
+        for (nn_int jr = n0; jr < n1; jr += nr) {
+            nn_int cols = n1 - jr < nr ? n1 - jr : nr;
             // A narrow edge takes the one-vector kernel: same sums, a fraction of the work.
-            UKR_T ukr = K->direct[shrt][cols <= K->nr_narrow];
+            UKR_T ukr = K->direct[form][cols <= K->nr_narrow];
             const T *bt = g->bd + pc * g->ldbd + jr;
             for (nn_int ir = m0; ir < m1; ir += mr) {
                 nn_int rows = m1 - ir < mr ? m1 - ir : mr;
@@ -231,7 +236,9 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         block = NN_T(gemm_block_dot), mr = NN_MR_SHORT, nr = K->dot_n;
     } else if (NN_T(use_direct)(K, m, n, k)) {
         block = NN_T(gemm_block_direct);
-        if (m <= NN_MR_SHORT) mr = NN_MR_SHORT;
+        int form = NN_T(direct_form)(m);
+        if (form) mr = form == 2 ? 1 : NN_MR_SHORT;
+        if (form == 2) nr = K->nr_row;
         if (trans_b) {  // op(b) = b^T: one row-major copy, shared by the threads
             const nn_int line = 64 / (nn_int)sizeof(T);
             nn_int ldt = (n + line - 1) / line * line;

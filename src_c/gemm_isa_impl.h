@@ -1,5 +1,5 @@
 // gemm_isa_impl.h - instantiates one path's GEMM kernels for one dtype: the packed
-// micro-kernel, the four direct forms and the inner-product kernel, named
+// micro-kernel, the six direct forms and the inner-product kernel, named
 // nn_<form>_<ISA>_<SUF>. The including gemm_kernels_*.c defines ISA, TARGET, T, SUF,
 // MR_MAIN, NR_MAIN (a multiple of VL), DOT_N and the vector macros:
 //   V, VL (lanes), VM (a lane mask), VZERO(), VSET1(x), VLOAD(p), VSTORE(p, v),
@@ -40,6 +40,21 @@
 #undef NR
 #define NR NR_MAIN
 #define UKR NN_KNAME(direct_short)
+#include "gemm_ukr_impl.h"
+#undef UKR
+
+// One row, four times as wide, for batch 1: enough independent accumulators to hide the FMA
+// latency without computing copies of the row.
+#undef MR
+#undef NR
+#define MR 1
+#define NR (4 * NR_MAIN)
+#define UKR NN_KNAME(direct_row)
+#include "gemm_ukr_impl.h"
+#undef UKR
+#undef NR
+#define NR VL
+#define UKR NN_KNAME(direct_row_narrow)
 #include "gemm_ukr_impl.h"
 #undef UKR
 #undef PACKED
