@@ -79,8 +79,14 @@ NN_INLINE double nn_expz_f64(double x) { return x < -708.39641853226408 ? 0.0 : 
 // momentum buffer whose gradient is 0 (a dead relu unit): 0.9^n x reaches the subnormals
 // after ~800 steps and stays there for ~200 more, each multiply on the slow path (a 16-16-10
 // network's SGD update went from 0.1 to 7 us).
-NN_INLINE float nn_flush_f32(float x) { return x > -0x1p-126f && x < 0x1p-126f ? 0.0f : x; }
-NN_INLINE double nn_flush_f64(double x) { return x > -0x1p-1022 && x < 0x1p-1022 ? 0.0 : x; }
+#define nn_min_normal_f32 0x1p-126
+#define nn_min_normal_f64 0x1p-1022
+// (fabs, not a pair of comparisons joined by &&: that is control flow, which stops the
+// compiler from vectorising the loop around it.)
+NN_INLINE float nn_flush_f32(float x) { return fabsf(x) < 0x1p-126f ? 0.0f : x; }
+NN_INLINE double nn_flush_f64(double x) { return fabs(x) < 0x1p-1022 ? 0.0 : x; }
+NN_INLINE float nn_fabs_f32(float x) { return fabsf(x); }
+NN_INLINE double nn_fabs_f64(double x) { return fabs(x); }
 NN_INLINE float nn_log1p_f32(float x) { return log1pf(x); }
 NN_INLINE double nn_log1p_f64(double x) { return log1p(x); }
 NN_INLINE float nn_log_f32(float x) { return logf(x); }
@@ -122,6 +128,31 @@ int nn_threads_for(int n_threads, nn_int work, nn_int grain);
             for (nn_int i = 0; i < (n); i++) { __VA_ARGS__ }                                  \
         }                                                                                     \
     } while (0)
+
+// ---- element-wise loops on each CPU path ------------------------------------------------------
+// NN_ISA_VARIANTS(name, A, body) defines name_generic, name_avx2 and name_avx512, each
+// void (A args, nn_int i0, nn_int i1) running the always-inline body(args, i0, i1) compiled
+// for its path (the compiler vectorises it to that width); NN_ISA_PICK(name) is the one for
+// the selected CPU path (nn_cpu_get_path: the dispatch table's choice, NNCORE_CPU included).
+// For loops whose per-element arithmetic is exactly rounded, every variant gives the same bits.
+#ifdef NN_X86_64
+#define NN_ISA_VARIANTS(name, A, body)                                                        \
+    static void NN_CAT(name, generic)(A args, nn_int i0, nn_int i1) { body(args, i0, i1); }   \
+    static NN_TARGET_AVX2 void NN_CAT(name, avx2)(A args, nn_int i0, nn_int i1) {             \
+        body(args, i0, i1);                                                                   \
+    }                                                                                         \
+    static NN_TARGET_AVX512 void NN_CAT(name, avx512)(A args, nn_int i0, nn_int i1) {         \
+        body(args, i0, i1);                                                                   \
+    }
+#define NN_ISA_PICK(name)                                                                     \
+    (nn_cpu_get_path() == NN_CPU_AVX512 ? NN_CAT(name, avx512)                                \
+     : nn_cpu_get_path() == NN_CPU_AVX2 ? NN_CAT(name, avx2)                                  \
+                                        : NN_CAT(name, generic))
+#else
+#define NN_ISA_VARIANTS(name, A, body)                                                        \
+    static void NN_CAT(name, generic)(A args, nn_int i0, nn_int i1) { body(args, i0, i1); }
+#define NN_ISA_PICK(name) NN_CAT(name, generic)
+#endif
 
 // ---- memory ---------------------------------------------------------------------------------
 
