@@ -262,8 +262,8 @@ class DataParallel:
         """fit raised exc on this rank: agree with the other ranks on it (before training),
         or abort the job (during training, where the others would wait forever)."""
         phase, self._phase = self._phase, None
-        if getattr(exc, "_nncore_collective", False):
-            return
+        if getattr(exc, "_nncore_collective", False) or self.size == 1:
+            return  # nobody waits for this rank: raise as usual
         if phase == "arguments":
             try:
                 self._agree(exc)
