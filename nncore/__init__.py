@@ -23,6 +23,7 @@ from ._core import (  # noqa: E402
 )
 from ._threads import get_num_threads, set_num_threads  # noqa: E402
 from . import activations, datasets, initializers, losses, metrics, schedules  # noqa: E402
+from . import distributed  # noqa: E402  (imports mpi4py only when used)
 from .activations import (  # noqa: E402
     GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
 )
@@ -54,4 +55,5 @@ __all__ = [
     # files, checks, submodules
     "load_model", "ModelFileError", "check_gradients",
     "activations", "datasets", "initializers", "losses", "metrics", "schedules",
+    "distributed",
 ]

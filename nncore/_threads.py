@@ -2,6 +2,8 @@
 
 from . import _core
 
+_explicit = False  # set_num_threads chose a count (distributed training then keeps it)
+
 
 def set_num_threads(n):
     """Set the number of threads every kernel uses by default.
@@ -13,7 +15,9 @@ def set_num_threads(n):
         default applies again (``OMP_NUM_THREADS``, or a ``threadpoolctl.threadpool_limits``
         block).
     """
+    global _explicit
     _core.set_num_threads(n)
+    _explicit = not (n is None or n == 0)
 
 
 def get_num_threads():
@@ -24,3 +28,8 @@ def get_num_threads():
     (threadpoolctl lists nncore's OpenMP library in ``threadpool_info()``).
     """
     return _core.get_num_threads()
+
+
+def _user_set():
+    """True if the user chose a thread count with set_num_threads."""
+    return _explicit

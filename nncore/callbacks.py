@@ -40,6 +40,9 @@ class Callback:
         super().__init_subclass__(**kwargs)
         inherit_docs(cls)
 
+    #: In distributed training, run this callback on rank 0 only (it writes files).
+    _root_only = False
+
     def set_model(self, model):
         """Called by fit with the model being trained."""
         self.model = model
@@ -243,7 +246,13 @@ class ModelCheckpoint(Callback):
     mode : {"auto", "min", "max"}, default "auto"
     verbose : int, default 0
         1 prints a line per save.
+
+    Notes
+    -----
+    In distributed training (``fit(..., distributed=True)``) only rank 0 saves.
     """
+
+    _root_only = True
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
                  verbose=0):

@@ -618,6 +618,10 @@ class Sequential:
 
     def _evaluate_arrays(self, X, Y, W, batch_size):
         """{"loss": ..., metric: ...} over validated arrays (inference mode)."""
+        return self._evaluate_logs(*self._evaluate_sums(X, Y, W, batch_size))
+
+    def _evaluate_sums(self, X, Y, W, batch_size):
+        """(summed loss, summed weight, metric sums, metric counts) over validated arrays."""
         n = X.shape[0]
         batch_size = min(batch_size, n)
         # The caller holds self._lock: one inference workspace.
@@ -629,6 +633,9 @@ class Sequential:
             total, weight, sums, counts = plan.stats()[:4]
         else:
             total, weight, sums, counts = self._evaluate_python(ws, X, Y, W, batch_size)
+        return total, weight, sums, counts
+
+    def _evaluate_logs(self, total, weight, sums, counts):
         d = 1 if self.loss.labels else self.n_outputs
         logs = {"loss": total / (d * weight)}
         for k, metric in enumerate(self.metrics):
@@ -672,7 +679,7 @@ class Sequential:
     # ---- fit -------------------------------------------------------------------------------
     def fit(self, X, y, *, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
             validation_data=None, sample_weight=None, callbacks=None, verbose=1,
-            on_nan="ignore"):
+            on_nan="ignore", distributed=None):
         """Train the model.
 
         One fit at a time per model: while fit runs, calls of ``fit``, ``predict``,
@@ -714,6 +721,12 @@ class Sequential:
             :class:`NonFiniteLossError` naming the epoch and batch ("raise"). With "stop" and
             "raise" the weights are those of the last batch whose loss was finite (the
             update that led to the bad loss is undone; the optimizer state is not).
+        distributed : bool, mpi4py communicator or DataParallel, optional
+            Train data-parallel on MPI (:mod:`nncore.distributed`): True uses
+            ``MPI.COMM_WORLD``. Every rank calls fit with the same data and arguments; rank
+            0's weights are broadcast, each rank trains on its share of every batch, and the
+            result is the single-process one (to rounding). History is the same on every
+            rank; only rank 0 shows progress and runs ModelCheckpoint.
 
         Returns
         -------
@@ -736,14 +749,23 @@ class Sequential:
                                    "model (in another thread or from a callback); one fit at "
                                    "a time per model")
             self._fit_thread = threading.get_ident()
+        dp = None
         try:
+            if distributed is not None and distributed is not False:
+                from . import distributed as _distributed
+                dp = _distributed._resolve(self, distributed)
+                dp._phase = "arguments"
             return self._fit(X, y, epochs, batch_size, shuffle, validation_split,
-                             validation_data, sample_weight, callbacks, verbose, on_nan)
+                             validation_data, sample_weight, callbacks, verbose, on_nan, dp)
+        except BaseException as e:
+            if dp is not None:
+                dp._failed(e)  # agrees with the other ranks, or aborts the job
+            raise
         finally:
             self._fit_thread = None
 
     def _fit(self, X, y, epochs, batch_size, shuffle, validation_split, validation_data,
-             sample_weight, callbacks, verbose, on_nan):
+             sample_weight, callbacks, verbose, on_nan, dp=None):
         self._require_compiled("fit")
         epochs = check_int(epochs, "epochs", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
@@ -803,6 +825,14 @@ class Sequential:
         for cb in callbacks:
             cb._check(keys)
 
+        if dp is not None:  # every rank got this far, with the same data and settings
+            dp._agree(None)
+            settings = (epochs, batch_size, bool(shuffle), on_nan, keys, self.loss.name,
+                        repr(self.optimizer.get_config()))
+            dp._begin(X, Y, W, val, settings)
+            root = dp.rank == 0
+            callbacks = [cb for cb in callbacks if root or not cb._root_only]
+
         # ---- from here on the model changes ----
         n = X.shape[0]
         batch_size = min(batch_size, n)
@@ -810,7 +840,8 @@ class Sequential:
         params = {"epochs": epochs, "batch_size": batch_size, "samples": n,
                   "steps": -(-n // batch_size), "verbose": verbose}
         history.set_params(params)
-        extra = [_callbacks.ProgressBar(verbose)] if verbose else []
+        extra = ([_callbacks.ProgressBar(verbose)] if verbose and (dp is None or dp.rank == 0)
+                 else [])
         cbs = _callbacks._CallbackList([history] + callbacks + extra, self, params)
         guard = on_nan == "raise" or any(getattr(cb, "_nan_guard", False) for cb in callbacks)
         guard = _NanGuard(self.params) if guard else None
@@ -823,6 +854,8 @@ class Sequential:
         on_batch = cbs.batch_hook()
         eval_batch = max(batch_size, _PREDICT_BATCH)
         opt = self.optimizer
+        run_epoch = self._run_epoch if dp is None else dp._run_epoch
+        evaluate = self._evaluate_arrays if dp is None else dp._evaluate
         cbs.on_train_begin()
         try:
             for epoch in range(epochs):
@@ -835,12 +868,14 @@ class Sequential:
                     np.take(Y, perm, axis=0, out=Yp)
                     if W is not None:
                         np.take(W, perm, axis=0, out=Wp)
-                    res = self._run_epoch(Xp, Yp, Wp, batch_size, on_batch, guard)
+                    res = run_epoch(Xp, Yp, Wp, batch_size, on_batch, guard)
                 else:
-                    res = self._run_epoch(X, Y, W, batch_size, on_batch, guard)
+                    res = run_epoch(X, Y, W, batch_size, on_batch, guard)
                 if res.nonfinite is not None and on_nan == "raise":
                     self._nonfinite = res.nonfinite
-                    raise NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1])
+                    err = NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1])
+                    err._nncore_collective = True  # every rank saw the same global loss
+                    raise err
                 opt._epoch_end()
                 logs = {"loss": res.loss_sum / res.weight_sum}
                 for k, metric in enumerate(self.metrics):
@@ -851,12 +886,16 @@ class Sequential:
                 if res.nonfinite is not None:
                     self._nonfinite = res.nonfinite
                 if val is not None:
-                    for k, v in self._evaluate_arrays(*val, eval_batch).items():
+                    for k, v in evaluate(*val, eval_batch).items():
                         logs["val_" + k] = v
                 cbs.on_epoch_end(epoch, logs)
+                if dp is not None:  # a callback on one rank stops them all
+                    self.stop_training = dp._any(self.stop_training)
                 if self.stop_training:
                     break
             cbs.on_train_end({})
+            if dp is not None:
+                dp._end()
         finally:
             for cb in extra:
                 cb.on_train_end({})

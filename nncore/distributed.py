@@ -1,0 +1,504 @@
+"""Data-parallel training across processes and machines on MPI, through mpi4py.
+
+Every rank runs the same script on the same data (``mpiexec -n N python -m mpi4py
+train.py``). ``model.fit(..., distributed=True)`` (or ``DataParallel(model).fit(...)``) then:
+
+* broadcasts rank 0's weights, optimizer state and random streams, so every rank starts from
+  the same model whatever its own seed;
+* shuffles with the same permutation on every rank, cuts every global batch of
+  ``batch_size`` rows into one contiguous shard per rank (sizes differ by at most one row),
+  and runs forward and backward on the shard. The loss gradient of each row is scaled by
+  ``weight / (d * global batch weight)`` - the global batch's mean - so the sum of the
+  ranks' gradients *is* the gradient of the global batch;
+* sums the gradients with MPI ``Allreduce`` in place on the one flat gradient buffer (every
+  parameter lives in it, so nothing is packed): by default one non-blocking
+  ``Iallreduce`` per bucket of layers, started as soon as the backward pass has produced
+  that bucket, so the exchange overlaps the rest of the backward pass (as Horovod does);
+  ``DataParallel(model, overlap=False)`` does one blocking ``Allreduce`` after it;
+* applies the same optimizer step on every rank, so the weights stay identical;
+* reduces the loss, the metrics and the validation results across ranks, so History is the
+  same on every rank; only rank 0 draws the progress bar and runs ModelCheckpoint.
+
+Dropout draws the random numbers of the global batch by row: a rank's shard uses the
+numbers the single-process run uses for those rows. The result: N ranks with global batch B
+give the weights of one process with batch B, to rounding (the gradient sums are added in
+another order).
+
+Errors: arguments that fail on some rank fail on every rank (the ranks agree before
+training); an exception raised on one rank during training (a callback's error, Ctrl-C,
+MemoryError) prints its traceback and aborts the whole job (``MPI_Abort``) instead of leaving
+the other ranks waiting forever. Launch with ``python -m mpi4py``, which does the same for
+exceptions outside fit.
+
+mpi4py is imported only when distributed training is used.
+"""
+
+import math
+import os
+import sys
+import traceback
+import warnings
+import zlib
+
+import numpy as np
+
+from . import _core
+from . import _threads
+from . import layers as _layers
+
+__all__ = ["DataParallel", "get_comm", "threads_per_rank", "LauncherMismatchError"]
+
+# Environment variables through which launchers announce how many processes they started.
+_LAUNCHER_SIZE_VARS = (
+    "PMI_SIZE",               # MPICH / Intel MPI (hydra), PMI-1 and PMI-2
+    "OMPI_COMM_WORLD_SIZE",   # Open MPI (mpirun / prterun)
+    "MV2_COMM_WORLD_SIZE",    # MVAPICH2
+    "SLURM_STEP_NUM_TASKS",   # srun (set for a job step, not for the batch script itself)
+)
+_BUCKET_BYTES = 1 << 20       # a bucket closes once it holds this many bytes of gradients
+_CHUNK_ROWS = 16384           # the progress bar hears about every chunk of this many rows
+
+
+class LauncherMismatchError(RuntimeError):
+    """The launcher started several processes but MPI sees one: each process is alone."""
+
+
+def _collective(exc):
+    """Mark an error that every rank raises together (after agreeing): fit raises it
+    normally instead of aborting the job."""
+    exc._nncore_collective = True
+    return exc
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(
+            f"distributed training needs mpi4py and an MPI library ({e}); install them with "
+            f"pip install 'nncore[mpi]' (mpi4py and the MPICH wheel), or mpi4py built "
+            f"against your cluster's MPI (see the README, 'Distributed training')") from None
+    return MPI
+
+
+def _launcher_size():
+    """(processes the launcher says it started, the variable that says so), or (1, None)."""
+    for var in _LAUNCHER_SIZE_VARS:
+        try:
+            n = int(os.environ.get(var, ""))
+        except ValueError:
+            continue
+        if n > 1:
+            return n, var
+    return 1, None
+
+
+def get_comm(comm=None):
+    """The communicator distributed training uses: ``comm``, or ``MPI.COMM_WORLD``.
+
+    Raises
+    ------
+    ImportError
+        If mpi4py is not installed.
+    LauncherMismatchError
+        If a launcher started several processes (``PMI_SIZE``, ``OMPI_COMM_WORLD_SIZE``,
+        ``MV2_COMM_WORLD_SIZE`` or ``SLURM_STEP_NUM_TASKS`` > 1) but ``COMM_WORLD`` has size
+        1: mpi4py's MPI library is not the launcher's, and every process would train alone.
+    """
+    MPI = _mpi()
+    if comm is None:
+        comm = MPI.COMM_WORLD
+    if not isinstance(comm, MPI.Comm) or comm == MPI.COMM_NULL:
+        raise TypeError(f"comm must be an mpi4py communicator such as MPI.COMM_WORLD, got "
+                        f"{comm!r}")
+    if comm == MPI.COMM_WORLD:
+        n, var = _launcher_size()
+        if n > 1 and MPI.COMM_WORLD.Get_size() == 1:
+            lib = MPI.Get_library_version().splitlines()[0].strip()
+            raise LauncherMismatchError(
+                f"the launcher started {n} processes ({var}={os.environ[var]}) but MPI sees "
+                f"only this one (COMM_WORLD has size 1): mpi4py uses {lib!r}, which is not "
+                f"the MPI of the launcher, so every process would train alone. Launch with "
+                f"the mpiexec of that MPI (with the nncore[mpi] wheels: the mpiexec in this "
+                f"environment's bin/), or install mpi4py against the cluster's MPI: "
+                f"pip install --no-binary=mpi4py mpi4py (see the README)")
+    return comm
+
+
+def threads_per_rank(comm=None):
+    """OpenMP threads per rank by default: the node's cores divided by the ranks on the node
+    (``COMM_TYPE_SHARED``), at least 1."""
+    MPI = _mpi()
+    comm = get_comm(comm)
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        n_local = local.Get_size()
+    finally:
+        local.Free()
+    return max(1, (os.cpu_count() or 1) // n_local)
+
+
+def _apply_thread_budget(comm):
+    """Set the default thread count to threads_per_rank unless the user chose one
+    (nncore.set_num_threads or OMP_NUM_THREADS). Returns the count in force."""
+    n = threads_per_rank(comm)
+    if not _threads._user_set() and not os.environ.get("OMP_NUM_THREADS"):
+        _core.set_num_threads(n)
+    return _core.get_num_threads()
+
+
+def _checksum(a):
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a)
+    return (a.shape, a.dtype.str, zlib.crc32(memoryview(a).cast("B")))
+
+
+def _shard(start, stop, rank, size):
+    """Rank's contiguous part of rows [start, stop): sizes differ by at most one row."""
+    m = stop - start
+    return start + m * rank // size, start + m * (rank + 1) // size
+
+
+class DataParallel:
+    """Train a model data-parallel across the ranks of an MPI communicator.
+
+    Parameters
+    ----------
+    model : Sequential
+        The same architecture on every rank (rank 0's weights are broadcast at fit).
+    comm : mpi4py communicator, optional
+        Default ``MPI.COMM_WORLD``.
+    overlap : bool, default True
+        Sum each bucket of layers' gradients with a non-blocking ``Iallreduce`` as soon as
+        the backward pass has computed them (overlapping the rest of the backward pass);
+        False: one blocking ``Allreduce`` of the whole gradient buffer after it.
+    bucket_bytes : int, default 1 MiB
+        With overlap, layers are grouped (from the last) until a group holds this much.
+
+    Attributes
+    ----------
+    comm, rank, size
+        The communicator, this process's rank and the number of ranks.
+    n_threads : int
+        The OpenMP threads per rank in force (see :func:`threads_per_rank`).
+
+    Examples
+    --------
+    >>> dp = DataParallel(model)             # doctest: +SKIP
+    >>> history = dp.fit(X, y, epochs=10, batch_size=256)   # doctest: +SKIP
+    >>> if dp.rank == 0:                     # doctest: +SKIP
+    ...     model.save("model.safetensors")
+    """
+
+    def __init__(self, model, comm=None, *, overlap=True, bucket_bytes=_BUCKET_BYTES):
+        from .models import Sequential
+        if not isinstance(model, Sequential):
+            raise TypeError(f"model must be an nncore Sequential, got {type(model).__name__}")
+        self.MPI = _mpi()
+        self.model = model
+        self.comm = get_comm(comm)
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.overlap = bool(overlap)
+        self.bucket_bytes = int(bucket_bytes)
+        self.n_threads = _apply_thread_budget(self.comm)
+        self._phase = None  # during fit: "arguments", then "training"
+
+    # ---- public API ----------------------------------------------------------------------
+    def fit(self, X, y, **kwargs):
+        """:meth:`Sequential.fit` across the ranks (same arguments; every rank passes the
+        same data). Returns the History, identical on every rank."""
+        return self.model.fit(X, y, distributed=self, **kwargs)
+
+    def evaluate(self, X, y, *, sample_weight=None, batch_size=None, verbose=0):
+        """:meth:`Sequential.evaluate` with the rows shared out across the ranks and the
+        sums reduced: the same dict on every rank."""
+        m = self.model
+        m._require_compiled("evaluate")
+        bs = 1024 if batch_size is None else int(batch_size)
+        X, Y, W = m._check_xy(X, y, sample_weight, "evaluate")
+        with m._lock:
+            m._refuse_during_fit("evaluate")
+            logs = self._evaluate(X, Y, W, bs)
+        if verbose and self.rank == 0:
+            print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
+        return logs
+
+    def predict(self, X, **kwargs):
+        """The model's outputs (every rank computes all of them)."""
+        return self.model.predict(X, **kwargs)
+
+    def save(self, path, **kwargs):
+        """Save the model from rank 0 only (the others wait for it)."""
+        if self.rank == 0:
+            self.model.save(path, **kwargs)
+        self.comm.Barrier()
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def __repr__(self):
+        return (f"DataParallel({self.model!r}, rank={self.rank}, size={self.size}, "
+                f"overlap={self.overlap})")
+
+    # ---- collectives ---------------------------------------------------------------------
+    def _agree(self, error):
+        """Every rank calls this once before training, with its argument error or None; all
+        raise if any rank failed (so no rank is left waiting)."""
+        errors = self.comm.allgather(None if error is None else
+                                     f"{type(error).__name__}: {error}")
+        bad = [(r, e) for r, e in enumerate(errors) if e is not None]
+        if error is not None:
+            raise _collective(error)
+        if bad:
+            r, e = bad[0]
+            raise _collective(RuntimeError(
+                f"distributed fit: rank {r} failed before training ({e}); every rank "
+                f"stops"))
+        self._phase = "training"
+
+    def _failed(self, exc):
+        """fit raised exc on this rank: agree with the other ranks on it (before training),
+        or abort the job (during training, where the others would wait forever)."""
+        phase, self._phase = self._phase, None
+        if getattr(exc, "_nncore_collective", False) or self.size == 1:
+            return  # nobody waits for this rank: raise as usual
+        if phase == "arguments":
+            try:
+                self._agree(exc)
+            except BaseException:
+                pass  # fit re-raises exc itself
+        elif phase == "training":
+            self._abort(exc)
+
+    def _any(self, flag):
+        return bool(self.comm.allreduce(bool(flag), op=self.MPI.LOR))
+
+    def _abort(self, exc):
+        """An error on this rank alone: the others would wait for it forever."""
+        sys.stderr.write(f"nncore.distributed: rank {self.rank} of {self.size} failed; "
+                         f"aborting the job\n")
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+        self.comm.Abort(1)
+
+    # ---- fit's hooks (called by Sequential._fit) -----------------------------------------
+    def _begin(self, X, Y, W, val, settings):
+        """Check that the ranks agree on the data and settings, then broadcast rank 0's
+        model state. Raises (on every rank) if they disagree."""
+        m = self.model
+        sig = (settings, _checksum(X), _checksum(Y), _checksum(W),
+               None if val is None else tuple(_checksum(a) for a in val),
+               m.get_config()["layers"], m.dtype.str, m.params.shape)
+        sigs = self.comm.allgather(sig)
+        for r, s in enumerate(sigs):
+            if s != sigs[0]:
+                what = [name for name, a, b in zip(
+                    ("fit settings", "X", "y", "sample_weight", "validation data",
+                     "architecture", "dtype", "parameters"), sigs[0], s) if a != b]
+                raise _collective(ValueError(
+                    f"distributed fit: rank {r} differs from rank 0 in {', '.join(what)}; "
+                    f"every rank must build the same model and pass the same data and "
+                    f"arguments (each rank takes its own share of every batch)"))
+        # Rank 0's state everywhere: weights, optimizer state and counters, random streams.
+        self.comm.Bcast(m.params, root=0)
+        opt = m.optimizer
+        for k in sorted(opt.state):
+            self.comm.Bcast(opt.state[k], root=0)
+        scalars = self.comm.bcast((m._rng_state(), opt.lr, opt.steps, opt.epochs), root=0)
+        m._set_rng_state(scalars[0])
+        opt.lr, opt.steps, opt.epochs = scalars[1:]
+        self._setup_buckets()
+
+    def _end(self):
+        """After training: the ranks' weights must be identical; if MPI's sums differed
+        between ranks (allowed by the standard, not done by MPICH or Open MPI for
+        commutative sums), rank 0's weights are taken, with a warning."""
+        m = self.model
+        self._phase = None
+        sums = self.comm.allgather(zlib.crc32(memoryview(m.params).cast("B")))
+        if len(set(sums)) > 1:
+            self.comm.Bcast(m.params, root=0)
+            warnings.warn("distributed fit: the ranks' weights differed after training (the "
+                          "MPI library's Allreduce gave different sums on different ranks); "
+                          "rank 0's weights were copied to every rank", RuntimeWarning)
+
+    def _setup_buckets(self):
+        """Group the layers with parameters, from the last, into contiguous ranges of the flat
+        gradient buffer; a bucket is sent once the backward pass reaches its first layer."""
+        m = self.model
+        spans = {}
+        for s in m._slots:
+            lo, hi = spans.get(s.layer, (s.offset, s.offset + s.size))
+            spans[s.layer] = (min(lo, s.offset), max(hi, s.offset + s.size))
+        item = m.dtype.itemsize
+        buckets, cur = {}, None  # first layer of a bucket -> (lo, hi)
+        for i in sorted(spans, reverse=True):
+            lo, hi = spans[i]
+            cur = (lo, hi) if cur is None else (lo, cur[1])
+            if (cur[1] - cur[0]) * item >= self.bucket_bytes or i == min(spans):
+                buckets[i] = cur
+                cur = None
+        self._buckets = {i: m.grads[lo:hi] for i, (lo, hi) in buckets.items()}
+
+    def _run_epoch(self, X, Y, W, batch_size, on_batch, guard):
+        """Sequential._run_epoch across the ranks: the same _EpochResult (global sums) on
+        every rank."""
+        from .models import _EpochResult
+        MPI, comm, rank, size = self.MPI, self.comm, self.rank, self.size
+        m = self.model
+        layers = m._layers
+        n_layers, first = len(layers), m._first_param
+        forward = [layer._forward for layer in layers]
+        backward = [layer._backward for layer in layers]
+        dropout = [isinstance(layer, _layers.Dropout) and layer.p > 0 for layer in layers]
+        loss_kernel = type(m.loss)._kernel
+        per_row = 1.0 if m.loss.labels else float(m.n_outputs)
+        metrics = [mt._batch for mt in m.metrics]
+        nm = len(metrics)
+        step = m.optimizer.step
+        grads, params, dtype = m.grads, m.params, m.dtype
+        backup = guard.backup if guard is not None else None
+        buckets = self._buckets if self.overlap else {}
+        ws = m._training_ws(-(-batch_size // size))
+        inputs = ws.inputs
+        n = X.shape[0]
+        per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
+        # Local sums: loss * batch weight, metric sums and counts (reduced at the end).
+        local = np.zeros(2 + 2 * nm)
+        lossbuf = np.zeros(1)
+        res = _EpochResult(nm)
+        chunk_loss = chunk_weight = 0.0
+        chunk_rows = 0
+        for b, start in enumerate(range(0, n, batch_size)):
+            stop = min(start + batch_size, n)
+            rows = stop - start
+            r0, r1 = _shard(start, stop, rank, size)
+            mloc = r1 - r0
+            if W is None:
+                bw = float(rows)
+            else:
+                bw = sum(W[start:stop].tolist())  # in order, in double, as a single process
+                if bw == 0.0:
+                    continue
+            # Each row's gradient scale is weight / (d * the global batch's weight): the mean
+            # of the global batch, row by row, so the ranks' gradients add up to it.
+            norm = per_row * bw
+            if W is None:
+                wloc = np.full(mloc, 1.0 / norm, dtype)
+            else:
+                wloc = (W[r0:r1].astype(np.float64) / norm).astype(dtype)
+            reqs = []
+            loss_local = 0.0
+            if mloc > 0:
+                bufs, grad = ws.rows(mloc)
+                h = X[r0:r1]
+                yb = Y[r0:r1]
+                for i in range(n_layers):
+                    inputs[i] = h
+                    if dropout[i]:  # the global batch's numbers for these rows
+                        c = m._rng_counter
+                        m._rng_counter = c + (r0 - start) * h.shape[1]
+                        h = forward[i](h, bufs[i], True, m)
+                        m._rng_counter = c + rows * h.shape[1]
+                    else:
+                        h = forward[i](h, bufs[i], True, m)
+                loss_local = loss_kernel(h, yb, wloc, "sum", grad=grad)[0]
+                lossbuf[0] = loss_local
+                lreq = comm.Iallreduce(MPI.IN_PLACE, lossbuf, op=MPI.SUM)
+                for k, metric in enumerate(metrics):
+                    s, c = metric(h, yb)
+                    local[2 + k] += s
+                    local[2 + nm + k] += c
+                g = grad
+                for i in range(n_layers - 1, first - 1, -1):
+                    g = backward[i](g, inputs[i], bufs[i], m)
+                    buf = buckets.get(i)
+                    if buf is not None:
+                        reqs.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
+                    elif reqs:
+                        MPI.Request.Testall(reqs)  # let MPI progress between layers
+            else:  # an empty shard (a batch smaller than the ranks): zero gradients
+                grads[:] = 0
+                self._advance_dropout(rows)
+                lossbuf[0] = 0.0
+                lreq = comm.Iallreduce(MPI.IN_PLACE, lossbuf, op=MPI.SUM)
+                for buf in buckets.values():
+                    reqs.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
+            if not buckets:
+                comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+            MPI.Request.Waitall(reqs + [lreq])
+            loss = float(lossbuf[0])  # the global batch's loss, the same on every rank
+            if backup is not None:
+                if not math.isfinite(loss):
+                    if guard.valid:
+                        np.copyto(params, backup)
+                    res.nonfinite = (b, loss)
+                    res.loss_sum, res.weight_sum = loss, 1.0
+                    return res
+                np.copyto(backup, params)
+                guard.valid = True
+            step()
+            res.batches += 1
+            local[0] += loss * bw
+            local[1] += bw
+            if on_batch is not None:
+                if per_batch:
+                    on_batch(b, rows, loss)
+                else:
+                    chunk_loss += loss * bw
+                    chunk_weight += bw
+                    chunk_rows += rows
+                    if chunk_rows >= _CHUNK_ROWS or stop == n:
+                        on_batch(b, chunk_rows, chunk_loss / chunk_weight)
+                        chunk_loss = chunk_weight = 0.0
+                        chunk_rows = 0
+        # The loss and batch weights are already global; the metrics are this rank's.
+        mine = local[2:].copy()
+        comm.Allreduce(MPI.IN_PLACE, mine, op=MPI.SUM)
+        res.loss_sum, res.weight_sum = float(local[0]), float(local[1])
+        res.metric_sums = [float(v) for v in mine[:nm]]
+        res.metric_counts = [int(v) for v in mine[nm:]]
+        return res
+
+    def _advance_dropout(self, rows):
+        """Move the dropout counter past a global batch of `rows` rows (what the ranks that
+        ran the forward pass did)."""
+        m = self.model
+        width = m.n_features
+        for layer in m._layers:
+            if isinstance(layer, _layers.Dropout) and layer.p > 0:
+                m._rng_counter += rows * width
+            width = layer.output_features(width)
+
+    def _evaluate(self, X, Y, W, batch_size):
+        """Sequential._evaluate_arrays over this rank's rows, reduced across the ranks."""
+        m = self.model
+        r0, r1 = _shard(0, X.shape[0], self.rank, self.size)
+        nm = len(m.metrics)
+        sums = np.zeros(2 + 2 * nm)
+        if r1 > r0:
+            total, weight, msums, mcounts = m._evaluate_sums(
+                X[r0:r1], Y[r0:r1], None if W is None else W[r0:r1], batch_size)
+            sums[:] = [total, weight, *msums, *mcounts]
+        self.comm.Allreduce(self.MPI.IN_PLACE, sums, op=self.MPI.SUM)
+        return m._evaluate_logs(sums[0], sums[1], sums[2:2 + nm], sums[2 + nm:])
+
+
+def _resolve(model, distributed):
+    """fit's ``distributed`` argument as a DataParallel (None when not distributed)."""
+    if distributed is None or distributed is False:
+        return None
+    if isinstance(distributed, DataParallel):
+        if distributed.model is not model:
+            raise ValueError("distributed is a DataParallel of another model; use "
+                             "DataParallel(model).fit(...) or fit(..., distributed=True)")
+        return distributed
+    if distributed is True:
+        return DataParallel(model)
+    MPI = _mpi()
+    if isinstance(distributed, MPI.Comm):
+        return DataParallel(model, distributed)
+    raise TypeError(f"distributed must be True, False, an mpi4py communicator or a "
+                    f"DataParallel, got {distributed!r}")

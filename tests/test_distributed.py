@@ -1,0 +1,151 @@
+"""Data-parallel training on MPI: 2 ranks give the single-process weights and History; a
+failure on one rank ends the job; a launcher without MPI support is reported.
+
+The MPI tests run ``mpiexec -n 2 python -m mpi4py tests/distributed_worker.py ...`` (shared
+memory only, no network). They are skipped, with the reason, when mpi4py or mpiexec is
+missing - unless NNCORE_REQUIRE_MPI=1 (CI), which turns the skip into a failure.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nncore as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(HERE, "distributed_worker.py")
+sys.path.insert(0, HERE)
+import distributed_worker as worker  # noqa: E402
+
+TOL = {"float32": 1e-6, "float64": 1e-12}
+
+
+def _mpiexec():
+    """The mpiexec next to this Python (the MPICH wheel's), or one on PATH, or a skip."""
+    why = None
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        why = "mpi4py is not installed (pip install 'nncore[mpi]')"
+    exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    if not os.path.exists(exe):
+        exe = shutil.which("mpiexec")
+    if why is None and exe is None:
+        why = "no mpiexec (pip install 'nncore[mpi]' installs MPICH's)"
+    if why is not None:
+        if os.environ.get("NNCORE_REQUIRE_MPI", "") not in ("", "0"):
+            pytest.fail(f"NNCORE_REQUIRE_MPI is set but {why}")
+        pytest.skip(why)
+    return exe
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(HERE)] + [
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # Open MPI's mpiexec refuses root without these; MPICH ignores them.
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
+
+
+def _run(args, timeout=60):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    exe = _mpiexec()
+    out = tmp_path_factory.mktemp("mpi")
+    r = _run([exe, "-n", "2", sys.executable, "-m", "mpi4py", WORKER, "train", str(out)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    ranks = []
+    for rank in range(2):
+        with open(out / f"rank{rank}.json") as f:
+            meta = json.load(f)
+        ranks.append((dict(np.load(out / f"rank{rank}.npz")), meta))
+    return ranks
+
+
+@pytest.mark.parametrize("case", list(worker.CASES))
+def test_two_ranks_match_one_process(two_ranks, case):
+    dtype = worker.CASES[case][0]
+    tol = TOL[dtype]
+    ref_params, ref_hist = worker.train(case)
+    (params0, meta0), (params1, meta1) = two_ranks
+    # Every rank ends with the same weights and History...
+    np.testing.assert_array_equal(params0[case], params1[case])
+    assert meta0["history"][case] == meta1["history"][case]
+    # ... which are the single-process ones, to rounding (the sums are added in another
+    # order), although rank 1 built its model from another seed.
+    p = params0[case]
+    assert p.dtype == np.dtype(dtype)
+    rel = np.max(np.abs(p - ref_params)) / np.max(np.abs(ref_params))
+    assert rel <= tol, f"{case}: weights differ by {rel:.2e} relative"
+    hist = meta0["history"][case]
+    assert set(hist) == set(ref_hist)
+    for key, values in ref_hist.items():
+        np.testing.assert_allclose(hist[key], values, rtol=10 * tol, err_msg=key)
+
+
+def test_threads_per_rank_share_the_cores(two_ranks):
+    expect = max(1, (os.cpu_count() or 1) // 2)  # both ranks on this machine
+    assert [meta["threads"] for _, meta in two_ranks] == [expect, expect]
+
+
+def test_failure_on_one_rank_aborts_the_job():
+    exe = _mpiexec()
+    r = _run([exe, "-n", "2", sys.executable, "-m", "mpi4py", WORKER, "fail", "-"],
+             timeout=60)  # without the abort, rank 0 waits for rank 1 until the timeout
+    assert r.returncode != 0
+    assert "deliberate failure on rank 1" in r.stderr
+
+
+def test_launcher_without_mpi_is_reported():
+    _mpiexec()
+    env = _env()
+    env["OMPI_COMM_WORLD_SIZE"] = "2"  # Open MPI's launcher said 2; MPICH's MPI sees 1
+    r = subprocess.run([sys.executable, WORKER, "size1", "-"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode != 0
+    assert "LauncherMismatchError" in r.stderr
+    assert "OMPI_COMM_WORLD_SIZE=2" in r.stderr
+
+
+def test_one_process_is_a_communicator_of_one():
+    """Without a launcher, distributed=True trains alone and gives the plain fit."""
+    _mpiexec()
+    code = ("import sys; sys.path.insert(0, %r); import numpy as np, distributed_worker as w;"
+            "import nncore as nn;"
+            "m, X, y, kw, _ = w.build('f64_ce_sgd'); m.fit(X, y, distributed=True, **kw);"
+            "p, _ = w.train('f64_ce_sgd'); print(np.max(np.abs(m.params - p)))" % HERE)
+    env = _env()
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
+                "SLURM_STEP_NUM_TASKS"):
+        env.pop(var, None)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split()[-1]) <= 1e-12
+
+
+def test_bad_distributed_argument():
+    model, X, y, kw, _ = worker.build("f64_ce_sgd")
+    before = model.params.copy()
+    with pytest.raises(TypeError, match="distributed must be"):
+        try:
+            model.fit(X, y, distributed="yes", **kw)
+        except ImportError:
+            pytest.skip("mpi4py is not installed")
+    np.testing.assert_array_equal(model.params, before)
+
+
+def test_model_checkpoint_runs_on_rank_0_only():
+    assert nn.ModelCheckpoint("x.safetensors")._root_only
+    assert not nn.EarlyStopping()._root_only
