@@ -262,6 +262,21 @@ int nn_gemm_ex_f64(double *c, const double *a, const double *b, nn_int m, nn_int
                    int accumulate, const double *bias, double *z, nn_int ldz, int act,
                    double alpha, int n_threads);
 
+// The GEMM of nn_gemm_ex as plain loops, for products of at most NN_GEMM_TINY multiply-adds
+// (gemm.c): nn_gemm_ex takes it by itself; callers that know their product is that small may
+// call it directly (same sums, none of the dispatch).
+#ifndef NN_GEMM_TINY
+#define NN_GEMM_TINY 64  // multiply-adds; measured: 8x8 at batch 1 gains, 16x16 loses
+#endif
+int nn_gemm_tiny_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                     nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                     int accumulate, const float *bias, float *z, nn_int ldz, int act,
+                     float alpha);
+int nn_gemm_tiny_f64(double *c, const double *a, const double *b, nn_int m, nn_int n, nn_int k,
+                     nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                     int accumulate, const double *bias, double *z, nn_int ldz, int act,
+                     double alpha);
+
 // The tile epilogue (activations.c): y (rows, cols; row stride ldy) = act(y + bias), storing
 // y + bias into z (row stride ldz) first when z is not NULL. Element-wise acts only.
 void nn_act_tile_f32(float *y, nn_int ldy, float *z, nn_int ldz, const float *bias,

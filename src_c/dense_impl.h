@@ -3,6 +3,9 @@
 int NN_T(nn_dense_forward)(T *y, T *z, const T *x, const T *w, const T *b, nn_int n, nn_int in,
                            nn_int out, int act, T alpha, int n_threads) {
     // x (n, in), w (in, out), b (out), y and z (n, out)
+    if (act != NN_ACT_SOFTMAX && n * in * out <= NN_GEMM_TINY && n > 0 && in > 0 && out > 0)
+        return NN_T(nn_gemm_tiny)(y, x, w, n, out, in, in, out, out, 0, 0, 0, b, z, out, act,
+                                  alpha);
     if (act == NN_ACT_SOFTMAX) {  // needs whole rows: GEMM + bias first, then row softmax
         int s = NN_T(nn_gemm_ex)(y, x, w, n, out, in, in, out, out, 0, 0, 0, b, z, out,
                                  NN_ACT_IDENTITY, 0, n_threads);
@@ -37,6 +40,22 @@ int NN_T(nn_dense_backward)(T *dx, T *dw, T *db, T *dz, const T *dy, const T *x,
                             T alpha, int accumulate, int n_threads) {
     // dy, dz, y, z (n, out); x (n, in); w, dw (in, out); db (out); dx (n, in)
     NN_T(nn_activation_backward)(dz, dy, y, z, n, out, act, alpha, n_threads);
+    if (n * in * out <= NN_GEMM_TINY && n > 0 && in > 0 && out > 0) {
+        // A tiny layer (a seed network at batch 1): the products nn_gemm would take anyway,
+        // without its dispatch, and the column sums in the same order as colsum.
+        NN_T(nn_gemm_tiny)(dw, x, dz, in, out, n, in, out, out, 1, 0, accumulate, NULL, NULL,
+                           0, NN_ACT_IDENTITY, 0);
+        if (db != NULL)
+            for (nn_int j = 0; j < out; j++) {
+                T s = 0;
+                for (nn_int i = 0; i < n; i++) s += dz[i * out + j];
+                db[j] = accumulate ? db[j] + s : s;
+            }
+        if (dx != NULL)
+            NN_T(nn_gemm_tiny)(dx, dz, w, n, in, out, out, out, in, 0, 1, 0, NULL, NULL, 0,
+                               NN_ACT_IDENTITY, 0);
+        return NN_OK;
+    }
     // dw (in, out) = x^T . dz
     int s = NN_T(nn_gemm)(dw, x, dz, in, out, n, in, out, out, 1, 0, accumulate, n_threads);
     if (s != NN_OK) return s;

@@ -178,23 +178,22 @@ static int NN_T(use_direct)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k) {
 
 // Products too small for a micro-kernel's set-up to pay (a tiny network at batch 1: 1x2x3):
 // plain loops, the same sums on every CPU path. Chosen by shape alone, like the paths above.
-#ifndef NN_GEMM_TINY
-#define NN_GEMM_TINY 64  // multiply-adds; measured: 8x8 at batch 1 gains, 16x16 loses
-#endif
-static int NN_T(gemm_tiny)(const struct NN_T(gemm_args) *g) {
-    const nn_int rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
-    const nn_int rs_b = g->trans_b ? 1 : g->ldb, cs_b = g->trans_b ? g->ldb : 1;
-    for (nn_int i = 0; i < g->m; i++) {
-        T *ci = g->c + i * g->ldc;
-        const T *ai = g->a + i * rs_a;
-        for (nn_int j = 0; j < g->n; j++) {
+int NN_T(nn_gemm_tiny)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k, nn_int lda,
+                       nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
+                       const T *bias, T *z, nn_int ldz, int act, T alpha) {
+    const nn_int rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
+    const nn_int rs_b = trans_b ? 1 : ldb, cs_b = trans_b ? ldb : 1;
+    const int epilogue = bias != NULL || z != NULL || act != NN_ACT_IDENTITY;
+    for (nn_int i = 0; i < m; i++) {
+        T *ci = c + i * ldc;
+        const T *ai = a + i * rs_a;
+        for (nn_int j = 0; j < n; j++) {
             T s = 0;
-            for (nn_int p = 0; p < g->k; p++) s += ai[p * cs_a] * g->b[p * rs_b + j * cs_b];
-            ci[j] = g->accumulate ? ci[j] + s : s;
+            for (nn_int p = 0; p < k; p++) s += ai[p * cs_a] * b[p * rs_b + j * cs_b];
+            ci[j] = accumulate ? ci[j] + s : s;
         }
-        if (g->epilogue)
-            NN_T(nn_act_tile)(ci, g->ldc, g->z ? g->z + i * g->ldz : NULL, g->ldz, g->bias, 1,
-                              g->n, g->act, g->alpha);
+        if (epilogue)
+            NN_T(nn_act_tile)(ci, ldc, z ? z + i * ldz : NULL, ldz, bias, 1, n, act, alpha);
     }
     return NN_OK;
 }
@@ -215,10 +214,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
                      nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
                      const T *bias, T *z, nn_int ldz, int act, T alpha, int n_threads) {
     if (m <= 0 || n <= 0) return NN_OK;
-    const KERNELS_T *K = &nn_dispatch_get()->NN_T(gemm);
     int epilogue = bias != NULL || z != NULL || act != NN_ACT_IDENTITY;
-    struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
-                                bias, z, ldz, act, alpha, epilogue, b, ldb};
     if (k <= 0) {  // an empty sum: c = 0 (or unchanged), then the epilogue
         for (nn_int i = 0; i < m; i++) {
             if (!accumulate) memset(c + i * ldc, 0, (size_t)n * sizeof(T));
@@ -228,7 +224,12 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         }
         return NN_OK;
     }
-    if (m * n * k <= NN_GEMM_TINY) return NN_T(gemm_tiny)(&g);
+    if (m * n * k <= NN_GEMM_TINY)
+        return NN_T(nn_gemm_tiny)(c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
+                                  bias, z, ldz, act, alpha);
+    const KERNELS_T *K = &nn_dispatch_get()->NN_T(gemm);
+    struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
+                                bias, z, ldz, act, alpha, epilogue, b, ldb};
     int (*block)(const struct NN_T(gemm_args) *, const KERNELS_T *, nn_int, nn_int, nn_int,
                  nn_int);
     int mr = K->mr, nr = K->nr;
