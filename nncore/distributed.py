@@ -36,6 +36,7 @@ mpi4py is imported only when distributed training is used.
 import math
 import os
 import sys
+import time
 import traceback
 import warnings
 import zlib
@@ -277,10 +278,16 @@ class DataParallel:
 
     def _abort(self, exc):
         """An error on this rank alone: the others would wait for it forever."""
-        sys.stderr.write(f"nncore.distributed: rank {self.rank} of {self.size} failed; "
-                         f"aborting the job\n")
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        sys.stderr.flush()
+        text = (f"nncore.distributed: rank {self.rank} of {self.size} failed; aborting the job\n"
+                + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        try:
+            sys.stderr.flush()
+            os.write(2, text.encode("utf-8", "replace"))  # one write, past Python's buffers
+        except OSError:
+            pass
+        # The launcher relays each rank's stderr through a pipe and drops what it has not
+        # forwarded when the job is killed: give it a moment to pass the traceback on.
+        time.sleep(0.5)
         self.comm.Abort(1)
 
     # ---- fit's hooks (called by Sequential._fit) -----------------------------------------
