@@ -200,6 +200,8 @@ typedef void (*nn_dot_f64_t)(nn_int k, const double *a, nn_int lda, const double
         nn_int mc, kc, nc;     /* cache blocks: A block mc x kc in L2, B kc x nc in L3 */     \
         nn_ukr_##SUF##_t packed, direct[3][2];                                                \
         nn_dot_##SUF##_t dot;                                                                 \
+        void (*transpose)(T *dst, nn_int ldd, const T *src, nn_int lds, nn_int rows,          \
+                          nn_int cols); /* dst(c, r) = src(r, c) */                           \
     };
 NN_GEMM_KERNELS(float, f32)
 NN_GEMM_KERNELS(double, f64)
@@ -214,7 +216,7 @@ const struct nn_dispatch *nn_dispatch_get(void);
 
 // The kernels of each path (gemm_kernels_*.c), named nn_<form>_<isa>_<dtype>: forms packed,
 // direct, direct_short, direct_narrow, direct_short_narrow, direct_row, direct_row_narrow
-// (nn_ukr_*_t) and dot (nn_dot_*_t).
+// (nn_ukr_*_t), dot (nn_dot_*_t) and transpose.
 #define NN_DECLARE_GEMM_KERNELS_T(isa, T, SUF)                                                \
     void nn_packed_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int, T *,   \
                                  nn_int, int, int, int);                                      \
@@ -231,7 +233,8 @@ const struct nn_dispatch *nn_dispatch_get(void);
     void nn_direct_row_narrow_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *,     \
                                             nn_int, T *, nn_int, int, int, int);              \
     void nn_dot_##isa##_##SUF(nn_int, const T *, nn_int, const T *, nn_int, T *, nn_int, int, \
-                              int, int);
+                              int, int);                                                      \
+    void nn_transpose_##isa##_##SUF(T *, nn_int, const T *, nn_int, nn_int, nn_int);
 #define NN_DECLARE_GEMM_KERNELS(isa)                                                          \
     NN_DECLARE_GEMM_KERNELS_T(isa, float, f32) NN_DECLARE_GEMM_KERNELS_T(isa, double, f64)
 // The table entry of one dtype on one path (blocking mc, kc, nc from cpu.c).
@@ -240,7 +243,7 @@ const struct nn_dispatch *nn_dispatch_get(void);
      {{nn_direct_##isa##_##SUF, nn_direct_narrow_##isa##_##SUF},                              \
       {nn_direct_short_##isa##_##SUF, nn_direct_short_narrow_##isa##_##SUF},                  \
       {nn_direct_row_##isa##_##SUF, nn_direct_row_narrow_##isa##_##SUF}},                     \
-     nn_dot_##isa##_##SUF}
+     nn_dot_##isa##_##SUF, nn_transpose_##isa##_##SUF}
 
 NN_DECLARE_GEMM_KERNELS(generic)
 #ifdef NN_X86_64

@@ -7,26 +7,14 @@
 // the K blocking never depends on the split, so every element is summed in the same order
 // whatever the thread count. Edge tiles are computed in place by the kernels (lane masks).
 
-// dst(c, r) = src(r, c) for r < rows, c < cols. A cache line of each source row at a time:
-// rows a page apart all map to one cache set, and reading an element of each per step would
-// evict the lines before their next elements are used.
-static void NN_T(transpose)(T *NN_RESTRICT dst, nn_int ldd, const T *NN_RESTRICT src,
-                            nn_int lds, nn_int rows, nn_int cols) {
-    const nn_int line = 64 / (nn_int)sizeof(T);
-    for (nn_int c0 = 0; c0 < cols; c0 += line) {
-        nn_int c1 = cols - c0 < line ? cols : c0 + line;
-        for (nn_int r = 0; r < rows; r++)
-            for (nn_int c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
-    }
-}
-
 // op(a)(i, p) for i in [i0, i0 + mc), p in [p0, p0 + kc) -> micro-panels of (kc, mr).
-static void NN_T(pack_a)(T *NN_RESTRICT dst, const T *NN_RESTRICT a, nn_int lda, int trans,
-                         nn_int i0, nn_int mc, nn_int p0, nn_int kc, int mr) {
+static void NN_T(pack_a)(const KERNELS_T *K, T *NN_RESTRICT dst, const T *NN_RESTRICT a,
+                         nn_int lda, int trans, nn_int i0, nn_int mc, nn_int p0, nn_int kc,
+                         int mr) {
     for (nn_int ir = 0; ir < mc; ir += mr, dst += kc * mr) {
         nn_int rows = mc - ir < mr ? mc - ir : mr;
         if (!trans) {  // a(i, p) = a[i * lda + p]
-            NN_T(transpose)(dst, mr, a + (i0 + ir) * lda + p0, lda, rows, kc);
+            K->transpose(dst, mr, a + (i0 + ir) * lda + p0, lda, rows, kc);
         } else {  // a(i, p) = a[p * lda + i]: rows of the panel are contiguous already
             const T *src = a + p0 * lda + i0 + ir;
             for (nn_int p = 0; p < kc; p++)
@@ -38,8 +26,9 @@ static void NN_T(pack_a)(T *NN_RESTRICT dst, const T *NN_RESTRICT a, nn_int lda,
 }
 
 // op(b)(p, j) for p in [p0, p0 + kc), j in [j0, j0 + nc) -> micro-panels of (kc, nr).
-static void NN_T(pack_b)(T *NN_RESTRICT dst, const T *NN_RESTRICT b, nn_int ldb, int trans,
-                         nn_int p0, nn_int kc, nn_int j0, nn_int nc, int nr) {
+static void NN_T(pack_b)(const KERNELS_T *K, T *NN_RESTRICT dst, const T *NN_RESTRICT b,
+                         nn_int ldb, int trans, nn_int p0, nn_int kc, nn_int j0, nn_int nc,
+                         int nr) {
     for (nn_int jr = 0; jr < nc; jr += nr, dst += kc * nr) {
         nn_int cols = nc - jr < nr ? nc - jr : nr;
         if (!trans) {  // b(p, j) = b[p * ldb + j]
@@ -47,7 +36,7 @@ static void NN_T(pack_b)(T *NN_RESTRICT dst, const T *NN_RESTRICT b, nn_int ldb,
             for (nn_int p = 0; p < kc; p++)
                 for (nn_int j = 0; j < cols; j++) dst[p * nr + j] = src[p * ldb + j];
         } else {  // b(p, j) = b[j * ldb + p]
-            NN_T(transpose)(dst, nr, b + (j0 + jr) * ldb + p0, ldb, cols, kc);
+            K->transpose(dst, nr, b + (j0 + jr) * ldb + p0, ldb, cols, kc);
         }
         for (nn_int p = 0; p < kc && cols < nr; p++)
             for (nn_int j = cols; j < nr; j++) dst[p * nr + j] = 0;
@@ -95,10 +84,10 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
         for (nn_int pc = 0; pc < g->k; pc += K->kc) {
             nn_int kc = g->k - pc < K->kc ? g->k - pc : K->kc;
             int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
-            NN_T(pack_b)(bp, g->b, g->ldb, g->trans_b, pc, kc, jc, nc, nr);
+            NN_T(pack_b)(K, bp, g->b, g->ldb, g->trans_b, pc, kc, jc, nc, nr);
             for (nn_int ic = m0; ic < m1; ic += K->mc) {
                 nn_int mc = m1 - ic < K->mc ? m1 - ic : K->mc;
-                NN_T(pack_a)(ap, g->a, g->lda, g->trans_a, ic, mc, pc, kc, mr);
+                NN_T(pack_a)(K, ap, g->a, g->lda, g->trans_a, ic, mc, pc, kc, mr);
                 for (nn_int ir = 0; ir < mc; ir += mr) {
                     nn_int rows = mc - ir < mr ? mc - ir : mr;
                     for (nn_int jr = 0; jr < nc; jr += nr) {
@@ -246,7 +235,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
             if ((ldt * (nn_int)sizeof(T)) % 4096 == 0) ldt += line;  // rows not a page apart
             T *bt = (T *)nn_workspace(3, (size_t)(k * ldt) * sizeof(T));
             if (!bt) return NN_ERR_NOMEM;
-            NN_T(transpose)(bt, ldt, b, ldb, n, k);
+            K->transpose(bt, ldt, b, ldb, n, k);
             g.bd = bt, g.ldbd = ldt;
         }
     } else {

@@ -19,6 +19,34 @@ NN_INLINE TARGET double hsum_f64(__m256d v) {
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
+// In-register transposes of a VL x VL tile (the packing of a transposed operand).
+NN_INLINE TARGET void transpose_f32(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int k = 0; k < 4; k++) {  // pairs of rows interleaved
+        t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int b = 0; b < 8; b += 4) {  // u[b + q], 128-bit lane L: rows b..b+3 of column 4L+q
+        u[b] = _mm256_shuffle_ps(t[b], t[b + 2], 0x44);
+        u[b + 1] = _mm256_shuffle_ps(t[b], t[b + 2], 0xEE);
+        u[b + 2] = _mm256_shuffle_ps(t[b + 1], t[b + 3], 0x44);
+        u[b + 3] = _mm256_shuffle_ps(t[b + 1], t[b + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+        r[4 + q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
+    }
+}
+
+NN_INLINE TARGET void transpose_f64(__m256d r[4]) {
+    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
 #define T float
 #define SUF f32
 #define V __m256
@@ -34,6 +62,7 @@ NN_INLINE TARGET double hsum_f64(__m256d v) {
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define VADD(a, b) _mm256_add_ps(a, b)
 #define VHSUM(v) hsum_f32(v)
+#define VTRANSPOSE(r) transpose_f32(r)
 #define MR_MAIN 6
 #define NR_MAIN 16
 #define DOT_N 2
@@ -54,6 +83,7 @@ NN_INLINE TARGET double hsum_f64(__m256d v) {
 #define VFMA(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define VADD(a, b) _mm256_add_pd(a, b)
 #define VHSUM(v) hsum_f64(v)
+#define VTRANSPOSE(r) transpose_f64(r)
 #define MR_MAIN 6
 #define NR_MAIN 8
 #define DOT_N 2

@@ -8,6 +8,49 @@
 #define ISA avx512
 #define TARGET NN_TARGET_AVX512
 
+// In-register transposes of a VL x VL tile (the packing of a transposed operand).
+NN_INLINE TARGET void transpose_f32(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int k = 0; k < 8; k++) {  // pairs of rows interleaved
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int b = 0; b < 16; b += 4) {  // u[b + q], 128-bit lane L: rows b..b+3 of column 4L+q
+        u[b] = _mm512_shuffle_ps(t[b], t[b + 2], 0x44);
+        u[b + 1] = _mm512_shuffle_ps(t[b], t[b + 2], 0xEE);
+        u[b + 2] = _mm512_shuffle_ps(t[b + 1], t[b + 3], 0x44);
+        u[b + 3] = _mm512_shuffle_ps(t[b + 1], t[b + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {  // a 4 x 4 transpose of 128-bit lanes
+        __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44);
+        __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);
+        __m512 v3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xEE);
+        r[q] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[4 + q] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+        r[8 + q] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + q] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
+NN_INLINE TARGET void transpose_f64(__m512d r[8]) {
+    __m512d t[8];
+    for (int k = 0; k < 4; k++) {  // t[2k + q], 128-bit lane L: rows 2k, 2k+1 of column 2L+q
+        t[2 * k] = _mm512_unpacklo_pd(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_pd(r[2 * k], r[2 * k + 1]);
+    }
+    for (int q = 0; q < 2; q++) {  // a 4 x 4 transpose of 128-bit lanes
+        __m512d v0 = _mm512_shuffle_f64x2(t[q], t[2 + q], 0x44);
+        __m512d v1 = _mm512_shuffle_f64x2(t[q], t[2 + q], 0xEE);
+        __m512d v2 = _mm512_shuffle_f64x2(t[4 + q], t[6 + q], 0x44);
+        __m512d v3 = _mm512_shuffle_f64x2(t[4 + q], t[6 + q], 0xEE);
+        r[q] = _mm512_shuffle_f64x2(v0, v2, 0x88);
+        r[2 + q] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
+        r[4 + q] = _mm512_shuffle_f64x2(v1, v3, 0x88);
+        r[6 + q] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+    }
+}
+
 #define T float
 #define SUF f32
 #define V __m512
@@ -23,6 +66,7 @@
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define VADD(a, b) _mm512_add_ps(a, b)
 #define VHSUM(v) _mm512_reduce_add_ps(v)
+#define VTRANSPOSE(r) transpose_f32(r)
 #define MR_MAIN 12
 #define NR_MAIN 32
 #define DOT_N 4
@@ -43,6 +87,7 @@
 #define VFMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define VADD(a, b) _mm512_add_pd(a, b)
 #define VHSUM(v) _mm512_reduce_add_pd(v)
+#define VTRANSPOSE(r) transpose_f64(r)
 #define MR_MAIN 12
 #define NR_MAIN 16
 #define DOT_N 4

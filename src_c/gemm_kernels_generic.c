@@ -21,6 +21,7 @@
 #define VFMA(a, b, c) ((a) * (b) + (c))
 #define VADD(a, b) ((a) + (b))
 #define VHSUM(v) (v)
+#define VTRANSPOSE(r) ((void)(r))
 #define MR_MAIN 4
 #define NR_MAIN 8
 #define DOT_N 4
@@ -41,6 +42,7 @@
 #define VFMA(a, b, c) ((a) * (b) + (c))
 #define VADD(a, b) ((a) + (b))
 #define VHSUM(v) (v)
+#define VTRANSPOSE(r) ((void)(r))
 #define MR_MAIN 4
 #define NR_MAIN 4
 #define DOT_N 4
