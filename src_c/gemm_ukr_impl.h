@@ -15,9 +15,9 @@ TARGET void UKR(nn_int k, const T *NN_RESTRICT a, nn_int rs_a, nn_int cs_a,
                 const T *NN_RESTRICT b, nn_int ldb, T *NN_RESTRICT c, nn_int ldc, int m,
                 int accumulate) {
     V acc[MR][NR / VL];
-#pragma GCC unroll 32
+    NN_UNROLL(32)
     for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+        NN_UNROLL(8)
         for (int j = 0; j < NR / VL; j++) acc[i][j] = VZERO();
 #if PACKED
     (void)rs_a, (void)cs_a, (void)ldb, (void)m;
@@ -36,19 +36,19 @@ TARGET void UKR(nn_int k, const T *NN_RESTRICT a, nn_int rs_a, nn_int cs_a,
         NN_PREFETCH(b + 8 * ldb + NR - 1);
 #endif
         V bv[NR / VL];
-#pragma GCC unroll 8
+        NN_UNROLL(8)
         for (int j = 0; j < NR / VL; j++) bv[j] = VLOAD(b + j * VL);
-#pragma GCC unroll 32
+        NN_UNROLL(32)
         for (int i = 0; i < MR; i++) {
             V av = VSET1(A_AT(i));
-#pragma GCC unroll 8
+            NN_UNROLL(8)
             for (int j = 0; j < NR / VL; j++) acc[i][j] = VFMA(av, bv[j], acc[i][j]);
         }
     }
 #undef A_AT
-#pragma GCC unroll 32
+    NN_UNROLL(32)
     for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+        NN_UNROLL(8)
         for (int j = 0; j < NR / VL; j++) {
             T *cp = c + i * ldc + j * VL;
             VSTORE(cp, accumulate ? VADD(VLOAD(cp), acc[i][j]) : acc[i][j]);
