@@ -1,8 +1,13 @@
 """Build nncore's one extension module, nncore._core: the C core of src_c/ plus the Cython
 wrappers. Portable flags only (-O3, never -march=native or -ffast-math): the SIMD kernels carry
 their own target attributes and are chosen at run time. OpenMP is probed by compiling a small
-program; without it the build still succeeds, single-threaded. NNCORE_NO_OPENMP=1 forces it
-off; NNCORE_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer."""
+program; without it the build still succeeds, single-threaded, unless NNCORE_REQUIRE_OPENMP=1
+(release wheels) makes that an error. NNCORE_NO_OPENMP=1 forces it off; NNCORE_SANITIZE=1
+builds with AddressSanitizer and UndefinedBehaviorSanitizer.
+
+OpenMP per compiler: GCC and clang -fopenmp; MSVC /openmp (OpenMP 2.0, so the C code uses
+nothing newer); Apple clang -Xpreprocessor -fopenmp -lomp with libomp's headers and library
+from NNCORE_LIBOMP_PREFIX, `brew --prefix libomp`, or Homebrew's usual places."""
 
 import glob
 import os
@@ -28,14 +33,40 @@ int main(void) {
 """
 
 
+def _env_flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def _libomp_prefixes():
+    """Where libomp (include/omp.h, lib/libomp.dylib) may be on macOS, most specific first."""
+    prefixes = []
+    if os.environ.get("NNCORE_LIBOMP_PREFIX"):
+        prefixes.append(os.environ["NNCORE_LIBOMP_PREFIX"])
+    if shutil.which("brew"):
+        try:
+            out = subprocess.run(["brew", "--prefix", "libomp"], capture_output=True, text=True,
+                                 timeout=60)
+            if out.returncode == 0 and out.stdout.strip():
+                prefixes.append(out.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    prefixes += ["/opt/homebrew/opt/libomp", "/usr/local/opt/libomp"]
+    return [p for p in dict.fromkeys(prefixes) if os.path.exists(os.path.join(p, "include",
+                                                                            "omp.h"))]
+
+
 def _openmp_flags(compiler):
     """(compile_args, link_args) that build and run an OpenMP program, or None."""
-    if os.environ.get("NNCORE_NO_OPENMP", "") not in ("", "0"):
+    if _env_flag("NNCORE_NO_OPENMP"):
         return None
     if compiler.compiler_type == "msvc":
         candidates = [(["/openmp"], [])]
     elif sys.platform == "darwin":
-        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+        # Apple clang has OpenMP in its front end but ships no runtime and no omp.h.
+        candidates = [(["-Xpreprocessor", "-fopenmp", f"-I{p}/include"],
+                       [f"-L{p}/lib", "-lomp", f"-Wl,-rpath,{p}/lib"])
+                      for p in _libomp_prefixes()]
+        candidates += [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
     else:
         candidates = [(["-fopenmp"], ["-fopenmp"])]
     for cflags, lflags in candidates:
@@ -76,11 +107,15 @@ class BuildExt(build_ext):
         cflags = (["/O2", "/fp:precise"] if msvc else
                   ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"])
         lflags = []
-        if not msvc and os.environ.get("NNCORE_SANITIZE", "") not in ("", "0"):
+        if not msvc and _env_flag("NNCORE_SANITIZE"):
             cflags = ["-O1", "-g", "-fno-omit-frame-pointer", "-ffp-contract=off",
                       "-fsanitize=address,undefined"]
             lflags = ["-fsanitize=address,undefined"]
         omp = _openmp_flags(self.compiler)
+        if omp is None and _env_flag("NNCORE_REQUIRE_OPENMP"):
+            sys.exit("nncore: NNCORE_REQUIRE_OPENMP is set but the compiler cannot build and run "
+                     "an OpenMP program (on macOS: brew install libomp, or set "
+                     "NNCORE_LIBOMP_PREFIX)")
         if omp is None:
             print("nncore: OpenMP not available (or NNCORE_NO_OPENMP set); building single-threaded")
         else:

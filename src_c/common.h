@@ -43,6 +43,25 @@
 
 #define NN_ALIGNMENT 64
 
+// 2^53, the numbers a double holds exactly (a decimal literal: older MSVC C has no hex floats).
+#define NN_TWO_POW_53 9007199254740992.0
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define NN_PRAGMA(x) __pragma(x)
+#else
+#define NN_PRAGMA(x) _Pragma(#x)
+#endif
+
+// Unroll the next loop n times. GCC and clang spell it differently; other compilers (MSVC)
+// warn about pragmas they do not know, so they get none and unroll on their own.
+#if defined(__clang__)
+#define NN_UNROLL(n) NN_PRAGMA(unroll n)
+#elif defined(__GNUC__)
+#define NN_UNROLL(n) NN_PRAGMA(GCC unroll n)
+#else
+#define NN_UNROLL(n)
+#endif
+
 // NN_PREFETCH: for reading; NN_PREFETCH_W: for writing.
 #if defined(__GNUC__) || defined(__clang__)
 #define NN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
@@ -67,6 +86,7 @@
 
 // ---- type-generic libm: NN_T(nn_exp)(x) is expf for float, exp for double -------------------
 
+#include <float.h>
 #include <math.h>
 NN_INLINE float nn_exp_f32(float x) { return expf(x); }
 NN_INLINE double nn_exp_f64(double x) { return exp(x); }
@@ -79,12 +99,13 @@ NN_INLINE double nn_expz_f64(double x) { return x < -708.39641853226408 ? 0.0 : 
 // momentum buffer whose gradient is 0 (a dead relu unit): 0.9^n x reaches the subnormals
 // after ~800 steps and stays there for ~200 more, each multiply on the slow path (a 16-16-10
 // network's SGD update went from 0.1 to 7 us).
-#define nn_min_normal_f32 0x1p-126
-#define nn_min_normal_f64 0x1p-1022
-// (fabs, not a pair of comparisons joined by &&: that is control flow, which stops the
-// compiler from vectorising the loop around it.)
-NN_INLINE float nn_flush_f32(float x) { return fabsf(x) < 0x1p-126f ? 0.0f : x; }
-NN_INLINE double nn_flush_f64(double x) { return fabs(x) < 0x1p-1022 ? 0.0 : x; }
+// FLT_MIN and DBL_MIN are the smallest normal numbers, 2^-126 and 2^-1022. (fabs, not a pair
+// of comparisons joined by &&: that is control flow, which stops the compiler from
+// vectorising the loop around it.)
+#define nn_min_normal_f32 FLT_MIN
+#define nn_min_normal_f64 DBL_MIN
+NN_INLINE float nn_flush_f32(float x) { return fabsf(x) < FLT_MIN ? 0.0f : x; }
+NN_INLINE double nn_flush_f64(double x) { return fabs(x) < DBL_MIN ? 0.0 : x; }
 NN_INLINE float nn_fabs_f32(float x) { return fabsf(x); }
 NN_INLINE double nn_fabs_f64(double x) { return fabs(x); }
 NN_INLINE float nn_log1p_f32(float x) { return log1pf(x); }
@@ -110,11 +131,6 @@ NN_INLINE double nn_sqrt_f64(double x) { return sqrt(x); }
 // How many threads to use for `work` units when each thread should get at least `grain`.
 int nn_threads_for(int n_threads, nn_int work, nn_int grain);
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#define NN_PRAGMA(x) __pragma(x)
-#else
-#define NN_PRAGMA(x) _Pragma(#x)
-#endif
 
 // for (nn_int i = 0; i < n; i++) { body }, split statically over nt threads, or inline when
 // nt <= 1: a region is never entered for one thread, because even `if (0)` makes libgomp

@@ -6,7 +6,7 @@ void NN_T(nn_dropout_forward)(T *y, uint8_t *mask, const T *x, nn_int n, double 
     const T scale = (T)(1 / (1 - p));
     // Keep element i when u_i >= p, u_i = top 53 bits of its hash times 2^-53: compare the
     // integers instead, exactly: u >= p  <=>  h >> 11 >= ceil(p 2^53).
-    const uint64_t cut = (uint64_t)ceil(p * 0x1.0p53);
+    const uint64_t cut = (uint64_t)ceil(p * NN_TWO_POW_53);
     nn_int n_chunks = (n + NN_DROPOUT_CHUNK - 1) / NN_DROPOUT_CHUNK;
     int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS / 4);
     NN_PARALLEL_FOR(nt, c, n_chunks, {

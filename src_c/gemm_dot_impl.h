@@ -13,19 +13,19 @@ NN_INLINE TARGET void NN_CAT(DOT, body)(nn_int k, const T *NN_RESTRICT a, nn_int
     const T *ar[NN_MR_SHORT], *br[DOT_N];
     for (int i = 0; i < rows; i++) ar[i] = a + (i < m ? i : m - 1) * lda;
     for (int j = 0; j < DOT_N; j++) br[j] = b + (j < n ? j : n - 1) * ldb;
-#pragma GCC unroll 4
+NN_UNROLL(4)
     for (int i = 0; i < rows; i++)
-#pragma GCC unroll 4
+NN_UNROLL(4)
         for (int j = 0; j < DOT_N; j++) acc[i][j] = VZERO();
     nn_int p = 0;
     for (; p + VL <= k; p += VL) {
         V av[NN_MR_SHORT];
-#pragma GCC unroll 4
+NN_UNROLL(4)
         for (int i = 0; i < rows; i++) av[i] = VLOAD(ar[i] + p);
-#pragma GCC unroll 4
+NN_UNROLL(4)
         for (int j = 0; j < DOT_N; j++) {
             V bv = VLOAD(br[j] + p);
-#pragma GCC unroll 4
+NN_UNROLL(4)
             for (int i = 0; i < rows; i++) acc[i][j] = VFMA(av[i], bv, acc[i][j]);
         }
     }

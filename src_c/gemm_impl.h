@@ -264,7 +264,9 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         if (m0 < m1 && n0 < n1) {
             int s = block(&g, K, m0, m1, n0, n1);
             if (s != NN_OK) {
-#pragma omp atomic write
+                // critical, not atomic write: MSVC's OpenMP is 2.0, which has no atomic write
+                // (and this runs only on an error).
+#pragma omp critical(nn_gemm_status)
                 status = s;
             }
         }

@@ -17,9 +17,9 @@ NN_INLINE TARGET void NN_CAT(UKR, body)(nn_int k, const T *NN_RESTRICT a, nn_int
                                          int accumulate, const int edge) {
     V acc[MR][NR / VL];
     VM mk[NR / VL];
-#pragma GCC unroll 32
+NN_UNROLL(32)
     for (int i = 0; i < MR; i++) {
-#pragma GCC unroll 8
+NN_UNROLL(8)
         for (int j = 0; j < NR / VL; j++) acc[i][j] = VZERO();
         // The tile of C is needed only after the k loop: ask for it now, so that a C too large
         // for the caches (read and written once per k block) does not stall each store.
@@ -28,7 +28,7 @@ NN_INLINE TARGET void NN_CAT(UKR, body)(nn_int k, const T *NN_RESTRICT a, nn_int
             if (NR > VL) NN_PREFETCH_W(c + i * ldc + NR - 1);
         }
     }
-#pragma GCC unroll 8
+NN_UNROLL(8)
     for (int j = 0; j < NR / VL; j++) {
         int left = n - j * VL;
         mk[j] = VMASK(left < 0 ? 0 : left > VL ? VL : left);
@@ -50,21 +50,21 @@ NN_INLINE TARGET void NN_CAT(UKR, body)(nn_int k, const T *NN_RESTRICT a, nn_int
         if (NR > VL) NN_PREFETCH(b + 8 * ldb + NR - 1);
 #endif
         V bv[NR / VL];
-#pragma GCC unroll 8
+NN_UNROLL(8)
         for (int j = 0; j < NR / VL; j++) bv[j] = B_AT(j);
-#pragma GCC unroll 32
+NN_UNROLL(32)
         for (int i = 0; i < MR; i++) {
             V av = VSET1(A_AT(i));
-#pragma GCC unroll 8
+NN_UNROLL(8)
             for (int j = 0; j < NR / VL; j++) acc[i][j] = VFMA(av, bv[j], acc[i][j]);
         }
     }
 #undef A_AT
 #undef B_AT
-#pragma GCC unroll 32
+NN_UNROLL(32)
     for (int i = 0; i < MR; i++) {
         if (i >= m) break;
-#pragma GCC unroll 8
+NN_UNROLL(8)
         for (int j = 0; j < NR / VL; j++) {
             T *cp = c + i * ldc + j * VL;
             if (edge)

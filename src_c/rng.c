@@ -19,5 +19,5 @@ void nn_rng_uniform_f64(double *u, nn_int n, uint64_t seed, uint64_t offset) {
     // u (n)
     uint64_t key = mix(seed + 0x9E3779B97F4A7C15ULL);
     for (nn_int i = 0; i < n; i++)
-        u[i] = (double)(mix(key ^ (offset + (uint64_t)i)) >> 11) * 0x1.0p-53;
+        u[i] = (double)(mix(key ^ (offset + (uint64_t)i)) >> 11) * (1.0 / NN_TWO_POW_53);
 }

@@ -1,4 +1,8 @@
 // runtime.c - threads and memory: the default thread count, per-thread workspaces.
+// posix_memalign is POSIX, not ISO C: ask for it (a strict -std=c11 build hides it otherwise).
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200112L
+#endif
 #include "common.h"
 
 static int default_threads = 0;  // 0: OpenMP's own default (OMP_NUM_THREADS, threadpoolctl)

@@ -1,9 +1,47 @@
-"""Shared fixtures: every CPU path this machine has, both dtypes, tolerances per dtype."""
+"""Shared fixtures: every CPU path this machine has, both dtypes, tolerances per dtype.
+
+NNCORE_EXPECT_INSTALLED=1 (set by tools/build_wheel.sh and cibuildwheel) stops the session
+unless nncore was imported from an installed package rather than a source checkout;
+tests/test_package.py checks it too."""
+
+import os
 
 import numpy as np
 import pytest
 
+import nncore
 from nncore import _core
+
+# The folder above tests/: a checkout, an unpacked sdist, or a copy of tests/ (and friends)
+# made to test an installed wheel.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NNCORE_DIR = os.path.dirname(os.path.abspath(nncore.__file__))
+EXPECT_INSTALLED = os.environ.get("NNCORE_EXPECT_INSTALLED", "") not in ("", "0")
+
+
+def imported_from_installed_package():
+    """(ok, why): nncore comes from site-packages (or another installed location), not from
+    a source tree next to these tests."""
+    import sysconfig
+
+    site_dirs = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}
+    here = os.path.realpath(NNCORE_DIR)
+    if os.path.dirname(here) == os.path.realpath(ROOT):
+        return False, f"nncore was imported from the source tree {here}"
+    if os.path.dirname(here) not in site_dirs:
+        return False, f"nncore was imported from {here}, not from {sorted(site_dirs)}"
+    return True, f"nncore was imported from the installed package {here}"
+
+
+def pytest_report_header(config):
+    return f"nncore {nncore.__version__} from {NNCORE_DIR} (CPU path {_core.get_cpu_path()})"
+
+
+def pytest_sessionstart(session):
+    if EXPECT_INSTALLED:
+        ok, why = imported_from_installed_package()
+        if not ok:
+            pytest.exit(f"NNCORE_EXPECT_INSTALLED is set but {why}", returncode=3)
 
 CPU_PATHS = _core.available_cpu_paths()
 DTYPES = [np.float32, np.float64]

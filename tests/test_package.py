@@ -1,10 +1,16 @@
-"""The package: public names, no heavy imports, shipped data."""
+"""The package: public names, no heavy imports, shipped data, where it was imported from,
+its version."""
 
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 
+import pytest
+
 import nncore as nn
+from conftest import EXPECT_INSTALLED, ROOT, imported_from_installed_package
 
 CODE = """
 import sys, numpy as np, nncore as nn, tempfile, os
@@ -52,3 +58,31 @@ def test_data_attribution_shipped():
     text = open(os.path.join(here, "README.md")).read()
     assert "CC BY 4.0" in text and "Alpaydin" in text and "Kaynak" in text
     assert os.path.exists(os.path.join(here, "digits.csv.gz"))
+
+
+@pytest.mark.skipif(not EXPECT_INSTALLED, reason="NNCORE_EXPECT_INSTALLED not set (testing a "
+                    "checkout); tools/build_wheel.sh sets it")
+def test_tests_import_the_installed_package():
+    ok, why = imported_from_installed_package()
+    assert ok, why
+    # the compiled module too, and the repaired wheel's OpenMP runtime when it has one
+    assert os.path.dirname(os.path.abspath(nn._core.__file__)) == os.path.dirname(
+        os.path.abspath(nn.__file__))
+    assert not os.path.exists(os.path.join(ROOT, "nncore", "__init__.py")), \
+        "a copy of the source package is next to the tests; test from a folder without it"
+
+
+def test_version_comes_from_one_place():
+    assert re.fullmatch(r"\d+\.\d+\.\d+([.-]?(a|b|rc|dev|post)\d*)*", nn.__version__)
+    from nncore._version import __version__
+    assert nn.__version__ == __version__ == nn.config()["version"]
+    try:
+        meta = importlib.metadata.version("nncore")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("nncore is not installed (no distribution metadata to compare)")
+    assert meta == nn.__version__
+    pyproject = os.path.join(ROOT, "pyproject.toml")
+    if os.path.exists(pyproject):  # the version is read from nncore/_version.py, not written
+        text = open(pyproject).read()
+        assert 'dynamic = ["version"]' in text
+        assert 'version = {attr = "nncore._version.__version__"}' in text
