@@ -217,6 +217,18 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         return NN_T(nn_gemm_tiny)(c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
                                   bias, z, ldz, act, alpha);
     const KERNELS_T *K = &nn_dispatch_get()->NN_T(gemm);
+    if (trans_a && !trans_b && !accumulate && !epilogue && n <= K->nr_narrow && m > n &&
+        k > 1) {
+        // A . B with a narrow B, A read transposed (dW = x^T . dZ of an output layer): a
+        // narrow tile would use n of each vector's lanes. C^T = B^T . A instead puts the long
+        // side along the vectors, then one transpose (n x m, small) writes C. Same sums.
+        T *ct = (T *)nn_workspace(2, (size_t)(n * m) * sizeof(T));
+        if (!ct) return NN_ERR_NOMEM;
+        int s = NN_T(nn_gemm_ex)(ct, b, a, n, m, k, ldb, lda, m, 1, 0, 0, NULL, NULL, 0,
+                                 NN_ACT_IDENTITY, 0, n_threads);
+        if (s == NN_OK) K->transpose(c, ldc, ct, m, n, m);
+        return s;
+    }
     struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
                                 bias, z, ldz, act, alpha, epilogue, b, ldb};
     int (*block)(const struct NN_T(gemm_args) *, const KERNELS_T *, nn_int, nn_int, nn_int,
