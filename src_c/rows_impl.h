@@ -53,7 +53,7 @@ NN_INLINE T NN_T(act_grad_one)(T g, T y, T z, int act, T alpha, int needs_z) {
 }
 
 // y = act(x) over n contiguous elements; y may alias x. Not softmax.
-static inline void NN_T(act_row)(T *y, const T *x, nn_int n, int act, T alpha) {
+NN_INLINE void NN_T(act_row)(T *y, const T *x, nn_int n, int act, T alpha) {
     switch (act) {
     case NN_ACT_RELU:
         for (nn_int i = 0; i < n; i++) y[i] = NN_T(relu_fwd)(x[i]);
@@ -77,8 +77,8 @@ static inline void NN_T(act_row)(T *y, const T *x, nn_int n, int act, T alpha) {
 
 // dz = dy * act'(z) over n contiguous elements; dz may alias dy. Not softmax. z may be NULL
 // unless nn_activation_needs_z.
-static inline void NN_T(act_grad_row)(T *dz, const T *dy, const T *y, const T *z, nn_int n,
-                                      int act, T alpha) {
+NN_INLINE void NN_T(act_grad_row)(T *dz, const T *dy, const T *y, const T *z, nn_int n,
+                                   int act, T alpha) {
     switch (act) {
     // Load dy unconditionally: a conditional load keeps the loop a branch (mispredicted half
     // the time on real activations); this form becomes a vector compare and blend.
@@ -104,7 +104,7 @@ static inline void NN_T(act_grad_row)(T *dz, const T *dy, const T *y, const T *z
     }
 }
 
-static inline void NN_T(softmax_row)(T *y, const T *x, nn_int n) {
+NN_INLINE void NN_T(softmax_row)(T *y, const T *x, nn_int n) {
     T mx = x[0];
     for (nn_int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     T s = 0;
@@ -116,15 +116,15 @@ static inline void NN_T(softmax_row)(T *y, const T *x, nn_int n) {
     for (nn_int i = 0; i < n; i++) y[i] *= inv;
 }
 
-static inline void NN_T(softmax_grad_row)(T *dz, const T *dy, const T *y, nn_int n) {
+NN_INLINE void NN_T(softmax_grad_row)(T *dz, const T *dy, const T *y, nn_int n) {
     T s = 0;
     for (nn_int i = 0; i < n; i++) s += dy[i] * y[i];
     for (nn_int i = 0; i < n; i++) dz[i] = y[i] * (dy[i] - s);
 }
 
 // The loss of one row (before its weight) and, if g is not NULL, its gradient times gscale.
-static inline double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t label,
-                                    nn_int d, T gscale) {
+NN_INLINE double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t label,
+                              nn_int d, T gscale) {
     double l = 0;
     if (kind == NN_LOSS_MSE) {
         for (nn_int j = 0; j < d; j++) {
@@ -135,7 +135,7 @@ static inline double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int6
     } else if (kind == NN_LOSS_BCE_LOGITS) {  // max(x, 0) - x t + log1p(exp(-|x|))
         for (nn_int j = 0; j < d; j++) {
             T xj = x[j], e = NN_T(nn_expz)(-(xj < 0 ? -xj : xj));
-            l += (double)((xj > 0 ? xj : 0) - xj * t[j] + NN_T(nn_log1p)(e));
+            l += (double)((xj > 0 ? xj : 0) - xj * t[j] + NN_T(nn_log1p_unit)(e));
             if (g) {  // sigmoid(x) from the same e: 1/(1+e) for x >= 0, e/(1+e) below
                 T sig = xj >= 0 ? 1 / (1 + e) : e / (1 + e);
                 g[j] = (sig - t[j]) * gscale;
@@ -158,9 +158,9 @@ static inline double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int6
 
 // The weighted sum of the losses of rows [i0, i1) of x (n, d), each row's gradient scaled by
 // w_i / norm (grad may be NULL): one chunk of the loss kernels, in row order.
-static inline double NN_T(loss_rows)(int kind, T *grad, const T *x, const T *t,
-                                     const int64_t *labels, const T *weight, nn_int d,
-                                     double norm, nn_int i0, nn_int i1) {
+NN_INLINE double NN_T(loss_rows)(int kind, T *grad, const T *x, const T *t,
+                               const int64_t *labels, const T *weight, nn_int d,
+                               double norm, nn_int i0, nn_int i1) {
     double s = 0;
     for (nn_int i = i0; i < i1; i++) {
         double w = weight ? (double)weight[i] : 1.0;
