@@ -864,10 +864,10 @@ class Sequential:
                 lr = opt.lr
                 if shuffle:
                     perm = self._shuffle_rng.permutation(n)
-                    np.take(X, perm, axis=0, out=Xp)
-                    np.take(Y, perm, axis=0, out=Yp)
-                    if W is not None:
-                        np.take(W, perm, axis=0, out=Wp)
+                    X.take(perm, axis=0, out=Xp)  # the methods: np.take's wrapper costs
+                    Y.take(perm, axis=0, out=Yp)  # microseconds per epoch (a tiny network
+                    if W is not None:             # runs an epoch in 150 us)
+                        W.take(perm, axis=0, out=Wp)
                     res = run_epoch(Xp, Yp, Wp, batch_size, on_batch, guard)
                 else:
                     res = run_epoch(X, Y, W, batch_size, on_batch, guard)

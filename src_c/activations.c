@@ -3,9 +3,7 @@
 
 #include "common.h"
 
-int nn_activation_needs_z(int act, double alpha) {
-    return act == NN_ACT_GELU || (act == NN_ACT_LEAKY_RELU && alpha < 0);
-}
+int nn_activation_needs_z(int act, double alpha) { return nn_act_needs_z(act, alpha); }
 
 #define NN_IMPL "activations_impl.h"
 #include "instantiate.h"

@@ -3,39 +3,7 @@
 // lands in its own slot and the slots are added in order, so the loss is bitwise the same
 // for any n_threads.
 
-// The loss of one row (before its weight) and, if g is not NULL, its gradient times gscale.
-static double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t label, nn_int d,
-                             T gscale) {
-    double l = 0;
-    if (kind == NN_LOSS_MSE) {
-        for (nn_int j = 0; j < d; j++) {
-            T diff = x[j] - t[j];
-            l += (double)diff * diff;
-            if (g) g[j] = 2 * diff * gscale;
-        }
-    } else if (kind == NN_LOSS_BCE_LOGITS) {  // max(x, 0) - x t + log1p(exp(-|x|))
-        for (nn_int j = 0; j < d; j++) {
-            T xj = x[j], e = NN_T(nn_expz)(-(xj < 0 ? -xj : xj));
-            l += (double)((xj > 0 ? xj : 0) - xj * t[j] + NN_T(nn_log1p)(e));
-            if (g) {  // sigmoid(x) from the same e: 1/(1+e) for x >= 0, e/(1+e) below
-                T sig = xj >= 0 ? 1 / (1 + e) : e / (1 + e);
-                g[j] = (sig - t[j]) * gscale;
-            }
-        }
-    } else {  // softmax cross-entropy: logsumexp(x) - x[label], shifted by the row max
-        T mx = x[0];
-        for (nn_int j = 1; j < d; j++) mx = x[j] > mx ? x[j] : mx;
-        double s = 0;
-        for (nn_int j = 0; j < d; j++) s += NN_T(nn_expz)(x[j] - mx);
-        double lse = (double)mx + log(s);
-        l = lse - (double)x[label];
-        if (g) {
-            for (nn_int j = 0; j < d; j++) g[j] = NN_T(nn_expz)((T)((double)x[j] - lse)) * gscale;
-            g[label] -= gscale;
-        }
-    }
-    return l;
-}
+#include "rows_impl.h"
 
 static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
                       const int64_t *labels, const T *weight, nn_int n, nn_int d, int reduction,
@@ -62,14 +30,7 @@ static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
     int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
     NN_PARALLEL_FOR(nt, c, n_chunks, {
         nn_int i1 = (c + 1) * chunk < n ? (c + 1) * chunk : n;
-        double s = 0;
-        for (nn_int i = c * chunk; i < i1; i++) {
-            double w = weight ? (double)weight[i] : 1.0;
-            T gscale = (T)(w / norm);
-            s += w * NN_T(row_loss)(kind, grad ? grad + i * d : NULL, x + i * d,
-                                    t ? t + i * d : NULL, labels ? labels[i] : 0, d, gscale);
-        }
-        part[c] = s;
+        part[c] = NN_T(loss_rows)(kind, grad, x, t, labels, weight, d, norm, c * chunk, i1);
     });
     double total = 0;
     for (nn_int c = 0; c < n_chunks; c++) total += part[c];

@@ -6,79 +6,7 @@
 
 #define NN_OPTIM_CHUNK 4096
 
-struct NN_T(sgd_args) {
-    T *p, *buf;
-    const T *grad;
-    T lr, mom, keep, wd;
-    int use_wd, use_mom, nesterov, first_step;
-};
-
-NN_INLINE void NN_T(sgd_body)(const struct NN_T(sgd_args) *a, nn_int i0, nn_int i1) {
-    T *NN_RESTRICT p = a->p, *NN_RESTRICT buf = a->buf;
-    const T *NN_RESTRICT grad = a->grad;
-    const T lr = a->lr, mom = a->mom, keep = a->keep, wd = a->wd;
-    const int use_wd = a->use_wd, use_mom = a->use_mom, nesterov = a->nesterov;
-    const int first = a->first_step;
-    for (nn_int i = i0; i < i1; i++) {
-        T g = grad[i];
-        if (use_wd) g = g + wd * p[i];
-        if (use_mom) {
-            T b = first ? g : NN_T(nn_flush)(mom * buf[i] + keep * g);
-            buf[i] = b;
-            g = nesterov ? g + mom * b : b;
-        }
-        p[i] = p[i] - lr * g;
-    }
-}
-
-struct NN_T(adam_args) {
-    T *p, *m, *v, *vmax;
-    const T *grad;
-    T step_size, bc2_sqrt, eps, w1, b2, w2, wd, decay, g_min;
-    int use_wd, decoupled, amsgrad;
-};
-
-// wd_mode: 0 no weight decay, 1 L2 (Adam), 2 decoupled (AdamW). The flags are constants in
-// each call below, so every loop is straight-line code the compiler vectorises.
-NN_INLINE void NN_T(adam_loop)(const struct NN_T(adam_args) *a, nn_int i0, nn_int i1,
-                               const int amsgrad, const int wd_mode) {
-    T *NN_RESTRICT p = a->p, *NN_RESTRICT m = a->m, *NN_RESTRICT v = a->v;
-    T *NN_RESTRICT vmax = a->vmax;
-    const T *NN_RESTRICT grad = a->grad;
-    const T step_size = a->step_size, bc2_sqrt = a->bc2_sqrt, eps = a->eps, w1 = a->w1;
-    const T b2 = a->b2, w2 = a->w2, wd = a->wd, decay = a->decay, g_min = a->g_min;
-    const int l2 = wd_mode == 1, decoupled = wd_mode == 2;
-    for (nn_int i = i0; i < i1; i++) {
-        T g = grad[i], pi = p[i];
-        pi = decoupled ? pi * decay : pi;
-        g = l2 ? g + wd * pi : g;
-        T mi = NN_T(nn_flush)(m[i] + w1 * (g - m[i]));  // torch's lerp: b1 m + (1 - b1) g
-        T gv = g * (NN_T(nn_fabs)(g) < g_min ? (T)0 : (T)1);  // a product, not a select: a
-        // compiler may turn a select after the square into a square of every lane
-        T vi = NN_T(nn_flush)(v[i] * b2 + w2 * (gv * gv));
-        m[i] = mi;
-        v[i] = vi;
-        if (amsgrad) {
-            vi = vmax[i] > vi ? vmax[i] : vi;
-            vmax[i] = vi;
-        }
-        T denom = NN_T(nn_sqrt)(vi) / bc2_sqrt + eps;
-        p[i] = pi - step_size * (mi / denom);
-    }
-}
-
-NN_INLINE void NN_T(adam_body)(const struct NN_T(adam_args) *a, nn_int i0, nn_int i1) {
-    int mode = a->use_wd ? (a->decoupled ? 2 : 1) : 0;
-    if (a->amsgrad) {
-        if (mode == 0) NN_T(adam_loop)(a, i0, i1, 1, 0);
-        else if (mode == 1) NN_T(adam_loop)(a, i0, i1, 1, 1);
-        else NN_T(adam_loop)(a, i0, i1, 1, 2);
-    } else {
-        if (mode == 0) NN_T(adam_loop)(a, i0, i1, 0, 0);
-        else if (mode == 1) NN_T(adam_loop)(a, i0, i1, 0, 1);
-        else NN_T(adam_loop)(a, i0, i1, 0, 2);
-    }
-}
+#include "optim_body_impl.h"
 
 NN_ISA_VARIANTS(NN_T(sgd), const struct NN_T(sgd_args) *, NN_T(sgd_body))
 NN_ISA_VARIANTS(NN_T(adam), const struct NN_T(adam_args) *, NN_T(adam_body))
@@ -87,9 +15,8 @@ void NN_T(nn_sgd_update)(T *p, T *buf, const T *grad, nn_int n, double lr, doubl
                          double dampening, double weight_decay, int nesterov, int first_step,
                          int n_threads) {
     // p, buf, grad (n)
-    struct NN_T(sgd_args) a = {p, buf, grad, (T)lr, (T)momentum, (T)(1 - dampening),
-                               (T)weight_decay, weight_decay != 0, momentum != 0, nesterov,
-                               first_step};
+    struct NN_T(sgd_args) a = NN_T(sgd_args_make)(p, buf, grad, lr, momentum, dampening,
+                                                  weight_decay, nesterov, first_step);
     void (*run)(const struct NN_T(sgd_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(sgd));
     nn_int n_chunks = (n + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;
     int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS);
@@ -107,15 +34,8 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
                           double beta1, double beta2, double eps, double weight_decay,
                           int64_t step, int amsgrad, int decoupled, int n_threads) {
     // p, m, v, vmax, grad (n)
-    const double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);
-    // Below g_min, (1 - beta2) g^2 is subnormal: it is taken as 0. It could not change a
-    // normal v, and forming it costs a microcode assist per element (tiny gradients made a
-    // step 8x slower).
-    struct NN_T(adam_args) a = {p, m, v, vmax, grad, (T)(lr / bc1), (T)sqrt(bc2), (T)eps,
-                                (T)(1 - beta1), (T)beta2, (T)(1 - beta2), (T)weight_decay,
-                                (T)(1 - lr * weight_decay),
-                                (T)sqrt(NN_T(nn_min_normal) / (1 - beta2)),
-                                weight_decay != 0, decoupled, amsgrad};
+    struct NN_T(adam_args) a = NN_T(adam_args_make)(p, m, v, vmax, grad, lr, beta1, beta2, eps,
+                                                    weight_decay, step, amsgrad, decoupled);
     void (*run)(const struct NN_T(adam_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(adam));
     nn_int n_chunks = (n + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;
     int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS / 4);

@@ -1,6 +1,9 @@
 // plan_impl.h - the compiled training plan for T = float / double: the layer loop, loss,
 // metrics, backward loop and optimizer update of a Sequential model, batch after batch.
 
+#include "rows_impl.h"
+#include "optim_body_impl.h"
+
 static int NN_T(plan_loss)(const nn_plan *pl, double *loss, T *grad, const T *out, const T *t,
                            const int64_t *labels, const T *w, nn_int m, int reduction) {
     int nt = pl->n_threads;
@@ -87,10 +90,14 @@ static const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
     return h;
 }
 
+#include "plan_tiny_impl.h"
+
 int NN_T(nn_plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
                         const int64_t *labels, const T *w, nn_int n, nn_int bs, nn_int b0,
                         nn_int b1) {
     // x (n, n_features); t (n, n_outputs) or labels (n); w (n) or NULL
+    if (NN_T(tiny_fits)(pl, bs))
+        return NN_T(plan_train_tiny)(pl, st, x, t, labels, w, n, bs, b0, b1);
     const nn_int nf = pl->n_features, d = pl->n_outputs;
     const T *inputs[NN_PLAN_MAX_LAYERS];
     for (nn_int b = b0; b < b1; b++) {

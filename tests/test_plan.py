@@ -165,3 +165,128 @@ def test_changing_optimizer_settings_between_fits(rng):
         m.fit(X, y, epochs=1, batch_size=32, verbose=0)
         params.append(m.params.copy())
     np.testing.assert_array_equal(params[0], params[1])
+
+
+# ---- the fused step for tiny networks -------------------------------------------------------
+# When every dense product of a batch is at most 64 multiply-adds (NN_GEMM_TINY), the plan runs
+# its fused step (src_c/plan_tiny_impl.h) instead of calling the kernels: these networks and
+# batch sizes (2-3-2 at batch 1 and 2, 2-3-3-2 with a Dropout or an Activation layer) take it.
+
+TINY_OPTIMIZERS = [lambda: nn.SGD(lr=0.05),
+                   lambda: nn.SGD(lr=0.05, momentum=0.9),
+                   lambda: nn.SGD(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=1e-2),
+                   lambda: nn.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+                   lambda: nn.Adam(lr=1e-2),
+                   lambda: nn.Adam(lr=1e-2, amsgrad=True, weight_decay=1e-3),
+                   lambda: nn.AdamW(lr=1e-2, weight_decay=0.1)]
+ACTIVATIONS = ["identity", "relu", nn.LeakyReLU(0.1), nn.LeakyReLU(-0.5), "sigmoid", "tanh",
+               "gelu", "softmax"]
+
+
+def tiny_data(rng, loss, n=37, n_in=2, n_out=2):
+    X, y = data(rng, loss, n=n, n_in=n_in, n_out=n_out)
+    w = rng.uniform(0, 2, n)
+    w[[3, 4, 10]] = 0  # batches whose weights sum to 0 are skipped
+    return X, y, w
+
+
+def plan_and_loop(make, loss, X, y, opt, metrics=(), **fit):
+    """Fit the same model through the plan and through the kernel-by-kernel loop; assert the
+    parameters, optimizer state, gradients, counters and losses are the same bits."""
+    results = []
+    for use_plan in (True, False):
+        m = make()
+        if not use_plan:
+            python_loop(m)
+        m.compile(optimizer=opt(), loss=loss, metrics=list(metrics))
+        h = m.fit(X, y, verbose=0, **fit)
+        if use_plan:
+            assert m._plans[True][1] is not None
+        state = [np.asarray(v).copy() for v in m.optimizer.state.values()]
+        results.append((m.params.copy(), m.grads.copy(), state, h.history,
+                        m.optimizer.steps, m._rng_counter))
+    (p1, g1, s1, h1, n1, r1), (p2, g2, s2, h2, n2, r2) = results
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(g1, g2)
+    for a, b in zip(s1, s2):
+        np.testing.assert_array_equal(a, b)
+    assert (n1, r1) == (n2, r2)
+    assert h1["loss"] == h2["loss"]
+    for k in h1:
+        np.testing.assert_allclose(h1[k], h2[k], rtol=1e-5 if p1.dtype == np.float32 else 1e-12)
+    return p1
+
+
+@pytest.mark.parametrize("loss", ["bce_with_logits", "cross_entropy", "mse"])
+@pytest.mark.parametrize("opt", range(len(TINY_OPTIMIZERS)))
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_tiny_plan_is_bitwise_the_python_loop(dtype, cpu_path, rng, loss, opt, batch_size):
+    X, y, w = tiny_data(rng, loss)
+    make = lambda: nn.Sequential([nn.Dense(2, 3, activation="relu"), nn.Dense(3, 2)],  # noqa
+                                 dtype=dtype, seed=4)
+    p = plan_and_loop(make, loss, X, y, TINY_OPTIMIZERS[opt], epochs=3,
+                      batch_size=batch_size, sample_weight=w)
+    assert np.isfinite(p).all()
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)
+@pytest.mark.parametrize("loss", ["bce_with_logits", "cross_entropy", "mse"])
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_tiny_plan_every_activation(dtype, rng, activation, loss, batch_size):
+    X, y, _ = tiny_data(rng, loss)
+    make = lambda: nn.Sequential([nn.Dense(2, 3, activation=activation),  # noqa: E731
+                                  nn.Dense(3, 2, activation="tanh" if loss == "mse" else None)],
+                                 dtype=dtype, seed=6)
+    metrics = ["accuracy", "mae"] if loss != "mse" else ["mse", "mae"]
+    plan_and_loop(make, loss, X, y, TINY_OPTIMIZERS[3], metrics=metrics, epochs=2,
+                  batch_size=batch_size)
+
+
+@pytest.mark.parametrize("middle", ["dropout", "activation", "softmax"])
+@pytest.mark.parametrize("opt", [1, 5])
+def test_tiny_plan_dropout_and_activation_layers(dtype, rng, middle, opt):
+    X, y, w = tiny_data(rng, "cross_entropy")
+    layer = {"dropout": lambda: nn.Dropout(0.3), "activation": lambda: nn.Activation("gelu"),
+             "softmax": lambda: nn.Activation("softmax")}[middle]
+    make = lambda: nn.Sequential([nn.Dropout(0.2), nn.Dense(2, 3, activation="tanh"),  # noqa
+                                  layer(), nn.Dense(3, 3, activation="leaky_relu"),
+                                  nn.Dense(3, 2)], dtype=dtype, seed=8)
+    plan_and_loop(make, "cross_entropy", X, y, TINY_OPTIMIZERS[opt], metrics=["accuracy"],
+                  epochs=2, batch_size=2, sample_weight=w)
+
+
+def test_tiny_plan_with_nonzero_padding_in_the_flat_buffers(rng):
+    # The fused step updates each layer's parameters in its backward pass; elements of the
+    # flat buffer outside every layer (alignment padding) are left to the kernel's pass over
+    # all of them, which changes them when they are not zero.
+    X, y, _ = tiny_data(rng, "mse")
+
+    def make():
+        m = nn.Sequential([nn.Dense(2, 3, activation="relu"), nn.Dense(3, 2)], seed=2)
+        used = np.zeros(m.params.size, bool)
+        for s in m._slots:
+            used[s.offset:s.offset + s.size] = True
+        assert not used.all()
+        m.params[~used] = 0.25
+        return m
+
+    p = plan_and_loop(make, "mse", X, y,
+                      lambda: nn.SGD(lr=0.05, momentum=0.9, weight_decay=0.1), epochs=2,
+                      batch_size=1)
+    assert (p != 0.25).sum() > 0 and (p == 0.25).sum() < p.size
+
+
+def test_tiny_plan_nan_guard_agrees_with_the_python_loop(rng):
+    X = rng.standard_normal((64, 2)) * 10
+    Y = rng.standard_normal((64, 2)) * 100
+    out = []
+    for use_plan in (True, False):
+        m = nn.Sequential([nn.Dense(2, 3, activation="relu"), nn.Dense(3, 2)], seed=0)
+        if not use_plan:
+            python_loop(m)
+        m.compile(nn.SGD(lr=0.5, momentum=0.9), "mse")
+        with pytest.raises(nn.NonFiniteLossError) as e:
+            m.fit(X, Y, epochs=50, batch_size=1, shuffle=False, verbose=0, on_nan="raise")
+        out.append((m.params.copy(), str(e.value)))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    assert out[0][1] == out[1][1]

@@ -1,0 +1,386 @@
+// plan_tiny_impl.h - the training plan's fused step for tiny networks, for T = float / double
+// (included by plan_impl.h).
+//
+// When every dense product of a batch is at most NN_GEMM_TINY multiply-adds (the seed network
+// 2-3-1 at batch 1 to 10), every GEMM of the kernel-by-kernel step is nn_gemm_tiny, and the
+// whole step is a few dozen flops behind a dozen kernel calls, each with its argument set-up,
+// nn_threads_for, CPU-path pick and workspace lookup: those cost more than the arithmetic.
+// This step does the same operations in the same order without them: the products as
+// nn_gemm_tiny's sums (s = 0, s += a b in k order; then + bias, z, act), and the activation,
+// loss and optimizer bodies of the kernels themselves (rows_impl.h, optim_body_impl.h). Its
+// arithmetic is scalar and every element-wise update exactly rounded, so it gives the
+// kernels' bits on every CPU path; tests/test_plan.py checks it against the kernels called
+// one by one.
+//
+// Measured on the seed network 2-3-1 at batch 1 (one thread, C time per sample; the kernel
+// by kernel plan took 190 ns): 100 ns as plain loops over run-time sizes; 85 ns with the
+// layer width a constant of the loops (one copy per width 1..NN_TINY_MAX_OUT), the common SGD
+// settings constants (NN_TINY_SGD_*), the row bodies always inlined, and no auto-
+// vectorisation (a vector load of values just stored one by one stalls on store forwarding,
+// and setting up vector loops costs more than 1-8 elements gain); 80 ns with the BCE's log1p
+// inline (common.h). The same step with every size a compile-time constant runs in 45 ns:
+// what is left is the price of run-time shapes.
+
+#ifndef NN_PLAN_TINY_ONCE  // dtype-independent definitions, once
+#define NN_PLAN_TINY_ONCE
+
+#define NN_TINY_MAX_OUT 8  // layer widths with their own copy of the loops
+
+// How the fused step applies SGD: after the backward pass over all parameters, as the
+// kernel does (NN_TINY_SGD_END: Adam, or parameters not where tiny_sgd_fusable wants them),
+// or to each element as soon as its gradient is known: after the layer's dx, the last use of
+// its w in the step, which gives the same values (every element's update depends on its own
+// p, g and buffer alone). The common settings are constants of the loops.
+enum { NN_TINY_SGD_END = 0, NN_TINY_SGD_PLAIN = 1, NN_TINY_SGD_MOMENTUM = 2,
+       NN_TINY_SGD_ANY = 3 };
+
+// Runs call(k), with k the constant equal to n for n in 1 .. NN_TINY_MAX_OUT, else call(0).
+#define NN_TINY_WIDTH_SWITCH(n, call)                                                         \
+    switch (n) {                                                                              \
+    case 1: call(1); break;                                                                   \
+    case 2: call(2); break;                                                                   \
+    case 3: call(3); break;                                                                   \
+    case 4: call(4); break;                                                                   \
+    case 5: call(5); break;                                                                   \
+    case 6: call(6); break;                                                                   \
+    case 7: call(7); break;                                                                   \
+    case 8: call(8); break;                                                                   \
+    default: call(0);                                                                         \
+    }
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-tree-vectorize")
+#endif
+
+// 1 when every dense product of a batch of bs (or fewer) rows takes nn_gemm_tiny.
+static int NN_T(tiny_fits)(const nn_plan *pl, nn_int bs) {
+    for (int i = 0; i < pl->n_layers; i++) {
+        const nn_plan_layer *L = &pl->layers[i];
+        if (L->kind == NN_LAYER_DENSE &&
+            !(L->in > 0 && L->out > 0 && bs * L->in * L->out <= NN_GEMM_TINY))
+            return 0;
+    }
+    return 1;
+}
+
+// nn_activation_forward / _backward on one thread: x, y, dy, dz (m, d); y may alias x, dz dy.
+static void NN_T(tiny_act_fwd)(T *y, const T *x, nn_int m, nn_int d, int act, T alpha) {
+    if (act == NN_ACT_SOFTMAX) {
+        for (nn_int i = 0; i < m; i++) NN_T(softmax_row)(y + i * d, x + i * d, d);
+    } else {
+        NN_T(act_row)(y, x, m * d, act, alpha);
+    }
+}
+
+static void NN_T(tiny_act_bwd)(T *dz, const T *dy, const T *y, const T *z, nn_int m, nn_int d,
+                               int act, T alpha) {
+    if (act == NN_ACT_SOFTMAX) {
+        for (nn_int i = 0; i < m; i++)
+            NN_T(softmax_grad_row)(dz + i * d, dy + i * d, y + i * d, d);
+    } else {
+        NN_T(act_grad_row)(dz, dy, y, nn_act_needs_z(act, alpha) ? z : NULL, m * d, act,
+                           alpha);
+    }
+}
+
+// nn_dense_forward of a tiny layer: x (m, in), w (in, out), b (out) or NULL, y and z (m, out);
+// OUT is out as a constant, or 0. nn_gemm_tiny(y, x, w, m, out, in, ...): each y = s (s = 0,
+// s += x w in k order), then its epilogue y += b, z = y, y = act(y) (softmax: rows after).
+NN_INLINE void NN_T(tiny_dense_fwd_n)(T *y, T *z, const T *x, const T *w, const T *b,
+                                      nn_int m, nn_int in, nn_int out_rt, int act, T alpha,
+                                      const int OUT) {
+    const nn_int out = OUT ? OUT : out_rt;
+    const int row_act = act == NN_ACT_SOFTMAX ? NN_ACT_IDENTITY : act;
+    for (nn_int i = 0; i < m; i++) {
+        const T *xi = x + i * in;
+        T s[NN_TINY_MAX_OUT];  // registers
+        for (nn_int j0 = 0; j0 < out; j0 += NN_TINY_MAX_OUT) {  // once when OUT > 0
+            nn_int nj = out - j0 < NN_TINY_MAX_OUT ? out - j0 : NN_TINY_MAX_OUT;
+            if (OUT) nj = OUT;
+            for (nn_int j = 0; j < nj; j++) s[j] = 0;
+            for (nn_int p = 0; p < in; p++) {  // each s[j] still sums over p in order
+                const T xp = xi[p], *wp = w + p * out + j0;
+                for (nn_int j = 0; j < nj; j++) s[j] += xp * wp[j];
+            }
+            for (nn_int j = 0; j < nj; j++) {
+                T v = b != NULL ? s[j] + b[j0 + j] : s[j];
+                if (z != NULL) z[i * out + j0 + j] = v;
+                y[i * out + j0 + j] = NN_T(act_one)(v, row_act, alpha);
+            }
+        }
+    }
+    if (act == NN_ACT_SOFTMAX)
+        for (nn_int i = 0; i < m; i++) NN_T(softmax_row)(y + i * out, y + i * out, out);
+}
+
+static void NN_T(tiny_dense_fwd)(T *y, T *z, const T *x, const T *w, const T *b, nn_int m,
+                                 nn_int in, nn_int out, int act, T alpha) {
+#define NN_TINY_FWD(k) NN_T(tiny_dense_fwd_n)(y, z, x, w, b, m, in, out, act, alpha, k)
+    NN_TINY_WIDTH_SWITCH(out, NN_TINY_FWD)
+#undef NN_TINY_FWD
+}
+
+struct NN_T(tiny_sgd) {
+    T *buf;  // the momentum buffer (NULL without momentum)
+    T lr, mom, keep, wd;
+    int use_wd, use_mom, nesterov, first;
+};
+
+// p = the SGD update of *p with gradient g, element k of the flat buffers (mode: a constant).
+NN_INLINE void NN_T(tiny_update)(T *p, T g, nn_int k, const struct NN_T(tiny_sgd) *u,
+                                 const int mode) {
+    if (mode == NN_TINY_SGD_PLAIN)
+        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, 0, 0, 0, 0);
+    else if (mode == NN_TINY_SGD_MOMENTUM)
+        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, 0, 1, 0, u->first);
+    else if (mode == NN_TINY_SGD_ANY)
+        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, u->use_wd,
+                           u->use_mom, u->nesterov, u->first);
+}
+
+// nn_dense_backward's tiny branch with dz = dy (in place) and accumulate = 0: dz (m, out),
+// x (m, in), w and dw (in, out), b and db (out) or NULL, dx (m, in) or NULL; OUT is out as a
+// constant, or 0. Then the SGD update of w and b (at offsets ow, ob of the flat buffers)
+// unless mode is NN_TINY_SGD_END.
+NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T *b,
+                                      const T *y, const T *z, nn_int m, nn_int in,
+                                      nn_int out_rt, int act, T alpha,
+                                      const struct NN_T(tiny_sgd) *u, nn_int ow, nn_int ob,
+                                      const int mode, const int OUT) {
+    const nn_int out = OUT ? OUT : out_rt;
+    if (act == NN_ACT_SOFTMAX) {
+        for (nn_int i = 0; i < m; i++)
+            NN_T(softmax_grad_row)(dz + i * out, dz + i * out, y + i * out, out);
+    } else if (act != NN_ACT_IDENTITY) {
+        const int needs_z = nn_act_needs_z(act, alpha);
+        for (nn_int i = 0; i < m; i++)
+            for (nn_int j = 0; j < out; j++) {
+                nn_int e = i * out + j;
+                dz[e] = NN_T(act_grad_one)(dz[e], y[e], needs_z ? z[e] : 0, act, alpha, needs_z);
+            }
+    }
+    // dx = dz . w^T: nn_gemm_tiny(dx, dz, w, m, in, out, trans_b)
+    if (dx != NULL)
+        for (nn_int i = 0; i < m; i++)
+            for (nn_int j = 0; j < in; j++) {
+                T s = 0;
+                for (nn_int p = 0; p < out; p++) s += dz[i * out + p] * w[j * out + p];
+                dx[i * in + j] = s;
+            }
+    // dw = x^T . dz: nn_gemm_tiny(dw, x, dz, in, out, m, trans_a)
+    for (nn_int i = 0; i < in; i++)
+        for (nn_int j = 0; j < out; j++) {
+            T s = 0;
+            for (nn_int p = 0; p < m; p++) s += x[p * in + i] * dz[p * out + j];
+            dw[i * out + j] = s;
+            NN_T(tiny_update)(w + i * out + j, s, ow + i * out + j, u, mode);
+        }
+    if (db != NULL)  // colsum's order
+        for (nn_int j = 0; j < out; j++) {
+            T s = 0;
+            for (nn_int i = 0; i < m; i++) s += dz[i * out + j];
+            db[j] = s;
+            NN_T(tiny_update)(b + j, s, ob + j, u, mode);
+        }
+}
+
+static void NN_T(tiny_dense_bwd)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T *b,
+                                 const T *y, const T *z, nn_int m, nn_int in, nn_int out,
+                                 int act, T alpha, const struct NN_T(tiny_sgd) *u, nn_int ow,
+                                 nn_int ob, int mode) {
+#define NN_TINY_BWD(k)                                                                        \
+    NN_T(tiny_dense_bwd_n)(dx, dw, db, dz, x, w, b, y, z, m, in, out, act, alpha, u, ow, ob,  \
+                           NN_TINY_MODE, k)
+    switch (mode) {  // constants of the loops: the SGD settings and the width
+#define NN_TINY_MODE NN_TINY_SGD_PLAIN
+    case NN_TINY_SGD_PLAIN: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD) break;
+#undef NN_TINY_MODE
+#define NN_TINY_MODE NN_TINY_SGD_MOMENTUM
+    case NN_TINY_SGD_MOMENTUM: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD) break;
+#undef NN_TINY_MODE
+#define NN_TINY_MODE NN_TINY_SGD_ANY
+    case NN_TINY_SGD_ANY: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD) break;
+#undef NN_TINY_MODE
+#define NN_TINY_MODE NN_TINY_SGD_END
+    default: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD)
+#undef NN_TINY_MODE
+    }
+#undef NN_TINY_BWD
+}
+
+// 1 if x[i0 .. i1) are all +0 (bit for bit), or x is NULL.
+static int NN_T(tiny_all_zero)(const T *x, nn_int i0, nn_int i1) {
+    const T zero = 0;
+    for (nn_int i = i0; x != NULL && i < i1; i++)
+        if (memcmp(x + i, &zero, sizeof(T)) != 0) return 0;
+    return 1;
+}
+
+// Whether the SGD update can be fused into the backward pass: each dense layer's w and b lie
+// in the flat params, in layer order, at the offsets of its dw and db in grads, and every
+// other element of the buffers (alignment padding) is +0 in params, grads and the momentum
+// buffer: the update leaves those as they are, so the fused step may skip them.
+static int NN_T(tiny_sgd_fusable)(const nn_plan *pl) {
+    const T *params = (const T *)pl->params, *grads = (const T *)pl->grads;
+    const T *buf = (const T *)pl->state1;
+    nn_int next = 0;
+    for (int i = 0; i < pl->n_layers; i++) {
+        const nn_plan_layer *L = &pl->layers[i];
+        if (L->kind != NN_LAYER_DENSE) continue;
+        const T *part[2] = {(const T *)L->w, (const T *)L->b};
+        const T *gpart[2] = {(const T *)L->dw, (const T *)L->db};
+        nn_int size[2] = {L->in * L->out, L->out};
+        for (int k = 0; k < 2; k++) {
+            if (part[k] == NULL) continue;
+            nn_int off = part[k] - params;
+            if (off < next || off + size[k] > pl->n_params || gpart[k] != grads + off)
+                return 0;
+            if (!NN_T(tiny_all_zero)(params, next, off) ||
+                !NN_T(tiny_all_zero)(grads, next, off) || !NN_T(tiny_all_zero)(buf, next, off))
+                return 0;
+            next = off + size[k];
+        }
+    }
+    return NN_T(tiny_all_zero)(params, next, pl->n_params) &&
+           NN_T(tiny_all_zero)(grads, next, pl->n_params) &&
+           NN_T(tiny_all_zero)(buf, next, pl->n_params);
+}
+
+// The loss kernel (mean reduction) on one thread: one chunk of rows; wsum = sum of the
+// batch's weights (m without weights) in row order, as the kernel sums them.
+NN_INLINE int NN_T(tiny_loss)(const nn_plan *pl, double *loss, T *grad, const T *out,
+                              const T *t, const int64_t *labels, const T *w, nn_int m,
+                              double wsum) {
+    const nn_int d = pl->n_outputs;
+    if (pl->loss == NN_LOSS_CROSS_ENTROPY)
+        for (nn_int i = 0; i < m; i++)
+            if (labels[i] < 0 || labels[i] >= d) return NN_ERR_LABEL;
+    double norm = (pl->loss == NN_LOSS_CROSS_ENTROPY ? 1 : (double)d) * wsum;
+    if (!(norm > 0)) return NN_ERR_ARG;
+    double total = 0;
+    if (pl->loss == NN_LOSS_BCE_LOGITS)  // constant kinds: straight-line row losses
+        total += NN_T(loss_rows)(NN_LOSS_BCE_LOGITS, grad, out, t, labels, w, d, norm, 0, m);
+    else if (pl->loss == NN_LOSS_MSE)
+        total += NN_T(loss_rows)(NN_LOSS_MSE, grad, out, t, labels, w, d, norm, 0, m);
+    else
+        total += NN_T(loss_rows)(NN_LOSS_CROSS_ENTROPY, grad, out, t, labels, w, d, norm, 0,
+                                 m);
+    *loss = total / norm;
+    return NN_OK;
+}
+
+// Batches b0 .. b1 - 1 (nn_plan_train's arguments), the SGD update in the given mode.
+static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
+                              const int64_t *labels, const T *w, nn_int n, nn_int bs,
+                              nn_int b0, nn_int b1, struct NN_T(tiny_sgd) *u, int mode) {
+    const nn_int nf = pl->n_features, d = pl->n_outputs;
+    const T *inputs[NN_PLAN_MAX_LAYERS];
+    T *params = (T *)pl->params;
+    for (nn_int b = b0; b < b1; b++) {
+        nn_int start = b * bs, m = n - start < bs ? n - start : bs;
+        const T *xb = x + start * nf, *tb = t ? t + start * d : NULL;
+        const int64_t *lb = labels ? labels + start : NULL;
+        const T *wb = w ? w + start : NULL;
+        double bw = (double)m;
+        if (wb != NULL) {
+            bw = 0;
+            for (nn_int i = 0; i < m; i++) bw += (double)wb[i];
+            if (bw == 0) continue;  // nothing to learn from; the weighted mean is undefined
+        }
+        const T *h = xb;
+        for (int i = 0; i < pl->n_layers; i++) {
+            nn_plan_layer *L = &pl->layers[i];
+            inputs[i] = h;
+            if (L->kind == NN_LAYER_DENSE) {
+                NN_T(tiny_dense_fwd)((T *)L->y, (T *)L->z, h, (const T *)L->w, (const T *)L->b,
+                                     m, L->in, L->out, L->act, (T)L->alpha);
+                h = (const T *)L->y;
+            } else if (L->kind == NN_LAYER_ACTIVATION) {
+                NN_T(tiny_act_fwd)((T *)L->y, h, m, L->out, L->act, (T)L->alpha);
+                h = (const T *)L->y;
+            } else if (L->p > 0) {
+                NN_T(nn_dropout_forward)((T *)L->y, L->mask, h, m * L->out, L->p,
+                                         pl->dropout_seed, pl->rng_counter, 1);
+                pl->rng_counter += (uint64_t)(m * L->out);
+                h = (const T *)L->y;
+            }
+        }
+        double loss = 0;
+        int status = NN_T(tiny_loss)(pl, &loss, (T *)pl->grad, h, tb, lb, wb, m, bw);
+        if (status != NN_OK) return status;
+        if (pl->backup != NULL) {
+            if (!isfinite(loss)) {
+                if (pl->backup_valid)
+                    memcpy(pl->params, pl->backup, (size_t)pl->n_params * sizeof(T));
+                st->nonfinite_batch = b;
+                st->last_loss = loss;
+                return NN_ERR_ARG;
+            }
+            memcpy(pl->backup, pl->params, (size_t)pl->n_params * sizeof(T));
+            pl->backup_valid = 1;
+        }
+        st->loss_sum += loss * bw;
+        st->weight_sum += bw;
+        if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, h, tb, lb, m);
+
+        u->first = pl->steps == 0;
+        T *g = (T *)pl->grad;
+        for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
+            nn_plan_layer *L = &pl->layers[i];
+            if (L->kind == NN_LAYER_DENSE) {
+                NN_T(tiny_dense_bwd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, inputs[i],
+                                     (T *)L->w, (T *)L->b, (const T *)L->y, (const T *)L->z,
+                                     m, L->in, L->out, L->act, (T)L->alpha, u,
+                                     (T *)L->w - params, L->b ? (T *)L->b - params : 0, mode);
+                g = (T *)L->dx;
+            } else if (L->kind == NN_LAYER_ACTIVATION) {
+                NN_T(tiny_act_bwd)((T *)L->dx, g, (const T *)L->y, inputs[i], m, L->out,
+                                   L->act, (T)L->alpha);
+                g = (T *)L->dx;
+            } else if (L->p > 0) {
+                NN_T(nn_dropout_backward)(g, g, L->mask, m * L->out, L->p, 1);
+            }
+        }
+        if (mode == NN_TINY_SGD_END) {
+            if (pl->optimizer == NN_OPT_SGD) {
+                struct NN_T(sgd_args) a = NN_T(sgd_args_make)(
+                    params, (T *)pl->state1, (const T *)pl->grads, pl->lr, pl->momentum,
+                    pl->dampening, pl->weight_decay, pl->nesterov, pl->steps == 0);
+                NN_T(sgd_body)(&a, 0, pl->n_params);
+            } else {
+                struct NN_T(adam_args) a = NN_T(adam_args_make)(
+                    params, (T *)pl->state1, (T *)pl->state2, (T *)pl->state3,
+                    (const T *)pl->grads, pl->lr, pl->beta1, pl->beta2, pl->eps,
+                    pl->weight_decay, pl->steps + 1, pl->amsgrad, pl->decoupled);
+                NN_T(adam_body)(&a, 0, pl->n_params);
+            }
+        }
+        pl->steps++;
+        st->batches++;
+        st->last_loss = loss;
+    }
+    return NN_OK;
+}
+
+// nn_plan_train for a plan where tiny_fits(pl, bs).
+static int NN_T(plan_train_tiny)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
+                                 const int64_t *labels, const T *w, nn_int n, nn_int bs,
+                                 nn_int b0, nn_int b1) {
+    struct NN_T(sgd_args) a =
+        NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads, pl->lr,
+                            pl->momentum, pl->dampening, pl->weight_decay, pl->nesterov, 0);
+    struct NN_T(tiny_sgd) u = {a.buf, a.lr, a.mom, a.keep, a.wd, a.use_wd, a.use_mom,
+                               a.nesterov, 0};
+    int mode = NN_TINY_SGD_END;
+    if (pl->optimizer == NN_OPT_SGD && NN_T(tiny_sgd_fusable)(pl))
+        mode = a.use_wd || a.nesterov ? NN_TINY_SGD_ANY
+               : a.use_mom            ? NN_TINY_SGD_MOMENTUM
+                                      : NN_TINY_SGD_PLAIN;
+    return NN_T(tiny_batches)(pl, st, x, t, labels, w, n, bs, b0, b1, &u, mode);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

@@ -1,0 +1,172 @@
+// rows_impl.h - the per-element and per-row bodies of the activations and losses, for
+// T = float / double: included by activations_impl.h, losses_impl.h and plan_impl.h (the
+// plan's fused step for tiny networks), so that the kernels and the plan do the same
+// arithmetic by construction. No include guard: it is included once per dtype.
+
+NN_INLINE T NN_T(sigmoid)(T z) {
+    // Never exp of a large positive number: no overflow, no 1 - 1 cancellation.
+    if (z >= 0) return 1 / (1 + NN_T(nn_expz)(-z));
+    T e = NN_T(nn_expz)(z);
+    return e / (1 + e);
+}
+
+// ---- element-wise activations: each formula once, for the row loops and for one element ----
+
+NN_INLINE T NN_T(relu_fwd)(T x) { return x < 0 ? 0 : x; }  // keeps NaN visible
+NN_INLINE T NN_T(leaky_fwd)(T x, T alpha) { return x > 0 ? x : alpha * x; }
+NN_INLINE T NN_T(gelu_fwd)(T x) {
+    return (T)0.5 * x * (1 + NN_T(nn_erf)(x * (T)0.70710678118654752440));
+}
+// dz from dy (g) and the forward's y, or z (s: z where nn_activation_needs_z, else y).
+NN_INLINE T NN_T(relu_bwd)(T g, T y) { return y > 0 ? g : 0; }
+NN_INLINE T NN_T(leaky_bwd)(T g, T s, T alpha) { return s > 0 ? g : alpha * g; }
+NN_INLINE T NN_T(sigmoid_bwd)(T g, T y) { return g * y * (1 - y); }
+NN_INLINE T NN_T(tanh_bwd)(T g, T y) { return g * (1 - y * y); }
+NN_INLINE T NN_T(gelu_bwd)(T g, T z) {  // d/dz z Phi(z) = Phi(z) + z phi(z)
+    T cdf = (T)0.5 * (1 + NN_T(nn_erf)(z * (T)0.70710678118654752440));
+    T pdf = (T)0.39894228040143267794 * NN_T(nn_expz)((T)-0.5 * z * z);
+    return g * (cdf + z * pdf);
+}
+
+// act(x) for one element. Not softmax.
+NN_INLINE T NN_T(act_one)(T x, int act, T alpha) {
+    switch (act) {
+    case NN_ACT_RELU: return NN_T(relu_fwd)(x);
+    case NN_ACT_LEAKY_RELU: return NN_T(leaky_fwd)(x, alpha);
+    case NN_ACT_SIGMOID: return NN_T(sigmoid)(x);
+    case NN_ACT_TANH: return NN_T(nn_tanh)(x);
+    case NN_ACT_GELU: return NN_T(gelu_fwd)(x);
+    default: return x;
+    }
+}
+
+// dy * act'(z) for one element, from y and z (z is read only where act needs it). Not softmax.
+NN_INLINE T NN_T(act_grad_one)(T g, T y, T z, int act, T alpha, int needs_z) {
+    switch (act) {
+    case NN_ACT_RELU: return NN_T(relu_bwd)(g, y);
+    case NN_ACT_LEAKY_RELU: return NN_T(leaky_bwd)(g, needs_z ? z : y, alpha);
+    case NN_ACT_SIGMOID: return NN_T(sigmoid_bwd)(g, y);
+    case NN_ACT_TANH: return NN_T(tanh_bwd)(g, y);
+    case NN_ACT_GELU: return NN_T(gelu_bwd)(g, z);
+    default: return g;
+    }
+}
+
+// y = act(x) over n contiguous elements; y may alias x. Not softmax.
+NN_INLINE void NN_T(act_row)(T *y, const T *x, nn_int n, int act, T alpha) {
+    switch (act) {
+    case NN_ACT_RELU:
+        for (nn_int i = 0; i < n; i++) y[i] = NN_T(relu_fwd)(x[i]);
+        break;
+    case NN_ACT_LEAKY_RELU:
+        for (nn_int i = 0; i < n; i++) y[i] = NN_T(leaky_fwd)(x[i], alpha);
+        break;
+    case NN_ACT_SIGMOID:
+        for (nn_int i = 0; i < n; i++) y[i] = NN_T(sigmoid)(x[i]);
+        break;
+    case NN_ACT_TANH:
+        for (nn_int i = 0; i < n; i++) y[i] = NN_T(nn_tanh)(x[i]);
+        break;
+    case NN_ACT_GELU:
+        for (nn_int i = 0; i < n; i++) y[i] = NN_T(gelu_fwd)(x[i]);
+        break;
+    default:  // identity
+        if (y != x) memmove(y, x, (size_t)n * sizeof(T));
+    }
+}
+
+// dz = dy * act'(z) over n contiguous elements; dz may alias dy. Not softmax. z may be NULL
+// unless nn_activation_needs_z.
+NN_INLINE void NN_T(act_grad_row)(T *dz, const T *dy, const T *y, const T *z, nn_int n,
+                                   int act, T alpha) {
+    switch (act) {
+    // Load dy unconditionally: a conditional load keeps the loop a branch (mispredicted half
+    // the time on real activations); this form becomes a vector compare and blend.
+    case NN_ACT_RELU:
+        for (nn_int i = 0; i < n; i++) dz[i] = NN_T(relu_bwd)(dy[i], y[i]);
+        break;
+    case NN_ACT_LEAKY_RELU: {
+        const T *s = z != NULL ? z : y;
+        for (nn_int i = 0; i < n; i++) dz[i] = NN_T(leaky_bwd)(dy[i], s[i], alpha);
+        break;
+    }
+    case NN_ACT_SIGMOID:
+        for (nn_int i = 0; i < n; i++) dz[i] = NN_T(sigmoid_bwd)(dy[i], y[i]);
+        break;
+    case NN_ACT_TANH:
+        for (nn_int i = 0; i < n; i++) dz[i] = NN_T(tanh_bwd)(dy[i], y[i]);
+        break;
+    case NN_ACT_GELU:
+        for (nn_int i = 0; i < n; i++) dz[i] = NN_T(gelu_bwd)(dy[i], z[i]);
+        break;
+    default:  // identity
+        if (dz != dy) memmove(dz, dy, (size_t)n * sizeof(T));
+    }
+}
+
+NN_INLINE void NN_T(softmax_row)(T *y, const T *x, nn_int n) {
+    T mx = x[0];
+    for (nn_int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    T s = 0;
+    for (nn_int i = 0; i < n; i++) {
+        y[i] = NN_T(nn_expz)(x[i] - mx);
+        s += y[i];
+    }
+    T inv = 1 / s;
+    for (nn_int i = 0; i < n; i++) y[i] *= inv;
+}
+
+NN_INLINE void NN_T(softmax_grad_row)(T *dz, const T *dy, const T *y, nn_int n) {
+    T s = 0;
+    for (nn_int i = 0; i < n; i++) s += dy[i] * y[i];
+    for (nn_int i = 0; i < n; i++) dz[i] = y[i] * (dy[i] - s);
+}
+
+// The loss of one row (before its weight) and, if g is not NULL, its gradient times gscale.
+NN_INLINE double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t label,
+                              nn_int d, T gscale) {
+    double l = 0;
+    if (kind == NN_LOSS_MSE) {
+        for (nn_int j = 0; j < d; j++) {
+            T diff = x[j] - t[j];
+            l += (double)diff * diff;
+            if (g) g[j] = 2 * diff * gscale;
+        }
+    } else if (kind == NN_LOSS_BCE_LOGITS) {  // max(x, 0) - x t + log1p(exp(-|x|))
+        for (nn_int j = 0; j < d; j++) {
+            T xj = x[j], e = NN_T(nn_expz)(-(xj < 0 ? -xj : xj));
+            l += (double)((xj > 0 ? xj : 0) - xj * t[j] + NN_T(nn_log1p_unit)(e));
+            if (g) {  // sigmoid(x) from the same e: 1/(1+e) for x >= 0, e/(1+e) below
+                T sig = xj >= 0 ? 1 / (1 + e) : e / (1 + e);
+                g[j] = (sig - t[j]) * gscale;
+            }
+        }
+    } else {  // softmax cross-entropy: logsumexp(x) - x[label], shifted by the row max
+        T mx = x[0];
+        for (nn_int j = 1; j < d; j++) mx = x[j] > mx ? x[j] : mx;
+        double s = 0;
+        for (nn_int j = 0; j < d; j++) s += NN_T(nn_expz)(x[j] - mx);
+        double lse = (double)mx + log(s);
+        l = lse - (double)x[label];
+        if (g) {
+            for (nn_int j = 0; j < d; j++) g[j] = NN_T(nn_expz)((T)((double)x[j] - lse)) * gscale;
+            g[label] -= gscale;
+        }
+    }
+    return l;
+}
+
+// The weighted sum of the losses of rows [i0, i1) of x (n, d), each row's gradient scaled by
+// w_i / norm (grad may be NULL): one chunk of the loss kernels, in row order.
+NN_INLINE double NN_T(loss_rows)(int kind, T *grad, const T *x, const T *t,
+                               const int64_t *labels, const T *weight, nn_int d,
+                               double norm, nn_int i0, nn_int i1) {
+    double s = 0;
+    for (nn_int i = i0; i < i1; i++) {
+        double w = weight ? (double)weight[i] : 1.0;
+        T gscale = (T)(w / norm);
+        s += w * NN_T(row_loss)(kind, grad ? grad + i * d : NULL, x + i * d,
+                                t ? t + i * d : NULL, labels ? labels[i] : 0, d, gscale);
+    }
+    return s;
+}
