@@ -440,7 +440,8 @@ class Sequential:
         opt = self.optimizer if training else None
         key = (ws, opt, self.loss, tuple(self.metrics), None if guard is None else guard.backup,
                tuple(id(a) for a in (opt.state.values() if opt is not None else ())),
-               None if opt is None else repr(opt._hyper()))  # momentum, betas, ... as set now
+               # momentum, betas, ... as set now (a tuple compares faster than a repr)
+               None if opt is None else tuple(opt._hyper().items()))
         cached = self._plans.get(training)
         if cached is not None and cached[0] == key:
             return cached[1]

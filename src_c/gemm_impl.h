@@ -156,13 +156,17 @@ static int NN_T(gemm_block_dot)(const struct NN_T(gemm_args) *g, const KERNELS_T
     return NN_OK;
 }
 
+#ifndef NN_DOT_MIN_K
+#define NN_DOT_MIN_K 32  // measured: dZ.W^T at batch 1 with 10 outputs (k = 10) 0.7x NumPy
+#endif
+
 // Packing pays for itself only when each packed element is reused many times; below these
 // sizes the direct path is faster (measured in benchmarks/bench_gemm.py). The choice depends
 // on the shape alone, never on the thread count. With a few rows (a small batch) each
-// element of B is used a few times only, and with a narrow B (an output layer) a packed
-// panel would be mostly padding: both read B in place whatever k is.
+// element of B is used a few times only, and a B no wider than one tile (an output layer)
+// would make a packed panel mostly padding: both read B in place whatever k is.
 static int NN_T(use_direct)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k) {
-    return m <= 16 || n <= K->nr_narrow || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
+    return m <= 16 || n <= K->nr || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
 }
 
 // Products too small for a micro-kernel's set-up to pay (a tiny network at batch 1: 1x2x3):
@@ -234,7 +238,9 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
     int (*block)(const struct NN_T(gemm_args) *, const KERNELS_T *, nn_int, nn_int, nn_int,
                  nn_int);
     int mr = K->mr, nr = K->nr;
-    if (trans_b && !trans_a && m <= NN_MR_SHORT) {  // A . B^T at batch 1 to 4: inner products
+    // A . B^T at batch 1 to 4: inner products, unless they are too short to pay for their
+    // horizontal sums (then B^T is copied, k x n, which is small then).
+    if (trans_b && !trans_a && m <= NN_MR_SHORT && k >= NN_DOT_MIN_K) {
         block = NN_T(gemm_block_dot), mr = NN_MR_SHORT, nr = K->dot_n;
     } else if (NN_T(use_direct)(K, m, n, k)) {
         block = NN_T(gemm_block_direct);
