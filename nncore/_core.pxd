@@ -27,6 +27,8 @@ cdef extern from "nncore.h" nogil:
     int nn_openmp_enabled()
     void nn_set_num_threads(int n)
     int nn_get_num_threads()
+    unsigned nn_fp_flush_begin()
+    void nn_fp_restore(unsigned mode)
 
     int nn_gemm_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
                     nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,

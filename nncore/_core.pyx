@@ -172,6 +172,28 @@ def get_num_threads():
     return nn_get_num_threads()
 
 
+cdef class flush_subnormals:
+    """``with flush_subnormals(): ...`` runs the block with subnormal numbers flushed to zero on
+    this thread (x86-64 FTZ/DAZ; nothing elsewhere), as the compiled plan runs fit, evaluate
+    and predict; the previous mode is restored on exit. The kernel-by-kernel loops use it to
+    compute the plan's bits."""
+    cdef unsigned saved
+    cdef bint active
+
+    def __enter__(self):
+        if self.active:
+            raise RuntimeError("flush_subnormals is not reentrant; make a new one")
+        self.saved = nn_fp_flush_begin()
+        self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            nn_fp_restore(self.saved)
+            self.active = False
+        return False
+
+
 # ---- GEMM ---------------------------------------------------------------------------------
 
 def _gemm(a, b, out, bint trans_a, bint trans_b, bint accumulate, n_threads, bint naive):

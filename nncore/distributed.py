@@ -351,7 +351,11 @@ class DataParallel:
 
     def _run_epoch(self, X, Y, W, batch_size, on_batch, guard):
         """Sequential._run_epoch across the ranks: the same _EpochResult (global sums) on
-        every rank."""
+        every rank; in the compiled plan's floating-point mode (subnormals flushed)."""
+        with _core.flush_subnormals():
+            return self._run_epoch_ranks(X, Y, W, batch_size, on_batch, guard)
+
+    def _run_epoch_ranks(self, X, Y, W, batch_size, on_batch, guard):
         from .models import _EpochResult
         MPI, comm, rank, size = self.MPI, self.comm, self.rank, self.size
         m = self.model

@@ -563,6 +563,11 @@ class Sequential:
         plan = self._plan(ws, guard)
         if plan is not None:
             return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard)
+        with _core.flush_subnormals():  # the plan's floating-point mode: the plan's bits
+            return self._run_epoch_python(ws, X, Y, W, batch_size, on_batch, guard)
+
+    def _run_epoch_python(self, ws, X, Y, W, batch_size, on_batch, guard):
+        """_run_epoch kernel by kernel (the plan's reference)."""
         layers = self._layers
         L, first = len(layers), self._first_param
         forward = [layer._forward for layer in layers]
@@ -633,7 +638,8 @@ class Sequential:
             plan.forward(X, None, Y, W)
             total, weight, sums, counts = plan.stats()[:4]
         else:
-            total, weight, sums, counts = self._evaluate_python(ws, X, Y, W, batch_size)
+            with _core.flush_subnormals():
+                total, weight, sums, counts = self._evaluate_python(ws, X, Y, W, batch_size)
         return total, weight, sums, counts
 
     def _evaluate_logs(self, total, weight, sums, counts):
@@ -976,10 +982,11 @@ class Sequential:
         if plan is not None:
             plan.forward(X, out)
             return out
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            bufs, _ = ws.rows(stop - start)
-            out[start:stop] = self._forward(X[start:stop], bufs, False)
+        with _core.flush_subnormals():
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                bufs, _ = ws.rows(stop - start)
+                out[start:stop] = self._forward(X[start:stop], bufs, False)
         return out
 
     def predict_proba(self, X, *, batch_size=None):

@@ -266,8 +266,10 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
 
     int tm = 1, tn = nt, status = NN_OK;
     NN_T(split)(m_tiles, n_tiles, nt, &tm, &tn);
+    const unsigned caller_fp = nn_fp_get();
 #pragma omp parallel num_threads(nt)
     {
+        const unsigned own_fp = nn_fp_inherit(caller_fp);
 #ifdef _OPENMP
         int t = omp_get_thread_num();
 #else
@@ -288,6 +290,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
                 status = s;
             }
         }
+        nn_fp_set(own_fp);
     }
     return status;
 }

@@ -48,6 +48,14 @@ int nn_openmp_enabled(void);            // 1 if built with OpenMP
 void nn_set_num_threads(int n);         // default thread count; n <= 0: OpenMP's own default
 int nn_get_num_threads(void);           // the default actually in force (>= 1)
 
+// Subnormal numbers: nn_fp_flush_begin() makes the calling thread flush subnormal results to
+// zero and read subnormal inputs as zero (x86-64 FTZ | DAZ; elsewhere it changes nothing) and
+// returns the mode it had, which nn_fp_restore(mode) puts back. nn_plan_train and
+// nn_plan_forward do this themselves; a parallel region's threads always take their
+// caller's mode, so results do not depend on the thread count either way.
+unsigned nn_fp_flush_begin(void);
+void nn_fp_restore(unsigned mode);
+
 // ---------------------------------------------------------------------------------------------
 // GEMM (gemm.c): c (m, n) = op(a) (m, k) . op(b) (k, n)  [+ c if accumulate]
 //   op(a) = a (m, k) with row stride lda, or a^T where a is (k, m) (trans_a)

@@ -92,9 +92,9 @@ static const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
 
 #include "plan_tiny_impl.h"
 
-int NN_T(nn_plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
-                        const int64_t *labels, const T *w, nn_int n, nn_int bs, nn_int b0,
-                        nn_int b1) {
+static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
+                           const int64_t *labels, const T *w, nn_int n, nn_int bs, nn_int b0,
+                           nn_int b1) {
     // x (n, n_features); t (n, n_outputs) or labels (n); w (n) or NULL
     if (NN_T(tiny_fits)(pl, bs))
         return NN_T(plan_train_tiny)(pl, st, x, t, labels, w, n, bs, b0, b1);
@@ -168,8 +168,8 @@ int NN_T(nn_plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
     return NN_OK;
 }
 
-int NN_T(nn_plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x, const T *t,
-                          const int64_t *labels, const T *w, nn_int n) {
+static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x, const T *t,
+                             const int64_t *labels, const T *w, nn_int n) {
     // out, t (n, n_outputs); x (n, n_features); labels, w (n)
     const nn_int nf = pl->n_features, d = pl->n_outputs, cap = pl->capacity;
     const T *inputs[NN_PLAN_MAX_LAYERS];
@@ -196,4 +196,25 @@ int NN_T(nn_plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x, co
         NN_T(plan_metrics)(pl, st, h, tb, lb, m);
     }
     return NN_OK;
+}
+
+// The entry points: the plan's work runs with subnormals flushed (see NN_FP_FLUSH in
+// common.h), and the caller's floating-point mode is put back before returning.
+int NN_T(nn_plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
+                        const int64_t *labels, const T *w, nn_int n, nn_int bs, nn_int b0,
+                        nn_int b1) {
+    const unsigned fp = nn_fp_get();
+    nn_fp_set(fp | NN_FP_FLUSH);
+    int s = NN_T(plan_train)(pl, st, x, t, labels, w, n, bs, b0, b1);
+    nn_fp_set(fp);
+    return s;
+}
+
+int NN_T(nn_plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x, const T *t,
+                          const int64_t *labels, const T *w, nn_int n) {
+    const unsigned fp = nn_fp_get();
+    nn_fp_set(fp | NN_FP_FLUSH);
+    int s = NN_T(plan_forward)(pl, st, out, x, t, labels, w, n);
+    nn_fp_set(fp);
+    return s;
 }

@@ -26,6 +26,14 @@ int nn_get_num_threads(void) {
 #endif
 }
 
+unsigned nn_fp_flush_begin(void) {
+    unsigned mode = nn_fp_get();
+    nn_fp_set(mode | NN_FP_FLUSH);
+    return mode;
+}
+
+void nn_fp_restore(unsigned mode) { nn_fp_set(mode); }
+
 int nn_threads_for(int n_threads, nn_int work, nn_int grain) {
 #ifdef _OPENMP
     nn_int t = n_threads > 0 ? n_threads : nn_get_num_threads();
