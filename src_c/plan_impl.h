@@ -90,6 +90,27 @@ static const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
     return h;
 }
 
+// After a batch's loss: with the NaN guard, a non-finite loss puts back the parameters of
+// the last finite one and stops (NN_ERR_ARG), a finite one saves the parameters; then the
+// loss joins the epoch's sums.
+static int NN_T(plan_account)(nn_plan *pl, nn_plan_stats *st, double loss, double bw,
+                              nn_int b) {
+    if (pl->backup != NULL) {
+        if (!isfinite(loss)) {
+            if (pl->backup_valid)
+                memcpy(pl->params, pl->backup, (size_t)pl->n_params * sizeof(T));
+            st->nonfinite_batch = b;
+            st->last_loss = loss;
+            return NN_ERR_ARG;
+        }
+        memcpy(pl->backup, pl->params, (size_t)pl->n_params * sizeof(T));
+        pl->backup_valid = 1;
+    }
+    st->loss_sum += loss * bw;
+    st->weight_sum += bw;
+    return NN_OK;
+}
+
 #include "plan_tiny_impl.h"
 
 static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
@@ -117,19 +138,8 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
         double loss = 0;
         status = NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, NN_REDUCE_MEAN);
         if (status != NN_OK) return status;
-        if (pl->backup != NULL) {
-            if (!isfinite(loss)) {
-                if (pl->backup_valid)
-                    memcpy(pl->params, pl->backup, (size_t)pl->n_params * sizeof(T));
-                st->nonfinite_batch = b;
-                st->last_loss = loss;
-                return NN_ERR_ARG;
-            }
-            memcpy(pl->backup, pl->params, (size_t)pl->n_params * sizeof(T));
-            pl->backup_valid = 1;
-        }
-        st->loss_sum += loss * bw;
-        st->weight_sum += bw;
+        status = NN_T(plan_account)(pl, st, loss, bw, b);
+        if (status != NN_OK) return status;
         NN_T(plan_metrics)(pl, st, out, tb, lb, m);
 
         T *g = (T *)pl->grad;

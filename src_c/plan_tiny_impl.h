@@ -310,19 +310,8 @@ static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const 
         double loss = 0;
         int status = NN_T(tiny_loss)(pl, &loss, (T *)pl->grad, h, tb, lb, wb, m, bw);
         if (status != NN_OK) return status;
-        if (pl->backup != NULL) {
-            if (!isfinite(loss)) {
-                if (pl->backup_valid)
-                    memcpy(pl->params, pl->backup, (size_t)pl->n_params * sizeof(T));
-                st->nonfinite_batch = b;
-                st->last_loss = loss;
-                return NN_ERR_ARG;
-            }
-            memcpy(pl->backup, pl->params, (size_t)pl->n_params * sizeof(T));
-            pl->backup_valid = 1;
-        }
-        st->loss_sum += loss * bw;
-        st->weight_sum += bw;
+        status = NN_T(plan_account)(pl, st, loss, bw, b);
+        if (status != NN_OK) return status;
         if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, h, tb, lb, m);
 
         u->first = pl->steps == 0;
