@@ -33,7 +33,6 @@ exceptions outside fit.
 mpi4py is imported only when distributed training is used.
 """
 
-import math
 import os
 import sys
 import time
@@ -370,7 +369,6 @@ class DataParallel:
         nm = len(metrics)
         step = m.optimizer.step
         grads, params, dtype = m.grads, m.params, m.dtype
-        backup = guard.backup if guard is not None else None
         buckets = self._buckets if self.overlap else {}
         ws = m._training_ws(-(-batch_size // size))
         inputs = ws.inputs
@@ -441,15 +439,8 @@ class DataParallel:
                 comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
             MPI.Request.Waitall(reqs + [lreq])
             loss = float(lossbuf[0])  # the global batch's loss, the same on every rank
-            if backup is not None:
-                if not math.isfinite(loss):
-                    if guard.valid:
-                        np.copyto(params, backup)
-                    res.nonfinite = (b, loss)
-                    res.loss_sum, res.weight_sum = loss, 1.0
-                    return res
-                np.copyto(backup, params)
-                guard.valid = True
+            if guard is not None and not guard.after_loss(loss, params, res, b):
+                return res
             step()
             res.batches += 1
             local[0] += loss * bw

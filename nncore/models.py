@@ -128,6 +128,20 @@ class _NanGuard:
         self.backup = np.empty_like(params)
         self.valid = False
 
+    def after_loss(self, loss, params, res, batch):
+        """After batch `batch`'s loss: True to go on (params saved); False when the loss is
+        not finite: the parameters of the last finite loss are back in params and res holds
+        the batch and its loss."""
+        if not math.isfinite(loss):
+            if self.valid:
+                np.copyto(params, self.backup)
+            res.nonfinite = (batch, loss)
+            res.loss_sum, res.weight_sum = loss, 1.0
+            return False
+        np.copyto(self.backup, params)
+        self.valid = True
+        return True
+
 
 class _EpochResult:
     __slots__ = ("loss_sum", "weight_sum", "metric_sums", "metric_counts", "nonfinite",
@@ -578,8 +592,6 @@ class Sequential:
         res = _EpochResult(len(metrics))
         inputs = ws.inputs
         params = self.params
-        isfinite = math.isfinite
-        backup = guard.backup if guard is not None else None
         n = X.shape[0]
         for b, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
@@ -598,15 +610,8 @@ class Sequential:
                 inputs[i] = h
                 h = forward[i](h, bufs[i], True, self)
             loss = loss_kernel(h, yb, wb, "mean", grad=grad)[0]
-            if backup is not None:
-                if not isfinite(loss):
-                    if guard.valid:
-                        np.copyto(params, backup)
-                    res.nonfinite = (b, loss)
-                    res.loss_sum, res.weight_sum = loss, 1.0
-                    return res
-                np.copyto(backup, params)
-                guard.valid = True
+            if guard is not None and not guard.after_loss(loss, params, res, b):
+                return res
             res.loss_sum += loss * bw
             res.weight_sum += bw
             for k, metric in enumerate(metrics):

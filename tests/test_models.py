@@ -292,9 +292,11 @@ def test_compile_checks_output_layer():
 
 def test_one_optimizer_one_model():
     opt = nn.SGD(0.1)
-    mlp().compile(opt, "mse")
+    first = mlp()  # kept alive: the optimizer holds its model weakly
+    first.compile(opt, "mse")
     with pytest.raises(ValueError, match="another model"):
         mlp().compile(opt, "mse")
+    assert first.optimizer is opt
 
 
 def test_summary(capsys):
