@@ -90,6 +90,25 @@ static const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
     return h;
 }
 
+// Rows [start, start + m) of a call's arrays, and the sum of their weights (m without).
+struct NN_T(rows) {
+    const T *x, *t, *w;
+    const int64_t *labels;
+    double weight;
+};
+
+static inline struct NN_T(rows) NN_T(plan_rows)(const nn_plan *pl, const T *x, const T *t,
+                                                const int64_t *labels, const T *w,
+                                                nn_int start, nn_int m) {
+    struct NN_T(rows) r = {x + start * pl->n_features, t ? t + start * pl->n_outputs : NULL,
+                           w ? w + start : NULL, labels ? labels + start : NULL, (double)m};
+    if (r.w != NULL) {
+        r.weight = 0;
+        for (nn_int i = 0; i < m; i++) r.weight += (double)r.w[i];
+    }
+    return r;
+}
+
 // After a batch's loss: with the NaN guard, a non-finite loss puts back the parameters of
 // the last finite one and stops (NN_ERR_ARG), a finite one saves the parameters; then the
 // loss joins the epoch's sums.
@@ -119,19 +138,14 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
     // x (n, n_features); t (n, n_outputs) or labels (n); w (n) or NULL
     if (NN_T(tiny_fits)(pl, bs))
         return NN_T(plan_train_tiny)(pl, st, x, t, labels, w, n, bs, b0, b1);
-    const nn_int nf = pl->n_features, d = pl->n_outputs;
     const T *inputs[NN_PLAN_MAX_LAYERS];
     for (nn_int b = b0; b < b1; b++) {
         nn_int start = b * bs, m = n - start < bs ? n - start : bs;
-        const T *xb = x + start * nf, *tb = t ? t + start * d : NULL;
-        const int64_t *lb = labels ? labels + start : NULL;
-        const T *wb = w ? w + start : NULL;
-        double bw = (double)m;
-        if (wb != NULL) {
-            bw = 0;
-            for (nn_int i = 0; i < m; i++) bw += (double)wb[i];
-            if (bw == 0) continue;  // nothing to learn from; the weighted mean is undefined
-        }
+        struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, start, m);
+        const T *xb = r.x, *tb = r.t, *wb = r.w;
+        const int64_t *lb = r.labels;
+        double bw = r.weight;
+        if (bw == 0) continue;  // weights that sum to 0: the weighted mean is undefined
         int status = NN_OK;
         const T *out = NN_T(plan_fwd)(pl, xb, m, 1, inputs, &status);
         if (out == NULL) return status;
@@ -181,29 +195,23 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
 static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x, const T *t,
                              const int64_t *labels, const T *w, nn_int n) {
     // out, t (n, n_outputs); x (n, n_features); labels, w (n)
-    const nn_int nf = pl->n_features, d = pl->n_outputs, cap = pl->capacity;
+    const nn_int d = pl->n_outputs, cap = pl->capacity;
     const T *inputs[NN_PLAN_MAX_LAYERS];
     for (nn_int start = 0; start < n; start += cap) {
         nn_int m = n - start < cap ? n - start : cap;
         int status = NN_OK;
-        const T *h = NN_T(plan_fwd)(pl, x + start * nf, m, 0, inputs, &status);
+        struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, start, m);
+        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, inputs, &status);
         if (h == NULL) return status;
         if (out != NULL) memcpy(out + start * d, h, (size_t)(m * d) * sizeof(T));
         if (st == NULL || (t == NULL && labels == NULL)) continue;
-        const T *tb = t ? t + start * d : NULL, *wb = w ? w + start : NULL;
-        const int64_t *lb = labels ? labels + start : NULL;
         double loss = 0;
-        status = NN_T(plan_loss)(pl, &loss, NULL, h, tb, lb, wb, m, NN_REDUCE_SUM);
+        status = NN_T(plan_loss)(pl, &loss, NULL, h, r.t, r.labels, r.w, m, NN_REDUCE_SUM);
         if (status != NN_OK) return status;
-        double bw = (double)m;
-        if (wb != NULL) {
-            bw = 0;
-            for (nn_int i = 0; i < m; i++) bw += (double)wb[i];
-        }
         st->loss_sum += loss;
-        st->weight_sum += bw;
+        st->weight_sum += r.weight;
         st->batches++;
-        NN_T(plan_metrics)(pl, st, h, tb, lb, m);
+        NN_T(plan_metrics)(pl, st, h, r.t, r.labels, m);
     }
     return NN_OK;
 }

@@ -275,20 +275,15 @@ NN_INLINE int NN_T(tiny_loss)(const nn_plan *pl, double *loss, T *grad, const T 
 static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
                               const int64_t *labels, const T *w, nn_int n, nn_int bs,
                               nn_int b0, nn_int b1, struct NN_T(tiny_sgd) *u, int mode) {
-    const nn_int nf = pl->n_features, d = pl->n_outputs;
     const T *inputs[NN_PLAN_MAX_LAYERS];
     T *params = (T *)pl->params;
     for (nn_int b = b0; b < b1; b++) {
         nn_int start = b * bs, m = n - start < bs ? n - start : bs;
-        const T *xb = x + start * nf, *tb = t ? t + start * d : NULL;
-        const int64_t *lb = labels ? labels + start : NULL;
-        const T *wb = w ? w + start : NULL;
-        double bw = (double)m;
-        if (wb != NULL) {
-            bw = 0;
-            for (nn_int i = 0; i < m; i++) bw += (double)wb[i];
-            if (bw == 0) continue;  // nothing to learn from; the weighted mean is undefined
-        }
+        struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, start, m);
+        const T *xb = r.x, *tb = r.t, *wb = r.w;
+        const int64_t *lb = r.labels;
+        double bw = r.weight;
+        if (bw == 0) continue;  // weights that sum to 0: the weighted mean is undefined
         const T *h = xb;
         for (int i = 0; i < pl->n_layers; i++) {
             nn_plan_layer *L = &pl->layers[i];
