@@ -45,6 +45,7 @@ import numpy as np
 from . import _core
 from . import _threads
 from . import layers as _layers
+from . import optimizers as _optimizers
 
 __all__ = ["DataParallel", "get_comm", "threads_per_rank", "LauncherMismatchError"]
 
@@ -57,6 +58,7 @@ _LAUNCHER_SIZE_VARS = (
 )
 _BUCKET_BYTES = 1 << 20       # a bucket closes once it holds this many bytes of gradients
 _CHUNK_ROWS = 16384           # the progress bar hears about every chunk of this many rows
+_EXCHANGES = ("auto", "shared", "allreduce")
 
 
 class LauncherMismatchError(RuntimeError):
@@ -147,6 +149,11 @@ def _apply_thread_budget(comm):
     return _core.get_num_threads()
 
 
+def _node_comm(comm):
+    """The ranks of comm that share this one's memory (a node), in comm's order."""
+    return comm.Split_type(_mpi().COMM_TYPE_SHARED, key=comm.Get_rank())
+
+
 def _checksum(a):
     if a is None:
         return None
@@ -169,10 +176,20 @@ class DataParallel:
         The same architecture on every rank (rank 0's weights are broadcast at fit).
     comm : mpi4py communicator, optional
         Default ``MPI.COMM_WORLD``.
+    exchange : {"auto", "shared", "allreduce"}, default "auto"
+        How the gradients are summed and the update applied. ``"shared"``: the ranks of a
+        node keep the parameters, optimizer state and gradients in one MPI shared-memory
+        window; each rank sums its own range of the gradients over the node's ranks (and
+        ``Allreduce`` that range with the ranks of the same node-local rank on the other
+        nodes), then updates that range of the parameters: no copies through MPI within a
+        node, and each rank does 1/N of the update. ``"allreduce"``: every rank
+        ``Allreduce`` the whole gradient buffer and applies the whole update.
+        ``"auto"``: ``"shared"`` when several ranks share a node, every node runs as many
+        ranks and the optimizer is one of nncore's; ``"allreduce"`` otherwise.
     overlap : bool, default True
-        Sum each bucket of layers' gradients with a non-blocking ``Iallreduce`` as soon as
-        the backward pass has computed them (overlapping the rest of the backward pass);
-        False: one blocking ``Allreduce`` of the whole gradient buffer after it.
+        With ``"allreduce"``: sum each bucket of layers' gradients with a non-blocking
+        ``Iallreduce`` as soon as the backward pass has computed them (overlapping the rest
+        of the backward pass); False: one blocking ``Allreduce`` after it.
     bucket_bytes : int, default 1 MiB
         With overlap, layers are grouped (from the last) until a group holds this much.
 
@@ -182,6 +199,8 @@ class DataParallel:
         The communicator, this process's rank and the number of ranks.
     n_threads : int
         The OpenMP threads per rank in force (see :func:`threads_per_rank`).
+    exchange_used : str or None
+        The exchange the last fit used (``"shared"`` or ``"allreduce"``).
 
     Examples
     --------
@@ -191,10 +210,17 @@ class DataParallel:
     ...     model.save("model.safetensors")
     """
 
-    def __init__(self, model, comm=None, *, overlap=True, bucket_bytes=_BUCKET_BYTES):
+    def __init__(self, model, comm=None, *, exchange="auto", overlap=True,
+                 bucket_bytes=_BUCKET_BYTES):
         from .models import Sequential
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nncore Sequential, got {type(model).__name__}")
+        if exchange not in _EXCHANGES:
+            raise ValueError(f"exchange must be one of {_EXCHANGES}, got {exchange!r}")
+        self.exchange = exchange
+        self.exchange_used = None
+        self._node = None  # during fit with the shared exchange: the _NodeExchange
+        self._window = None  # the last _NodeExchange (kept for the next fit)
         self.MPI = _mpi()
         self.model = model
         self.comm = get_comm(comm)
@@ -240,7 +266,7 @@ class DataParallel:
 
     def __repr__(self):
         return (f"DataParallel({self.model!r}, rank={self.rank}, size={self.size}, "
-                f"overlap={self.overlap})")
+                f"exchange={self.exchange!r}, overlap={self.overlap})")
 
     # ---- collectives ---------------------------------------------------------------------
     def _agree(self, error):
@@ -263,6 +289,7 @@ class DataParallel:
         or abort the job (during training, where the others would wait forever)."""
         phase, self._phase = self._phase, None
         if getattr(exc, "_nncore_collective", False) or self.size == 1:
+            self._release()  # every rank raises it here together
             return  # nobody waits for this rank: raise as usual
         if phase == "arguments":
             try:
@@ -307,6 +334,7 @@ class DataParallel:
                     f"distributed fit: rank {r} differs from rank 0 in {', '.join(what)}; "
                     f"every rank must build the same model and pass the same data and "
                     f"arguments (each rank takes its own share of every batch)"))
+        shared = self._use_shared()
         # Rank 0's state everywhere: weights, optimizer state and counters, random streams.
         self.comm.Bcast(m.params, root=0)
         opt = m.optimizer
@@ -316,6 +344,35 @@ class DataParallel:
         m._set_rng_state(scalars[0])
         opt.lr, opt.steps, opt.epochs = scalars[1:]
         self._setup_buckets()
+        if shared:
+            names = sorted(opt.state)
+            key = (m.params.size, m.dtype.str, tuple(names))
+            if self._window is None or self._window.key != key:
+                self._window = _NodeExchange(self, m.params.size, m.dtype, names)
+            self._window.open(m)
+            self._node = self._window
+        self.exchange_used = "allreduce" if self._node is None else "shared"
+
+    def _use_shared(self):
+        """Whether this fit sums through node-shared memory (the same answer on every rank)."""
+        if self.exchange == "allreduce" or self.size == 1:
+            return False
+        opt = self.model.optimizer
+        local = _node_comm(self.comm)
+        try:
+            n_local = local.Get_size()
+        finally:
+            local.Free()
+        fewest, most = self.comm.allreduce((n_local, -n_local), op=self.MPI.MIN)
+        uniform = fewest == -most
+        usable = type(opt)._update is not _optimizers.Optimizer._update
+        if self.exchange == "shared" and not (uniform and usable and fewest > 1):
+            why = ("the optimizer is not one of nncore's (it has no ranged update)"
+                   if not usable else "the nodes run different numbers of ranks"
+                   if not uniform else "no two ranks share a node")
+            raise _collective(ValueError(f"exchange='shared' is not possible: {why}; use "
+                                         f"exchange='auto' or 'allreduce'"))
+        return uniform and usable and fewest > 1
 
     def _end(self):
         """After training: the ranks' weights must be identical; if MPI's sums differed
@@ -323,12 +380,19 @@ class DataParallel:
         commutative sums), rank 0's weights are taken, with a warning."""
         m = self.model
         self._phase = None
+        self._release()
         sums = self.comm.allgather(zlib.crc32(memoryview(m.params).cast("B")))
         if len(set(sums)) > 1:
             self.comm.Bcast(m.params, root=0)
             warnings.warn("distributed fit: the ranks' weights differed after training (the "
                           "MPI library's Allreduce gave different sums on different ranks); "
                           "rank 0's weights were copied to every rank", RuntimeWarning)
+
+    def _release(self):
+        """Collective: the model's own buffers back (with the trained values)."""
+        node, self._node = self._node, None
+        if node is not None:
+            node.close()
 
     def _setup_buckets(self):
         """Group the layers with parameters, from the last, into contiguous ranges of the flat
@@ -369,7 +433,8 @@ class DataParallel:
         nm = len(metrics)
         step = m.optimizer.step
         grads, params, dtype = m.grads, m.params, m.dtype
-        buckets = self._buckets if self.overlap else {}
+        node = self._node
+        buckets = self._buckets if self.overlap and node is None else {}
         ws = m._training_ws(-(-batch_size // size))
         inputs = ws.inputs
         n = X.shape[0]
@@ -435,13 +500,19 @@ class DataParallel:
                 lreq = comm.Iallreduce(MPI.IN_PLACE, lossbuf, op=MPI.SUM)
                 for buf in buckets.values():
                     reqs.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
-            if not buckets:
-                comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
-            MPI.Request.Waitall(reqs + [lreq])
-            loss = float(lossbuf[0])  # the global batch's loss, the same on every rank
-            if guard is not None and not guard.after_loss(loss, params, res, b):
-                return res
-            step()
+            if node is not None:
+                lreq.Wait()
+                loss = float(lossbuf[0])  # the global batch's loss, the same on every rank
+                if not node.step(loss, guard, res, b):
+                    return res
+            else:
+                if not buckets:
+                    comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+                MPI.Request.Waitall(reqs + [lreq])
+                loss = float(lossbuf[0])
+                if guard is not None and not guard.after_loss(loss, params, res, b):
+                    return res
+                step()
             res.batches += 1
             local[0] += loss * bw
             local[1] += bw
@@ -488,6 +559,102 @@ class DataParallel:
         return m._evaluate_logs(sums[0], sums[1], sums[2:2 + nm], sums[2 + nm:])
 
 
+class _NodeExchange:
+    """The ranks of a node share one MPI window holding the parameters, the optimizer state
+    and one gradient buffer per rank; the model of every rank points into it during fit.
+
+    A step, after every rank's backward pass: rank r of the node sums range r of the node's
+    gradient buffers into its own buffer (then ``Allreduce`` that range with rank r of
+    every other node), updates range r of the parameters and optimizer state, and the node
+    waits for all ranges before the next forward pass. Within a node nothing is copied
+    through MPI, and each rank does 1/N of the update (an ``Allreduce`` of the whole buffer
+    moves it through MPI's shared-memory cells twice, then every rank updates everything).
+
+    The window is kept for the next fit and never freed: an array a callback took from the
+    model during fit stays valid memory.
+    """
+
+    def __init__(self, dp, n, dtype, names):
+        MPI = dp.MPI
+        self.MPI, self.key = MPI, (n, np.dtype(dtype).str, tuple(names))
+        self.local = _node_comm(dp.comm)
+        size, rank = self.local.Get_size(), self.local.Get_rank()
+        self.cross = dp.comm.Split(rank, dp.rank)  # rank r of every node
+        item = np.dtype(dtype).itemsize
+        stride = -(-n * item // 4096) * 4096 // item  # each buffer starts on a page
+        count = stride * (1 + len(names) + size)
+        self.win = MPI.Win.Allocate_shared(count * item if rank == 0 else 0, item,
+                                           comm=self.local)
+        mem, _ = self.win.Shared_query(0)
+        whole = np.frombuffer(mem, dtype, count)
+        part = [whole[j * stride:j * stride + n] for j in range(1 + len(names) + size)]
+        self.params, self.grads = part[0], part[1 + len(names) + rank]
+        self.state = dict(zip(names, part[1:1 + len(names)]))
+        self.node_grads = part[1 + len(names):]
+        # Range r, in whole cache lines (no two ranks write one line).
+        line = max(1, 64 // item)
+        cuts = [min(n, -(-(n * q // size) // line) * line) for q in range(size + 1)]
+        self.range = slice(cuts[rank], cuts[rank + 1])
+        self.rank = rank
+        self.model = self.own = None
+
+    def open(self, model):
+        """Collective: point the model (and its optimizer state) into the window."""
+        opt = model.optimizer
+        self.win.Lock_all(self.MPI.MODE_NOCHECK)  # a passive epoch: loads, stores, Win.Sync
+        # Node rank 0 copies the state (the same on every rank after the broadcast) and the
+        # parameters (moving its model in), then the others move theirs in (which writes
+        # the same values again, one rank at a time after rank 0 is done).
+        self.model, self.own = model, (model.params, model.grads, dict(opt.state))
+        if self.rank == 0:
+            for k, v in self.state.items():
+                v[...] = opt.state[k]
+            model._swap_buffers(self.params, self.grads)
+        self.sync()
+        if self.rank != 0:
+            model._swap_buffers(self.params, self.grads)
+        opt.state = dict(self.state)
+        self.sync()
+
+    def close(self):
+        """Collective: every rank's model back in its own buffers, with the values."""
+        m, (params, grads, state) = self.model, self.own
+        self.sync()
+        m._swap_buffers(params, grads)
+        for k, v in state.items():
+            v[...] = self.state[k]
+        m.optimizer.state = state
+        self.model = self.own = None
+        self.sync()
+        self.win.Unlock_all()
+
+    def sync(self):
+        """The node's ranks meet; each sees the others' stores made before."""
+        self.win.Sync()
+        self.local.Barrier()
+        self.win.Sync()
+
+    def step(self, loss, guard, res, batch):
+        """Sum this rank's range of the gradients, update it; False when the NaN guard
+        stopped the epoch (the parameters of the last finite loss are back)."""
+        m, r = self.model, self.range
+        self.sync()  # every rank's gradients are complete
+        g = self.grads[r]
+        for q, buf in enumerate(self.node_grads):
+            if q != self.rank:
+                np.add(g, buf[r], out=g)
+        if self.cross.Get_size() > 1:
+            self.cross.Allreduce(self.MPI.IN_PLACE, g, op=self.MPI.SUM)
+        if guard is not None and not guard.after_loss(loss, m.params, res, batch, r):
+            self.sync()
+            return False
+        opt = m.optimizer
+        opt._update(self.params[r], g, {k: v[r] for k, v in self.state.items()})
+        opt.steps += 1
+        self.sync()  # every range is updated before the next forward pass reads them
+        return True
+
+
 def _resolve(model, distributed):
     """fit's ``distributed`` argument as a DataParallel (None when not distributed)."""
     if distributed is None or distributed is False:
@@ -497,10 +664,16 @@ def _resolve(model, distributed):
             raise ValueError("distributed is a DataParallel of another model; use "
                              "DataParallel(model).fit(...) or fit(..., distributed=True)")
         return distributed
-    if distributed is True:
-        return DataParallel(model)
     MPI = _mpi()
-    if isinstance(distributed, MPI.Comm):
-        return DataParallel(model, distributed)
+    if distributed is True or isinstance(distributed, MPI.Comm):
+        comm = get_comm(None if distributed is True else distributed)
+        # One DataParallel per model and communicator, so its shared window is reused.
+        kept = model.__dict__.setdefault("_data_parallel", [])
+        for dp in kept:
+            if dp.comm == comm:
+                return dp
+        dp = DataParallel(model, comm)
+        kept.append(dp)
+        return dp
     raise TypeError(f"distributed must be True, False, an mpi4py communicator or a "
                     f"DataParallel, got {distributed!r}")

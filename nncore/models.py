@@ -128,17 +128,18 @@ class _NanGuard:
         self.backup = np.empty_like(params)
         self.valid = False
 
-    def after_loss(self, loss, params, res, batch):
+    def after_loss(self, loss, params, res, batch, part=slice(None)):
         """After batch `batch`'s loss: True to go on (params saved); False when the loss is
         not finite: the parameters of the last finite loss are back in params and res holds
-        the batch and its loss."""
+        the batch and its loss. Only the range ``part`` of params is saved and put back
+        (the range a rank updates when the ranks of a node share the parameters)."""
         if not math.isfinite(loss):
             if self.valid:
-                np.copyto(params, self.backup)
+                np.copyto(params[part], self.backup[part])
             res.nonfinite = (batch, loss)
             res.loss_sum, res.weight_sum = loss, 1.0
             return False
-        np.copyto(self.backup, params)
+        np.copyto(self.backup[part], params[part])
         self.valid = True
         return True
 
@@ -290,18 +291,8 @@ class Sequential:
                 offset += int(np.prod(shape))
         params = _aligned_zeros(offset, self.dtype)
         grads = _aligned_zeros(offset, self.dtype)
-
-        def view(buf, s):
-            return buf[s.offset:s.offset + s.size].reshape(s.shape)
-
-        for i, layer in enumerate(layers):
-            mine = [s for s in slots if s.layer == i]
-            if not layer.has_params:
-                layer._attach(self, {}, {}, None)
-                continue
-            layer._attach(self, {s.name: view(params, s) for s in mine},
-                          {s.name: view(grads, s) for s in mine},
-                          np.random.default_rng([self.seed_value, 0, i]))
+        self._attach_layers(layers, slots, params, grads, lambda i: np.random.default_rng(
+            [self.seed_value, 0, i]))
         self._layers = layers
         self._slots = slots
         self.params, self.grads = params, grads
@@ -313,6 +304,32 @@ class Sequential:
         self._plans = {}  # plans point into the old buffers
         if self.optimizer is not None:
             self.optimizer._bind(self)
+
+    def _attach_layers(self, layers, slots, params, grads, rng):
+        """Give each layer views of its slots in the flat buffers; a layer's values (set by
+        the user or held in a previous buffer) are copied in, or drawn from rng(i)."""
+        def view(buf, s):
+            return buf[s.offset:s.offset + s.size].reshape(s.shape)
+
+        for i, layer in enumerate(layers):
+            mine = [s for s in slots if s.layer == i]
+            if not layer.has_params:
+                layer._attach(self, {}, {}, None)
+                continue
+            layer._attach(self, {s.name: view(params, s) for s in mine},
+                          {s.name: view(grads, s) for s in mine}, rng(i))
+
+    def _swap_buffers(self, params, grads):
+        """Move the parameters and gradients into other flat buffers of the same size and
+        dtype (distributed training shares them between the ranks of a node); the
+        parameters' values come along. Returns the previous (params, grads)."""
+        old = self.params, self.grads
+        self._attach_layers(self._layers, self._slots, params, grads, lambda i: None)
+        self.params, self.grads = params, grads
+        self._plans = {}  # plans point into the old buffers
+        if self.optimizer is not None:
+            self.optimizer._params, self.optimizer._grads = params, grads
+        return old
 
     def add(self, layer):
         """Append a layer. The flat buffer is rebuilt (existing weights are kept); a compiled

@@ -89,6 +89,14 @@ class Optimizer:
     def step(self):
         """Update the bound model's parameters in place from its gradients (one compiled
         call over the whole flat buffer)."""
+        self._require_bound()
+        self._update(self._params, self._grads, self.state)
+        self.steps += 1
+
+    def _update(self, params, grads, state):
+        """The update of step ``self.steps + 1`` on (parts of) the flat buffers: ``params``,
+        ``grads`` and every array of ``state`` are the same range of elements (distributed
+        training updates one range per rank)."""
         raise NotImplementedError
 
     # -- state -----------------------------------------------------------------------------
@@ -181,13 +189,11 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "dampening": self.dampening,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
-    def step(self):
-        self._require_bound()
-        _core.sgd_update(self._params, self._grads, self.state.get("momentum_buffer"),
-                            lr=self.lr, momentum=self.momentum, dampening=self.dampening,
-                            weight_decay=self.weight_decay, nesterov=self.nesterov,
-                            first_step=self.steps == 0)
-        self.steps += 1
+    def _update(self, params, grads, state):
+        _core.sgd_update(params, grads, state.get("momentum_buffer"), lr=self.lr,
+                         momentum=self.momentum, dampening=self.dampening,
+                         weight_decay=self.weight_decay, nesterov=self.nesterov,
+                         first_step=self.steps == 0)
 
 
 class Adam(Optimizer):
@@ -237,15 +243,11 @@ class Adam(Optimizer):
         return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
                 "amsgrad": self.amsgrad}
 
-    def step(self):
-        self._require_bound()
-        s = self.state
-        _core.adam_update(self._params, self._grads, s["exp_avg"], s["exp_avg_sq"],
-                             s.get("max_exp_avg_sq"), lr=self.lr, betas=self.betas,
-                             eps=self.eps, weight_decay=self.weight_decay,
-                             step=self.steps + 1, amsgrad=self.amsgrad,
-                             decoupled=self._decoupled)
-        self.steps += 1
+    def _update(self, params, grads, state):
+        _core.adam_update(params, grads, state["exp_avg"], state["exp_avg_sq"],
+                          state.get("max_exp_avg_sq"), lr=self.lr, betas=self.betas,
+                          eps=self.eps, weight_decay=self.weight_decay, step=self.steps + 1,
+                          amsgrad=self.amsgrad, decoupled=self._decoupled)
 
 
 class AdamW(Adam):

@@ -16,13 +16,17 @@ import numpy as np
 
 import nncore as nn
 
-# name: (dtype, loss, optimizer, dropout, sample weights, batch size, overlap)
+# name: (dtype, loss, optimizer, dropout, sample weights, batch size, exchange, overlap)
 CASES = {
-    "f32_ce_sgd": ("float32", "cross_entropy", "sgd", 0.2, False, 20, True),
-    "f64_ce_sgd": ("float64", "cross_entropy", "sgd", 0.2, False, 20, True),
-    "f64_mse_adam_w": ("float64", "mse", "adam", 0.1, True, 15, True),
-    "f32_bce_blocking": ("float32", "bce_with_logits", "sgd", 0.0, False, 15, False),
-    "f64_bce_blocking_w": ("float64", "bce_with_logits", "adam", 0.3, True, 20, False),
+    "f32_ce_sgd": ("float32", "cross_entropy", "sgd", 0.2, False, 20, "auto", True),
+    "f64_ce_sgd": ("float64", "cross_entropy", "sgd", 0.2, False, 20, "shared", True),
+    "f64_mse_adam_w": ("float64", "mse", "adam", 0.1, True, 15, "auto", True),
+    "f32_mse_adamw_amsgrad": ("float32", "mse", "adamw", 0.0, False, 16, "shared", True),
+    "f32_ce_overlap": ("float32", "cross_entropy", "sgd", 0.2, False, 20, "allreduce", True),
+    "f32_bce_blocking": ("float32", "bce_with_logits", "sgd", 0.0, False, 15, "allreduce",
+                         False),
+    "f64_bce_blocking_w": ("float64", "bce_with_logits", "adam", 0.3, True, 20, "allreduce",
+                           False),
 }
 N_ROWS = 201  # batch 20: a last batch of 1 row, so one rank's share is empty
 
@@ -46,34 +50,90 @@ def data(loss, weights):
 
 
 def build(case, seed=3):
-    dtype, loss, opt, p, weights, bs, overlap = CASES[case]
+    dtype, loss, opt, p, weights, bs, exchange, overlap = CASES[case]
     X, y, w, n_out = data(loss, weights)
     layers = [nn.Dense(12, 32, activation="tanh")]
     if p:
         layers.append(nn.Dropout(p))
     layers += [nn.Dense(32, 16, activation="relu"), nn.Dense(16, n_out)]
     model = nn.Sequential(layers, dtype=dtype, seed=seed)
-    optimizer = (nn.SGD(lr=0.05, momentum=0.9, nesterov=True) if opt == "sgd"
-                 else nn.Adam(lr=0.01))
+    optimizer = {"sgd": lambda: nn.SGD(lr=0.05, momentum=0.9, nesterov=True),
+                 "adam": lambda: nn.Adam(lr=0.01),
+                 "adamw": lambda: nn.AdamW(lr=0.01, amsgrad=True)}[opt]()
     metrics = ["accuracy"] if loss != "mse" else ["mae"]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     fit_kw = dict(epochs=3, batch_size=bs, validation_split=0.1, sample_weight=w, verbose=0)
-    return model, X, y, fit_kw, overlap
+    return model, X, y, fit_kw, dict(exchange=exchange, overlap=overlap)
 
 
 def train(case, distributed=False):
-    """(weights, History dict) of one case, in this process or across the ranks."""
+    """(weights, History dict, exchange used) of one case, in this process or across the
+    ranks (two fits in a row, as one fit of twice the epochs: the second reuses the
+    first's shared window)."""
     from nncore.distributed import DataParallel
-    model, X, y, fit_kw, overlap = build(case, seed=3)
+    model, X, y, fit_kw, dp_kw = build(case, seed=3)
+    exchange = None
     if distributed:
         from mpi4py import MPI
         if MPI.COMM_WORLD.Get_rank() != 0:
             # Another seed on the other ranks: rank 0's weights and streams must win.
-            model, X, y, fit_kw, overlap = build(case, seed=11)
-        history = DataParallel(model, overlap=overlap).fit(X, y, **fit_kw)
+            model, X, y, fit_kw, dp_kw = build(case, seed=11)
+        dp = DataParallel(model, **dp_kw)
+        fit = dp.fit
     else:
-        history = model.fit(X, y, **fit_kw)
-    return model.params.copy(), history.history
+        fit = model.fit
+    first = fit(X, y, **dict(fit_kw, epochs=fit_kw["epochs"] - 1)).history
+    second = fit(X, y, **dict(fit_kw, epochs=1)).history
+    if distributed:
+        exchange = dp.exchange_used
+    return model.params.copy(), {k: first[k] + second[k] for k in first}, exchange
+
+
+def diverge(distributed=False):
+    """A learning rate that blows up, with on_nan="raise": (the weights left, (epoch, batch)
+    of the error)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 8)) * 10
+    Y = rng.standard_normal((64, 2)) * 100
+    model = nn.Sequential([nn.Dense(8, 16, activation="relu"), nn.Dense(16, 2)],
+                          dtype="float32", seed=0)
+    model.compile(nn.SGD(lr=0.5, momentum=0.5), "mse")
+    try:
+        model.fit(X, Y, epochs=20, batch_size=8, shuffle=False, verbose=0, on_nan="raise",
+                  distributed=distributed)
+        where = None
+    except nn.NonFiniteLossError as e:
+        where = [e.epoch, e.batch]
+    return model.params.copy(), where
+
+
+class _PlainSGD(nn.Optimizer):
+    """An optimizer of the user's: only step(), no ranged update."""
+
+    def step(self):
+        self._params -= self.lr * self._grads
+        self.steps += 1
+
+
+def errors():
+    """Argument errors of the shared exchange, on every rank; the model left unchanged."""
+    from nncore.distributed import DataParallel
+    out = []
+    model, X, y, fit_kw, _ = build("f64_ce_sgd")
+    try:
+        DataParallel(model, exchange="ring")
+    except ValueError as e:
+        out.append(str(e))
+    model.compile(optimizer=_PlainSGD(lr=0.1), loss="cross_entropy")
+    before = model.params.copy()
+    try:
+        DataParallel(model, exchange="shared").fit(X, y, **fit_kw)
+    except ValueError as e:
+        out.append(str(e))
+    out.append(bool(np.array_equal(before, model.params)))
+    history = DataParallel(model).fit(X, y, **fit_kw)  # auto: the Allreduce exchange
+    out.append(len(history.history["loss"]))
+    return out
 
 
 class _FailOnRank1(nn.Callback):
@@ -85,15 +145,25 @@ class _FailOnRank1(nn.Callback):
 
 def main():
     mode, out = sys.argv[1], sys.argv[2]
-    if mode == "train":
+    if mode in ("train", "nodes"):
         from mpi4py import MPI
         rank = MPI.COMM_WORLD.Get_rank()
-        results, hist = {}, {}
+        if mode == "nodes":  # 4 ranks as 2 nodes of 2: ranks 0, 1 and ranks 2, 3
+            import nncore.distributed as d
+            d._node_comm = lambda comm: comm.Split(comm.Get_rank() // 2, comm.Get_rank())
+        results, hist, exchange = {}, {}, {}
         for case in CASES:
-            results[case], hist[case] = train(case, distributed=True)
+            results[case], hist[case], exchange[case] = train(case, distributed=True)
         np.savez(os.path.join(out, f"rank{rank}.npz"), **results)
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-            json.dump({"history": hist, "threads": nn.get_num_threads()}, f)
+            json.dump({"history": hist, "threads": nn.get_num_threads(),
+                       "exchange": exchange}, f)
+    elif mode == "checks":  # what the test compares, one JSON line per rank
+        from mpi4py import MPI
+        params, where = diverge(distributed=True)
+        rank = MPI.COMM_WORLD.Get_rank()
+        with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+            json.dump({"errors": errors(), "where": where, "params": params.tolist()}, f)
     elif mode == "fail":
         model, X, y, fit_kw, _ = build("f64_ce_sgd")
         fit_kw["epochs"] = 1000  # without the abort, rank 0 would wait for rank 1 forever

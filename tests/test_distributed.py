@@ -59,31 +59,45 @@ def _run(args, timeout=60):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_env())
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
+def _ranks(tmp_path_factory, n, mode):
     exe = _mpiexec()
     out = tmp_path_factory.mktemp("mpi")
-    r = _run([exe, "-n", "2", sys.executable, "-m", "mpi4py", WORKER, "train", str(out)])
+    r = _run([exe, "-n", str(n), sys.executable, "-m", "mpi4py", WORKER, mode, str(out)],
+             timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     ranks = []
-    for rank in range(2):
+    for rank in range(n):
         with open(out / f"rank{rank}.json") as f:
             meta = json.load(f)
         ranks.append((dict(np.load(out / f"rank{rank}.npz")), meta))
     return ranks
 
 
-@pytest.mark.parametrize("case", list(worker.CASES))
-def test_two_ranks_match_one_process(two_ranks, case):
-    dtype = worker.CASES[case][0]
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    return _ranks(tmp_path_factory, 2, "train")
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """4 ranks seen as 2 nodes of 2 ranks (the node split is replaced in the worker)."""
+    return _ranks(tmp_path_factory, 4, "nodes")
+
+
+def _check_ranks(ranks, case):
+    dtype, exchange = worker.CASES[case][0], worker.CASES[case][6]
     tol = TOL[dtype]
-    ref_params, ref_hist = worker.train(case)
-    (params0, meta0), (params1, meta1) = two_ranks
-    # Every rank ends with the same weights and History...
-    np.testing.assert_array_equal(params0[case], params1[case])
-    assert meta0["history"][case] == meta1["history"][case]
+    ref_params, ref_hist, _ = worker.train(case)
+    params0, meta0 = ranks[0]
+    for params, meta in ranks:
+        # The exchange asked for (auto: shared, as the ranks share this machine)...
+        assert meta["exchange"][case] == ("allreduce" if exchange == "allreduce"
+                                          else "shared")
+        # ... every rank ends with the same weights and History...
+        np.testing.assert_array_equal(params[case], params0[case])
+        assert meta["history"][case] == meta0["history"][case]
     # ... which are the single-process ones, to rounding (the sums are added in another
-    # order), although rank 1 built its model from another seed.
+    # order), although the other ranks built their models from another seed.
     p = params0[case]
     assert p.dtype == np.dtype(dtype)
     rel = np.max(np.abs(p - ref_params)) / np.max(np.abs(ref_params))
@@ -92,6 +106,18 @@ def test_two_ranks_match_one_process(two_ranks, case):
     assert set(hist) == set(ref_hist)
     for key, values in ref_hist.items():
         np.testing.assert_allclose(hist[key], values, rtol=10 * tol, err_msg=key)
+
+
+@pytest.mark.parametrize("case", list(worker.CASES))
+def test_two_ranks_match_one_process(two_ranks, case):
+    _check_ranks(two_ranks, case)
+
+
+@pytest.mark.parametrize("case", list(worker.CASES))
+def test_two_nodes_of_two_ranks_match_one_process(two_nodes, case):
+    """The shared exchange across nodes: each range summed within the node, then
+    Allreduce'd between the nodes' ranks that own it."""
+    _check_ranks(two_nodes, case)
 
 
 def test_threads_per_rank_share_the_cores(two_ranks):
@@ -124,7 +150,7 @@ def test_one_process_is_a_communicator_of_one():
     code = ("import sys; sys.path.insert(0, %r); import numpy as np, distributed_worker as w;"
             "import nncore as nn;"
             "m, X, y, kw, _ = w.build('f64_ce_sgd'); m.fit(X, y, distributed=True, **kw);"
-            "p, _ = w.train('f64_ce_sgd'); print(np.max(np.abs(m.params - p)))" % HERE)
+            "p, _, _ = w.train('f64_ce_sgd'); print(np.max(np.abs(m.params - p)))" % HERE)
     env = _env()
     for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
                 "SLURM_STEP_NUM_TASKS"):
@@ -149,3 +175,38 @@ def test_bad_distributed_argument():
 def test_model_checkpoint_runs_on_rank_0_only():
     assert nn.ModelCheckpoint("x.safetensors")._root_only
     assert not nn.EarlyStopping()._root_only
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    exe = _mpiexec()
+    out = tmp_path_factory.mktemp("mpi")
+    r = _run([exe, "-n", "2", sys.executable, "-m", "mpi4py", WORKER, "checks", str(out)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    ranks = []
+    for rank in range(2):
+        with open(out / f"rank{rank}.json") as f:
+            ranks.append(json.load(f))
+    return ranks
+
+
+def test_nan_guard_with_shared_parameters(checks):
+    """on_nan="raise": every rank raises at the batch one process raises at, with the
+    weights of the last finite batch (each rank restored its own range of the shared
+    parameters)."""
+    ref_params, ref_where = worker.diverge()
+    assert ref_where is not None
+    for d in checks:
+        assert d["where"] == ref_where
+        p = np.asarray(d["params"], np.float32)
+        assert np.all(np.isfinite(p))
+        np.testing.assert_allclose(p, ref_params, rtol=1e-5, atol=1e-5)
+
+
+def test_exchange_errors(checks):
+    for d in checks:
+        unknown, shared, unchanged, epochs = d["errors"]
+        assert "exchange must be one of" in unknown and "'ring'" in unknown
+        assert "exchange='shared' is not possible" in shared and "optimizer" in shared
+        assert unchanged  # the refused fit left the weights alone
+        assert epochs == 3  # auto falls back to Allreduce for that optimizer
