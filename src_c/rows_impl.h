@@ -141,17 +141,23 @@ NN_INLINE double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t 
                 g[j] = (sig - t[j]) * gscale;
             }
         }
-    } else {  // softmax cross-entropy: logsumexp(x) - x[label], shifted by the row max
+    } else {  // softmax cross-entropy: logsumexp(x) - x[label], shifted by the row max;
+              // the gradient softmax(x) - onehot from the same exponentials (one exp each)
         T mx = x[0];
         for (nn_int j = 1; j < d; j++) mx = x[j] > mx ? x[j] : mx;
         double s = 0;
-        for (nn_int j = 0; j < d; j++) s += NN_T(nn_expz)(x[j] - mx);
-        double lse = (double)mx + log(s);
-        l = lse - (double)x[label];
         if (g) {
-            for (nn_int j = 0; j < d; j++) g[j] = NN_T(nn_expz)((T)((double)x[j] - lse)) * gscale;
+            for (nn_int j = 0; j < d; j++) {
+                g[j] = NN_T(nn_expz)(x[j] - mx);
+                s += g[j];
+            }
+            T scale = (T)((double)gscale / s);
+            for (nn_int j = 0; j < d; j++) g[j] *= scale;
             g[label] -= gscale;
+        } else {
+            for (nn_int j = 0; j < d; j++) s += NN_T(nn_expz)(x[j] - mx);
         }
+        l = (double)mx + log(s) - (double)x[label];
     }
     return l;
 }
