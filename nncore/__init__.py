@@ -23,7 +23,6 @@ from ._core import (  # noqa: E402
 )
 from ._threads import get_num_threads, set_num_threads  # noqa: E402
 from . import activations, datasets, initializers, losses, metrics, schedules  # noqa: E402
-from . import distributed  # noqa: E402  (imports mpi4py only when used)
 from .activations import (  # noqa: E402
     GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
 )
@@ -57,3 +56,11 @@ __all__ = [
     "activations", "datasets", "initializers", "losses", "metrics", "schedules",
     "distributed",
 ]
+
+
+def __getattr__(name):
+    # nncore.distributed is imported on first use (it is rarely needed; import time counts)
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'nncore' has no attribute {name!r}")
