@@ -188,6 +188,10 @@ cdef extern from "nncore.h" nogil:
         uint64_t dropout_seed, rng_counter
         void *backup
         int backup_valid
+        void *rows_x
+        void *rows_t
+        void *rows_w
+        int64_t *rows_labels
         int n_threads
 
     ctypedef struct nn_plan_stats:
@@ -202,11 +206,12 @@ cdef extern from "nncore.h" nogil:
     nn_int nn_first_nonfinite_f64(const double *x, nn_int n)
 
     int nn_plan_train_f32(nn_plan *plan, nn_plan_stats *stats, const float *x, const float *t,
-                          const int64_t *labels, const float *w, nn_int n, nn_int batch_size,
-                          nn_int b0, nn_int b1)
+                          const int64_t *labels, const float *w, const int64_t *perm,
+                          nn_int n, nn_int batch_size, nn_int b0, nn_int b1)
     int nn_plan_train_f64(nn_plan *plan, nn_plan_stats *stats, const double *x,
-                          const double *t, const int64_t *labels, const double *w, nn_int n,
-                          nn_int batch_size, nn_int b0, nn_int b1)
+                          const double *t, const int64_t *labels, const double *w,
+                          const int64_t *perm, nn_int n, nn_int batch_size, nn_int b0,
+                          nn_int b1)
     int nn_plan_forward_f32(nn_plan *plan, nn_plan_stats *stats, float *out, const float *x,
                             const float *t, const int64_t *labels, const float *w, nn_int n)
     int nn_plan_forward_f64(nn_plan *plan, nn_plan_stats *stats, double *out,

@@ -749,14 +749,14 @@ cdef class Plan:
     def __init__(self, dtype, layers, *, int first_param, nn_int n_features, nn_int n_outputs,
                  nn_int capacity, grad, scratch, str loss, prob_act, metrics, str optimizer,
                  dict hyper, params, grads, state, uint64_t dropout_seed, backup=None,
-                 bint training=True, n_threads=None):
+                 rows=None, bint training=True, n_threads=None):
         self.typenum = F32 if np.dtype(dtype) == np.float32 else F64
         cdef int t = self.typenum
         if not 0 < len(layers) <= NN_PLAN_MAX_LAYERS:
             raise ValueError(f"a plan takes 1 to {NN_PLAN_MAX_LAYERS} layers, got {len(layers)}")
         if len(metrics) > NN_PLAN_MAX_METRICS:
             raise ValueError(f"a plan takes at most {NN_PLAN_MAX_METRICS} metrics")
-        self.keep = [layers, grad, scratch, params, grads, state, backup]
+        self.keep = [layers, grad, scratch, params, grads, state, backup, rows]
         cdef nn_plan *p = &self.plan
         memset(p, 0, sizeof(nn_plan))
         p.layers = <nn_plan_layer *>calloc(len(layers), sizeof(nn_plan_layer))
@@ -831,6 +831,14 @@ cdef class Plan:
             raise ValueError("plan: Adam needs m, v (and vmax with amsgrad)")
         p.dropout_seed = dropout_seed
         p.backup = _buf(backup, "backup", t, p.n_params)
+        # (x, targets or labels, weights) buffers of capacity rows for train's perm, or None
+        rx, rt, rw = (None, None, None) if rows is None else rows
+        p.rows_x = _buf(rx, "rows_x", t, cap * n_features)
+        if p.loss == NN_LOSS_CROSS_ENTROPY:
+            p.rows_labels = <int64_t *>_buf(rt, "rows_labels", cnp.NPY_INT64, cap)
+        else:
+            p.rows_t = _buf(rt, "rows_t", t, cap * n_outputs)
+        p.rows_w = _buf(rw, "rows_w", t, cap)
         p.n_threads = _threads(n_threads)
         self.reset_stats()
 
@@ -896,9 +904,44 @@ cdef class Plan:
             pw[0] = cnp.PyArray_DATA(W)
         return (x, t, w)  # keep the arrays referenced by the caller's frame
 
-    def train(self, x, t, w, nn_int batch_size, nn_int b0, nn_int b1):
+    cdef const int64_t *_perm(self, perm, nn_int n, nn_int i0, nn_int i1,
+                              bint weights) except? NULL:
+        """The data of perm, checked: a C-contiguous int64 array (n,) whose entries i0 .. i1 - 1
+        (the rows a call reads: O(rows), so an epoch in chunks checks each entry once) are in
+        [0, n); and the plan has the rows buffers the gather needs."""
+        if not isinstance(perm, np.ndarray):
+            raise ValueError(f"perm must be a numpy.ndarray of int64 row indices, got "
+                             f"{type(perm).__name__}")
+        cdef cnp.ndarray P = <cnp.ndarray>perm
+        if cnp.PyArray_TYPE(P) != cnp.NPY_INT64:
+            raise ValueError(f"perm must have dtype int64, got {P.dtype}; pass "
+                             f"perm.astype(numpy.int64)")
+        if P.ndim != 1 or P.shape[0] != n:
+            raise ValueError(f"perm must have shape ({n},) (one index per row of x), got "
+                             f"{_sh(P)}")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(P):
+            raise ValueError("perm must be C-contiguous; pass numpy.ascontiguousarray(perm)")
+        cdef nn_plan *p = &self.plan
+        if (p.rows_x == NULL or (p.rows_t == NULL and p.rows_labels == NULL) or
+                (weights and p.rows_w == NULL)):
+            raise ValueError("train with perm needs a plan built with rows=(x, targets, "
+                             "weights) buffers")
+        cdef const int64_t *pp = <const int64_t *>cnp.PyArray_DATA(P)
+        cdef nn_int i, bad = -1
+        with nogil:
+            for i in range(i0, i1):
+                if <uint64_t>pp[i] >= <uint64_t>n:  # negatives too
+                    bad = i
+                    break
+        if bad >= 0:
+            raise ValueError(f"perm[{bad}] = {pp[bad]} is not a row index in [0, {n})")
+        return pp
+
+    def train(self, x, t, w, nn_int batch_size, nn_int b0, nn_int b1, perm=None):
         """Run batches b0 .. b1 - 1 over the validated arrays x (n, features), t (targets
-        or int64 labels), w (or None). Returns False when a non-finite loss stopped it."""
+        or int64 labels), w (or None); with perm (an int64 permutation of range(n)), the
+        batches take rows perm[b * batch_size ...] (the bits of training on x[perm], t[perm],
+        w[perm]). Returns False when a non-finite loss stopped it."""
         cdef nn_int n = x.shape[0]
         if batch_size < 1 or batch_size > self.plan.capacity:
             raise ValueError(f"batch_size must be in [1, {self.plan.capacity}]")
@@ -911,14 +954,17 @@ cdef class Plan:
         cdef int64_t *pl
         cdef void *pw
         self._inputs(x, t, w, n, &px, &pt, &pl, &pw)
+        cdef const int64_t *pp = NULL
+        if perm is not None:
+            pp = self._perm(perm, n, b0 * batch_size, min(b1 * batch_size, n), pw != NULL)
         cdef int s
         with nogil:
             if self.typenum == F32:
                 s = nn_plan_train_f32(&self.plan, &self.st, <float *>px, <float *>pt, pl,
-                                      <float *>pw, n, batch_size, b0, b1)
+                                      <float *>pw, pp, n, batch_size, b0, b1)
             else:
                 s = nn_plan_train_f64(&self.plan, &self.st, <double *>px, <double *>pt, pl,
-                                      <double *>pw, n, batch_size, b0, b1)
+                                      <double *>pw, pp, n, batch_size, b0, b1)
         if s == NN_ERR_ARG:
             return False
         _status(s, "training plan")

@@ -412,13 +412,13 @@ class DataParallel:
                 cur = None
         self._buckets = {i: m.grads[lo:hi] for i, (lo, hi) in buckets.items()}
 
-    def _run_epoch(self, X, Y, W, batch_size, on_batch, guard):
+    def _run_epoch(self, X, Y, W, batch_size, on_batch, guard, perm=None):
         """Sequential._run_epoch across the ranks: the same _EpochResult (global sums) on
         every rank; in the compiled plan's floating-point mode (subnormals flushed)."""
         with _core.flush_subnormals():
-            return self._run_epoch_ranks(X, Y, W, batch_size, on_batch, guard)
+            return self._run_epoch_ranks(X, Y, W, batch_size, on_batch, guard, perm)
 
-    def _run_epoch_ranks(self, X, Y, W, batch_size, on_batch, guard):
+    def _run_epoch_ranks(self, X, Y, W, batch_size, on_batch, guard, perm=None):
         from .models import _EpochResult
         MPI, comm, rank, size = self.MPI, self.comm, self.rank, self.size
         m = self.model
@@ -450,10 +450,13 @@ class DataParallel:
             rows = stop - start
             r0, r1 = _shard(start, stop, rank, size)
             mloc = r1 - r0
+            # This rank's rows: through perm when given (a copy), as Sequential._run_epoch.
+            shard = slice(r0, r1) if perm is None else perm[r0:r1]
             if W is None:
                 bw = float(rows)
             else:
-                bw = sum(W[start:stop].tolist())  # in order, in double, as a single process
+                batch = slice(start, stop) if perm is None else perm[start:stop]
+                bw = sum(W[batch].tolist())  # in order, in double, as a single process
                 if bw == 0.0:
                     continue
             # Each row's gradient scale is weight / (d * the global batch's weight): the mean
@@ -462,13 +465,13 @@ class DataParallel:
             if W is None:
                 wloc = np.full(mloc, 1.0 / norm, dtype)
             else:
-                wloc = (W[r0:r1].astype(np.float64) / norm).astype(dtype)
+                wloc = (W[shard].astype(np.float64) / norm).astype(dtype)
             reqs = []
             loss_local = 0.0
             if mloc > 0:
                 bufs, grad = ws.rows(mloc)
-                h = X[r0:r1]
-                yb = Y[r0:r1]
+                h = X[shard]
+                yb = Y[shard]
                 for i in range(n_layers):
                     inputs[i] = h
                     if dropout[i]:  # the global batch's numbers for these rows

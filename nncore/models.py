@@ -12,8 +12,10 @@ Memory layout (what a compiled training plan relies on)
 * Per-batch workspaces (layer outputs, pre-activations, input gradients, dropout masks, the
   loss gradient) are allocated once for the largest batch and reused; a smaller batch uses
   the first rows of each (a C-contiguous view).
-* ``fit`` runs each epoch through :meth:`Sequential._run_epoch` on already-validated,
-  already-permuted arrays; callbacks, History and the progress display live outside it.
+* ``fit`` runs each epoch through :meth:`Sequential._run_epoch` on already-validated arrays
+  and the epoch's shuffle permutation: each batch gathers its rows through it into a buffer
+  of the batch's size (the data set is never copied); callbacks, History and the progress
+  display live outside it.
 """
 
 import collections
@@ -530,15 +532,21 @@ class Sequential:
         needs_scratch = prob is not None and any(n in ("mse", "mae") for n in names)
         scratch = np.empty((cap, self.n_outputs), self.dtype) if needs_scratch else None
         grad = ws.grad if ws.grad is not None else np.empty((cap, self.n_outputs), self.dtype)
+        rows = None
+        if ws.training:  # where train gathers a batch's rows through the shuffle permutation
+            targets = (np.empty(cap, np.int64) if loss_name == "cross_entropy" else
+                       np.empty((cap, self.n_outputs), self.dtype))
+            rows = (np.empty((cap, self.n_features), self.dtype), targets,
+                    np.empty(cap, self.dtype))
         return _core.Plan(
             self.dtype, specs, first_param=self._first_param, n_features=self.n_features,
             n_outputs=self.n_outputs, capacity=cap, grad=grad, scratch=scratch,
             loss=loss_name, prob_act=prob or "identity", metrics=names, optimizer=kind,
             hyper=hyper, params=self.params, grads=self.grads, state=state,
             dropout_seed=self._dropout_seed, backup=None if guard is None else guard.backup,
-            training=ws.training)
+            rows=rows, training=ws.training)
 
-    def _run_epoch_plan(self, plan, X, Y, W, batch_size, on_batch, guard):
+    def _run_epoch_plan(self, plan, X, Y, W, batch_size, on_batch, guard, perm):
         """_run_epoch through the compiled plan: chunks of batches per nogil call; Python
         regains control between chunks (progress, Ctrl-C) and at the end."""
         opt = self.optimizer
@@ -556,7 +564,7 @@ class Sequential:
         try:
             for b0 in range(0, n_batches, chunk):
                 b1 = min(b0 + chunk, n_batches)
-                finite = plan.train(X, Y, W, batch_size, b0, b1)
+                finite = plan.train(X, Y, W, batch_size, b0, b1, perm)
                 if not finite:
                     break
                 if on_batch is not None:
@@ -578,12 +586,14 @@ class Sequential:
             res.loss_sum, res.weight_sum = last, 1.0
         return res
 
-    def _run_epoch(self, X, Y, W, batch_size, on_batch=None, guard=None):
-        """Train one epoch over the rows of X in order, in batches of batch_size (the last
-        one may be smaller). The arrays are validated and already permuted.
+    def _run_epoch(self, X, Y, W, batch_size, on_batch=None, guard=None, perm=None):
+        """Train one epoch over the rows of X in order, or in the order of ``perm``, in
+        batches of batch_size (the last one may be smaller). The arrays are validated.
 
         X (n, n_features), Y (n, n_outputs) or labels (n,), W (n,) or None, all
-        C-contiguous in the model dtype (labels int64). ``on_batch(batch, rows, loss)`` is
+        C-contiguous in the model dtype (labels int64); perm None or an int64 permutation of
+        range(n): batch b is then rows perm[b * batch_size ...], the same bits as training
+        on X[perm], Y[perm], W[perm] in order. ``on_batch(batch, rows, loss)`` is
         called after each update when given. ``guard`` (a _NanGuard) turns on the
         non-finite check: a batch whose loss is NaN/inf stops the epoch before its update and
         the parameters that gave the last finite loss are put back.
@@ -593,11 +603,11 @@ class Sequential:
         ws = self._training_ws(batch_size)
         plan = self._plan(ws, guard)
         if plan is not None:
-            return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard)
+            return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard, perm)
         with _core.flush_subnormals():  # the plan's floating-point mode: the plan's bits
-            return self._run_epoch_python(ws, X, Y, W, batch_size, on_batch, guard)
+            return self._run_epoch_python(ws, X, Y, W, batch_size, on_batch, guard, perm)
 
-    def _run_epoch_python(self, ws, X, Y, W, batch_size, on_batch, guard):
+    def _run_epoch_python(self, ws, X, Y, W, batch_size, on_batch, guard, perm):
         """_run_epoch kernel by kernel (the plan's reference)."""
         layers = self._layers
         L, first = len(layers), self._first_param
@@ -614,15 +624,16 @@ class Sequential:
             stop = min(start + batch_size, n)
             m = stop - start
             bufs, grad = ws.rows(m)
-            yb = Y[start:stop]
+            rows = slice(start, stop) if perm is None else perm[start:stop]  # perm: copies
+            yb = Y[rows]
             if W is None:
                 wb, bw = None, m
             else:
-                wb = W[start:stop]
+                wb = W[rows]
                 bw = sum(wb.tolist())  # in order, in double: the compiled plan's sum
                 if bw == 0.0:  # nothing to learn from (and the weighted mean is undefined)
                     continue
-            h = X[start:stop]
+            h = X[rows]
             for i in range(L):
                 inputs[i] = h
                 h = forward[i](h, bufs[i], True, self)
@@ -874,9 +885,6 @@ class Sequential:
         cbs = _callbacks._CallbackList([history] + callbacks + extra, self, params)
         guard = on_nan == "raise" or any(getattr(cb, "_nan_guard", False) for cb in callbacks)
         guard = _NanGuard(self.params) if guard else None
-        if shuffle:
-            Xp, Yp = np.empty_like(X), np.empty_like(Y)
-            Wp = None if W is None else np.empty_like(W)
         self.history = history
         self.stop_training = False
         self._nonfinite = None
@@ -891,15 +899,10 @@ class Sequential:
                 opt._epoch_begin()
                 cbs.on_epoch_begin(epoch)
                 lr = opt.lr
-                if shuffle:
-                    perm = self._shuffle_rng.permutation(n)
-                    X.take(perm, axis=0, out=Xp)  # the methods: np.take's wrapper costs
-                    Y.take(perm, axis=0, out=Yp)  # microseconds per epoch (a tiny network
-                    if W is not None:             # runs an epoch in 150 us)
-                        W.take(perm, axis=0, out=Wp)
-                    res = run_epoch(Xp, Yp, Wp, batch_size, on_batch, guard)
-                else:
-                    res = run_epoch(X, Y, W, batch_size, on_batch, guard)
+                # The batches gather their rows through perm: no copy of the data set.
+                perm = (self._shuffle_rng.permutation(n).astype(np.int64, copy=False)
+                        if shuffle else None)
+                res = run_epoch(X, Y, W, batch_size, on_batch, guard, perm)
                 if res.nonfinite is not None and on_nan == "raise":
                     self._nonfinite = res.nonfinite
                     err = NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1])

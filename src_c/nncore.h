@@ -285,6 +285,9 @@ typedef struct {
     uint64_t dropout_seed, rng_counter;  // dropout draws (seed, rng_counter + i)
     void *backup;         // (n_params) or NULL: with it, a non-finite loss stops training and
     int backup_valid;     // puts back the parameters that gave the last finite loss
+    void *rows_x, *rows_t, *rows_w;  // (capacity, n_features), (capacity, n_outputs),
+    int64_t *rows_labels;            // (capacity), (capacity): a batch's rows gathered through
+                                     // nn_plan_train's perm; NULL where not needed
     int n_threads;
 } nn_plan;
 
@@ -299,14 +302,19 @@ typedef struct {  // sums over the batches run so far (zero it at the start of a
 
 // Train on batches b0 .. b1 - 1 of x (n, n_features): batch i is rows [i bs, min((i+1) bs, n)).
 // Targets t (n, n_outputs) for mse/bce, or labels (n) for cross-entropy; w (n) or NULL.
-// A batch whose weights sum to 0 is skipped. Returns NN_OK, NN_ERR_NOMEM, or NN_ERR_ARG when
-// a non-finite loss stopped training (stats->nonfinite_batch says which batch).
+// With perm (n) (NULL: rows in order), batch i is rows perm[i bs .. min((i+1) bs, n)) instead,
+// the same bits as on arrays permuted beforehand; they are gathered into the plan's rows_*
+// buffers (those the given arrays need must be set), and the perm entries of batches b0 .. b1 - 1
+// must be in [0, n): the caller checks them. A batch whose weights sum to 0 is skipped.
+// Returns NN_OK, NN_ERR_NOMEM, or NN_ERR_ARG when a non-finite loss stopped training
+// (stats->nonfinite_batch says which batch) or, before any batch, when a rows_* buffer perm
+// needs is NULL.
 int nn_plan_train_f32(nn_plan *plan, nn_plan_stats *stats, const float *x, const float *t,
-                      const int64_t *labels, const float *w, nn_int n, nn_int batch_size,
-                      nn_int b0, nn_int b1);
+                      const int64_t *labels, const float *w, const int64_t *perm, nn_int n,
+                      nn_int batch_size, nn_int b0, nn_int b1);
 int nn_plan_train_f64(nn_plan *plan, nn_plan_stats *stats, const double *x, const double *t,
-                      const int64_t *labels, const double *w, nn_int n, nn_int batch_size,
-                      nn_int b0, nn_int b1);
+                      const int64_t *labels, const double *w, const int64_t *perm, nn_int n,
+                      nn_int batch_size, nn_int b0, nn_int b1);
 
 // Inference (no dropout) over x (n, n_features) in batches of capacity rows: out (n, n_outputs)
 // receives the outputs when not NULL; with targets (t or labels), stats receives the summed

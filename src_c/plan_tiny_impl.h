@@ -273,13 +273,14 @@ NN_INLINE int NN_T(tiny_loss)(const nn_plan *pl, double *loss, T *grad, const T 
 
 // Batches b0 .. b1 - 1 (nn_plan_train's arguments), the SGD update in the given mode.
 static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
-                              const int64_t *labels, const T *w, nn_int n, nn_int bs,
-                              nn_int b0, nn_int b1, struct NN_T(tiny_sgd) *u, int mode) {
+                              const int64_t *labels, const T *w, const int64_t *perm,
+                              nn_int n, nn_int bs, nn_int b0, nn_int b1,
+                              struct NN_T(tiny_sgd) *u, int mode) {
     const T *inputs[NN_PLAN_MAX_LAYERS];
     T *params = (T *)pl->params;
     for (nn_int b = b0; b < b1; b++) {
         nn_int start = b * bs, m = n - start < bs ? n - start : bs;
-        struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, start, m);
+        struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, perm, start, m);
         const T *xb = r.x, *tb = r.t, *wb = r.w;
         const int64_t *lb = r.labels;
         double bw = r.weight;
@@ -350,8 +351,8 @@ static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const 
 
 // nn_plan_train for a plan where tiny_fits(pl, bs).
 static int NN_T(plan_train_tiny)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
-                                 const int64_t *labels, const T *w, nn_int n, nn_int bs,
-                                 nn_int b0, nn_int b1) {
+                                 const int64_t *labels, const T *w, const int64_t *perm,
+                                 nn_int n, nn_int bs, nn_int b0, nn_int b1) {
     struct NN_T(sgd_args) a =
         NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads, pl->lr,
                             pl->momentum, pl->dampening, pl->weight_decay, pl->nesterov, 0);
@@ -362,7 +363,7 @@ static int NN_T(plan_train_tiny)(nn_plan *pl, nn_plan_stats *st, const T *x, con
         mode = a.use_wd || a.nesterov ? NN_TINY_SGD_ANY
                : a.use_mom            ? NN_TINY_SGD_MOMENTUM
                                       : NN_TINY_SGD_PLAIN;
-    return NN_T(tiny_batches)(pl, st, x, t, labels, w, n, bs, b0, b1, &u, mode);
+    return NN_T(tiny_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, &u, mode);
 }
 
 #if defined(__GNUC__) && !defined(__clang__)

@@ -147,6 +147,42 @@ def test_fit_in_order_with_partial_last_batch_matches_numpy(rng):
     assert hist.params["steps"] == 3
 
 
+@pytest.mark.parametrize("use_plan", [True, False], ids=["plan", "kernel-by-kernel"])
+@pytest.mark.parametrize("tiny", [False, True], ids=["general", "tiny"])
+def test_shuffle_trains_on_a_new_permutation_each_epoch(dtype, rng, use_plan, tiny):
+    """fit(shuffle=True) is, bit for bit, one in-order epoch on X[perm], y[perm], w[perm]
+    per epoch, perm drawn from the model's shuffle stream (seeded by its seed)."""
+    n, seed = 45, 5
+    X, y = data(rng, n=n)
+    if tiny:  # the compiled plan's fused step for tiny networks
+        X, y = X[:, :2], (y > 0).astype(np.int64)
+    w = rng.uniform(0, 2, n)
+
+    def make():
+        m = (nn.Sequential([nn.Dense(2, 3, activation="tanh"), nn.Dense(3, 2)], dtype=dtype,
+                           seed=seed) if tiny else mlp(dtype, seed=seed, dropout=0.3))
+        if not use_plan:
+            m._plan = lambda ws, guard=None: None
+        m.compile(nn.SGD(0.05, momentum=0.9), "cross_entropy", ["accuracy"])
+        return m
+
+    bs = 2 if tiny else 8  # a smaller last batch
+    model = make()
+    h = model.fit(X, y, epochs=3, batch_size=bs, sample_weight=w, verbose=0)
+    manual, shuffle_rng, losses = make(), np.random.default_rng([seed, 1]), []
+    for _ in range(3):
+        perm = shuffle_rng.permutation(n)
+        hm = manual.fit(X[perm], y[perm], epochs=1, batch_size=bs, sample_weight=w[perm],
+                        shuffle=False, verbose=0)
+        losses += hm.history["loss"]
+    np.testing.assert_array_equal(model.params, manual.params)
+    assert h.history["loss"] == losses
+    assert model._rng_counter == manual._rng_counter
+    in_order = make()
+    in_order.fit(X, y, epochs=3, batch_size=bs, sample_weight=w, shuffle=False, verbose=0)
+    assert not np.array_equal(in_order.params, model.params)
+
+
 def test_same_seed_identical_history_and_weights(dtype, rng):
     X, y = data(rng)
     runs = []
@@ -322,19 +358,23 @@ def test_digits_reach_95_percent():
 
 
 def test_fit_runs_each_epoch_through_run_epoch(rng):
-    """The seam a compiled training plan replaces: fit hands each epoch's (permuted,
-    validated) arrays to _run_epoch and builds History from its result."""
+    """The seam a compiled training plan replaces: fit hands each epoch's validated arrays
+    and its shuffle permutation to _run_epoch and builds History from its result."""
     X, y = data(rng, n=20)
     model = mlp(seed=0)
     model.compile(nn.SGD(0.1), "cross_entropy", ["accuracy"])
-    calls = []
+    calls, perms = [], []
     real = model._run_epoch
 
-    def spy(Xe, Ye, We, batch_size, on_batch=None, guard=None):
-        calls.append((Xe.shape, Ye.dtype, batch_size, Xe.flags.c_contiguous))
-        return real(Xe, Ye, We, batch_size, on_batch, guard)
+    def spy(Xe, Ye, We, batch_size, on_batch=None, guard=None, perm=None):
+        calls.append((Xe.shape, Ye.dtype, batch_size, Xe.flags.c_contiguous, perm.dtype))
+        perms.append(perm)
+        return real(Xe, Ye, We, batch_size, on_batch, guard, perm)
 
     model._run_epoch = spy
     h = model.fit(X, y, epochs=3, batch_size=8, verbose=0)
-    assert calls == [((20, 4), np.int64, 8, True)] * 3
+    assert calls == [((20, 4), np.int64, 8, True, np.int64)] * 3
+    for perm in perms:  # a new permutation of the rows each epoch; the data is not copied
+        assert sorted(perm) == list(range(20))
+    assert not np.array_equal(perms[0], perms[1])
     assert len(h.history["loss"]) == 3

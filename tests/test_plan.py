@@ -290,3 +290,114 @@ def test_tiny_plan_nan_guard_agrees_with_the_python_loop(rng):
         out.append((m.params.copy(), str(e.value)))
     np.testing.assert_array_equal(out[0][0], out[1][0])
     assert out[0][1] == out[1][1]
+
+
+# ---- shuffling through a permutation --------------------------------------------------------
+# Plan.train(..., perm) gathers each batch's rows perm[b * bs ...] into the plan's rows
+# buffers: the same bits as training on the arrays permuted beforehand, without copying them.
+
+def general_net(dtype):
+    return build(dtype, n_in=7, n_out=4)
+
+
+def tiny_net(dtype):
+    return nn.Sequential([nn.Dense(2, 3, activation="relu"), nn.Dense(3, 2)], dtype=dtype,
+                         seed=4)
+
+
+def compiled_plan(make, dtype, loss, batch_size):
+    """A model and its training plan for batches of batch_size."""
+    m = make(dtype)
+    metrics = ["accuracy", "mae"] if loss != "mse" else ["mse"]
+    m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss=loss, metrics=metrics)
+    plan = m._plan(m._training_ws(batch_size))
+    assert plan is not None
+    return m, plan
+
+
+def plan_arrays(rng, loss, dtype, n, n_in, n_out, weights):
+    X, y = data(rng, loss, n=n, n_in=n_in, n_out=n_out)
+    Y = y.astype(np.int64) if loss == "cross_entropy" else y.astype(dtype)
+    W = rng.uniform(0, 2, n).astype(dtype) if weights else None
+    if weights:
+        W[:3] = 0  # rows of weight 0 (a batch of them is skipped) land anywhere
+    return X.astype(dtype), Y, W
+
+
+@pytest.mark.parametrize("net, n_in, n_out, batch_size", [
+    (general_net, 7, 4, 16), (general_net, 7, 4, 1), (tiny_net, 2, 2, 2), (tiny_net, 2, 2, 1)],
+    ids=["general", "general-batch1", "tiny", "tiny-batch1"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits", "mse"])
+@pytest.mark.parametrize("weights", [False, True], ids=["unweighted", "weighted"])
+def test_train_through_perm_is_bitwise_training_on_permuted_arrays(
+        dtype, rng, net, n_in, n_out, batch_size, loss, weights):
+    n = 37  # batch 16: a last batch of 5 rows; batch 2: of 1 row
+    X, Y, W = plan_arrays(rng, loss, dtype, n, n_in, n_out, weights)
+    perm = rng.permutation(n)
+    n_batches = -(-n // batch_size)
+    results = []
+    for through_perm in (True, False):
+        m, plan = compiled_plan(net, dtype, loss, batch_size)
+        if through_perm:  # in two calls: the second starts mid-permutation
+            args = (X, Y, W, batch_size)
+            assert plan.train(*args, 0, n_batches // 2, perm)
+            assert plan.train(*args, n_batches // 2, n_batches, perm)
+        else:
+            args = (X[perm], Y[perm], None if W is None else W[perm], batch_size)
+            assert plan.train(*args, 0, n_batches // 2)
+            assert plan.train(*args, n_batches // 2, n_batches)
+        results.append((m.params.copy(), m.grads.copy(), plan.steps, plan.rng_counter,
+                        plan.stats()))
+    (p1, g1, s1, r1, st1), (p2, g2, s2, r2, st2) = results
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(g1, g2)
+    assert (s1, r1) == (s2, r2) and s1 > 0
+    assert st1 == st2  # loss, weight and metric sums: the same rows in the same order
+    # and not what the rows in order give (the permutation is used)
+    m, plan = compiled_plan(net, dtype, loss, batch_size)
+    plan.train(X, Y, W, batch_size, 0, n_batches)
+    assert not np.array_equal(m.params, p1)
+
+
+@pytest.mark.parametrize("make_bad, what", [
+    (lambda p: p.astype(np.int32), "dtype int64"),
+    (lambda p: p.astype(np.float64), "dtype int64"),
+    (lambda p: p[:-1], r"shape \(37,\)"),
+    (lambda p: np.concatenate([p, p[:1]]), r"shape \(37,\)"),
+    (lambda p: p.reshape(1, -1), r"shape \(37,\)"),
+    (lambda p: np.repeat(p, 2)[::2], "C-contiguous"),
+    (lambda p: p.tolist(), "numpy.ndarray"),
+    (lambda p: np.where(p == 5, 37, p), r"perm\[\d+\] = 37 is not a row index in \[0, 37\)"),
+    (lambda p: np.where(p == 5, -1, p), r"perm\[\d+\] = -1 is not a row index in \[0, 37\)"),
+    (lambda p: np.where(p == 5, 2**40, p), r"is not a row index"),
+], ids=["int32", "float", "short", "long", "2d", "strided", "list", "n", "negative", "huge"])
+def test_train_rejects_a_bad_perm_before_training(rng, make_bad, what):
+    X, Y, W = plan_arrays(rng, "cross_entropy", np.float64, 37, 7, 4, True)
+    m, plan = compiled_plan(general_net, np.float64, "cross_entropy", 8)
+    before = m.params.copy()
+    bad = make_bad(rng.permutation(37))
+    with pytest.raises(ValueError, match=what):
+        plan.train(X, Y, W, 8, 0, 5, bad)
+    np.testing.assert_array_equal(m.params, before)  # nothing read, nothing trained
+    assert plan.steps == 0
+
+
+def test_train_checks_the_perm_entries_it_reads(rng):
+    # A call reads the entries of its batches only (an epoch in chunks checks each once).
+    X, Y, W = plan_arrays(rng, "mse", np.float32, 37, 2, 2, False)
+    m, plan = compiled_plan(tiny_net, np.float32, "mse", 2)
+    perm = rng.permutation(37)
+    perm[36] = 99  # the last batch
+    assert plan.train(X, Y, W, 2, 0, 18, perm)
+    with pytest.raises(ValueError, match=r"perm\[36\] = 99"):
+        plan.train(X, Y, W, 2, 18, 19, perm)
+    assert plan.steps == 18
+
+
+def test_train_with_perm_needs_the_rows_buffers(rng):
+    X, Y, W = plan_arrays(rng, "mse", np.float64, 10, 2, 2, False)
+    m = tiny_net(np.float64)
+    m.compile(nn.SGD(lr=0.1), "mse")
+    plan = m._plan(m._inference_ws(2))  # an inference plan: built without them
+    with pytest.raises(ValueError, match=r"rows=\(x, targets, weights\)"):
+        plan.train(X, Y, W, 2, 0, 5, np.arange(10))
