@@ -10,12 +10,16 @@ train.py``). ``model.fit(..., distributed=True)`` (or ``DataParallel(model).fit(
   and runs forward and backward on the shard. The loss gradient of each row is scaled by
   ``weight / (d * global batch weight)`` - the global batch's mean - so the sum of the
   ranks' gradients *is* the gradient of the global batch;
-* sums the gradients with MPI ``Allreduce`` in place on the one flat gradient buffer (every
-  parameter lives in it, so nothing is packed): by default one non-blocking
-  ``Iallreduce`` per bucket of layers, started as soon as the backward pass has produced
-  that bucket, so the exchange overlaps the rest of the backward pass (as Horovod does);
-  ``DataParallel(model, overlap=False)`` does one blocking ``Allreduce`` after it;
-* applies the same optimizer step on every rank, so the weights stay identical;
+* sums the gradients and applies the optimizer step. By default (``exchange="auto"``, when
+  several ranks share a node) the ranks of a node keep the parameters, optimizer state and
+  gradients in one MPI shared-memory window: node rank r sums range r of the node's
+  gradients in place, ``Allreduce``-s it with rank r of the other nodes, and updates range
+  r (see :class:`_NodeExchange`). With ``exchange="allreduce"`` every rank sums the whole
+  flat gradient buffer with MPI ``Allreduce`` in place (every parameter lives in it, so
+  nothing is packed): by default one non-blocking ``Iallreduce`` per bucket of layers,
+  started as soon as the backward pass has produced that bucket, so the exchange overlaps
+  the rest of the backward pass (as Horovod does); ``overlap=False`` does one blocking
+  ``Allreduce`` after it; then every rank applies the same optimizer step;
 * reduces the loss, the metrics and the validation results across ranks, so History is the
   same on every rank; only rank 0 draws the progress bar and runs ModelCheckpoint.
 
