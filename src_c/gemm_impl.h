@@ -237,7 +237,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
                                 bias, z, ldz, act, alpha, epilogue, b, ldb};
     int (*block)(const struct NN_T(gemm_args) *, const KERNELS_T *, nn_int, nn_int, nn_int,
                  nn_int);
-    int mr = K->mr, nr = K->nr;
+    int mr = K->mr, nr = K->nr, transpose_b = 0;
     // A . B^T at batch 1 to 4: inner products, unless they are too short to pay for their
     // horizontal sums (then B^T is copied, k x n, which is small then).
     if (trans_b && !trans_a && m <= NN_MR_SHORT && k >= NN_DOT_MIN_K) {
@@ -247,14 +247,14 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         int form = NN_T(direct_form)(m);
         if (form) mr = form == 2 ? 1 : NN_MR_SHORT;
         if (form == 2) nr = K->nr_row;
-        if (trans_b) {  // op(b) = b^T: one row-major copy, shared by the threads
+        if (trans_b) {  // op(b) = b^T: one row-major copy (below: who writes which columns)
             const nn_int line = 64 / (nn_int)sizeof(T);
             nn_int ldt = (n + line - 1) / line * line;
             if ((ldt * (nn_int)sizeof(T)) % 4096 == 0) ldt += line;  // rows not a page apart
             T *bt = (T *)nn_workspace(3, (size_t)(k * ldt) * sizeof(T));
             if (!bt) return NN_ERR_NOMEM;
-            K->transpose(bt, ldt, b, ldb, n, k);
             g.bd = bt, g.ldbd = ldt;
+            transpose_b = 1;
         }
     } else {
         block = NN_T(gemm_block_packed);
@@ -262,10 +262,20 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
     nn_int m_tiles = (m + mr - 1) / mr, n_tiles = (n + nr - 1) / nr;
     int nt = nn_threads_for(n_threads, m * n * k, NN_PAR_MIN_FLOPS);
     if (nt > m_tiles * n_tiles) nt = (int)(m_tiles * n_tiles);
-    if (nt <= 1) return block(&g, K, 0, m, 0, n);
+    if (nt <= 1) {
+        if (transpose_b) K->transpose((T *)g.bd, g.ldbd, b, ldb, n, k);
+        return block(&g, K, 0, m, 0, n);
+    }
 
     int tm = 1, tn = nt, status = NN_OK;
     NN_T(split)(m_tiles, n_tiles, nt, &tm, &tn);
+    // The copy of b^T: when each thread has columns of its own, it copies them itself (read
+    // back from its own cache: a copy made by one core and read by the other cost more than
+    // it saved, 64x128x256 took as long on 2 threads as on 1); else one copy before.
+    if (transpose_b && tm > 1) {
+        K->transpose((T *)g.bd, g.ldbd, b, ldb, n, k);
+        transpose_b = 0;
+    }
     const unsigned caller_fp = nn_fp_get();
 #pragma omp parallel num_threads(nt)
     {
@@ -282,6 +292,8 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
         nn_int m0 = mt0 * mr, m1 = mt1 * mr < m ? mt1 * mr : m;
         nn_int n0 = nt0 * nr, n1 = nt1 * nr < n ? nt1 * nr : n;
         if (m0 < m1 && n0 < n1) {
+            if (transpose_b)  // columns [n0, n1) of b^T are rows [n0, n1) of b
+                K->transpose((T *)g.bd + n0, g.ldbd, b + n0 * ldb, ldb, n1 - n0, k);
             int s = block(&g, K, m0, m1, n0, n1);
             if (s != NN_OK) {
                 // critical, not atomic write: MSVC's OpenMP is 2.0, which has no atomic write
