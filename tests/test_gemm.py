@@ -98,11 +98,13 @@ def test_paths_agree(dtype, rng):
 
 
 @pytest.mark.parametrize("m,n,k", [(300, 300, 300), (1000, 64, 40), (8, 2000, 64), (513, 17, 700),
-                                   (1, 3000, 700), (3, 2000, 600), (400, 12, 3000)])
+                                   (1, 3000, 700), (3, 2000, 600), (400, 12, 3000),
+                                   (64, 256, 128), (200, 40, 100)])
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
 def test_gemm_thread_count_does_not_change_bits(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
     kw = dict(trans_a=bool(trans_a), trans_b=bool(trans_b))
     one = _core.gemm(a, b, n_threads=1, **kw)
+    assert_gemm_close(one, a, b, trans_a, trans_b, dtype)
     for nt in (2, 3, 4):
         np.testing.assert_array_equal(_core.gemm(a, b, n_threads=nt, **kw), one)
