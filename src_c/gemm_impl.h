@@ -160,13 +160,23 @@ static int NN_T(gemm_block_dot)(const struct NN_T(gemm_args) *g, const KERNELS_T
 #define NN_DOT_MIN_K 32  // measured: dZ.W^T at batch 1 with 10 outputs (k = 10) 0.7x NumPy
 #endif
 
+#ifndef NN_DIRECT_MAX_M
+// Up to this many rows, a B of at most 512 columns that fits in the L2 budget of a packed
+// block (1 MiB, cpu.c) is read in place: packing it costs more than it saves (64x784x256
+// f32, 2 threads: 125 -> 98 us; 128x784x256: 189 -> 172 us; but 128x256x1024 is 1.2x and a
+// 4 MiB B 1.7x faster packed).
+#define NN_DIRECT_MAX_M 128
+#define NN_DIRECT_B_BYTES ((nn_int)1 << 20)
+#endif
+
 // Packing pays for itself only when each packed element is reused many times; below these
 // sizes the direct path is faster (measured in benchmarks/bench_gemm.py). The choice depends
 // on the shape alone, never on the thread count. With a few rows (a small batch) each
 // element of B is used a few times only, and a B no wider than one tile (an output layer)
 // would make a packed panel mostly padding: both read B in place whatever k is.
 static int NN_T(use_direct)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k) {
-    return m <= 16 || n <= K->nr || (k <= 512 && m * n * k <= ((nn_int)1 << 22));
+    return m <= 16 || n <= K->nr || (k <= 512 && m * n * k <= ((nn_int)1 << 22)) ||
+           (m <= NN_DIRECT_MAX_M && n <= 512 && k * n * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES);
 }
 
 // Products too small for a micro-kernel's set-up to pay (a tiny network at batch 1: 1x2x3):
