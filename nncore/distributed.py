@@ -367,8 +367,8 @@ class DataParallel:
             n_local = local.Get_size()
         finally:
             local.Free()
-        fewest, most = self.comm.allreduce((n_local, -n_local), op=self.MPI.MIN)
-        uniform = fewest == -most
+        counts = set(self.comm.allgather(n_local))
+        uniform, fewest = len(counts) == 1, min(counts)
         usable = type(opt)._update is not _optimizers.Optimizer._update
         if self.exchange == "shared" and not (uniform and usable and fewest > 1):
             why = ("the optimizer is not one of nncore's (it has no ranged update)"

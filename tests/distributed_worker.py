@@ -158,6 +158,22 @@ def main():
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
             json.dump({"history": hist, "threads": nn.get_num_threads(),
                        "exchange": exchange}, f)
+    elif mode == "uneven":  # 3 ranks as nodes of 2 and 1: auto falls back to Allreduce
+        from mpi4py import MPI
+        import nncore.distributed as d
+        from nncore.distributed import DataParallel
+        d._node_comm = lambda comm: comm.Split(min(comm.Get_rank(), 2) // 2, comm.Get_rank())
+        params, hist, exchange = train("f32_ce_sgd", distributed=True)
+        model, X, y, fit_kw, _ = build("f32_ce_sgd")
+        try:
+            DataParallel(model, exchange="shared").fit(X, y, **fit_kw)
+            refused = ""
+        except ValueError as e:
+            refused = str(e)
+        rank = MPI.COMM_WORLD.Get_rank()
+        with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+            json.dump({"exchange": exchange, "refused": refused, "history": hist,
+                       "params": params.tolist()}, f)
     elif mode == "checks":  # what the test compares, one JSON line per rank
         from mpi4py import MPI
         params, where = diverge(distributed=True)

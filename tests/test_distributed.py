@@ -210,3 +210,21 @@ def test_exchange_errors(checks):
         assert "exchange='shared' is not possible" in shared and "optimizer" in shared
         assert unchanged  # the refused fit left the weights alone
         assert epochs == 3  # auto falls back to Allreduce for that optimizer
+
+
+def test_nodes_with_different_rank_counts_use_allreduce(tmp_path):
+    """3 ranks as nodes of 2 and 1: "auto" sums with Allreduce (same result), "shared" is
+    refused on every rank."""
+    exe = _mpiexec()
+    r = _run([exe, "-n", "3", sys.executable, "-m", "mpi4py", WORKER, "uneven", str(tmp_path)],
+             timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ref_params, _, _ = worker.train("f32_ce_sgd")
+    for rank in range(3):
+        with open(tmp_path / f"rank{rank}.json") as f:
+            d = json.load(f)
+        assert d["exchange"] == "allreduce"
+        assert "different numbers of ranks" in d["refused"]
+        p = np.asarray(d["params"], np.float32)
+        rel = np.max(np.abs(p - ref_params)) / np.max(np.abs(ref_params))
+        assert rel <= TOL["float32"]
