@@ -202,14 +202,19 @@ int NN_T(nn_gemm_tiny)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int 
 }
 
 // Split the (m, n) tile grid over nt threads: tm x tn blocks, tm * tn = nt, minimising the
-// largest block (ties: fewer splits of M, so each thread packs less of B).
-static void NN_T(split)(nn_int m_tiles, nn_int n_tiles, int nt, int *tm, int *tn) {
-    nn_int best = -1;
+// largest block; among equal ones, the least packing per thread (each thread packs its rows
+// of A and its columns of B: x^T.dZ, 784x64x256, packs 784 + 128 rows of 64 split by
+// columns, 392 + 256 split by rows).
+static void NN_T(split)(nn_int m_tiles, nn_int n_tiles, int mr, int nr, int nt, int *tm,
+                        int *tn) {
+    nn_int best = -1, best_pack = -1;
     for (int a = 1; a <= nt; a++) {
         if (nt % a) continue;
         int b = nt / a;
-        nn_int cost = ((m_tiles + a - 1) / a) * ((n_tiles + b - 1) / b);
-        if (best < 0 || cost < best) best = cost, *tm = a, *tn = b;
+        nn_int mt = (m_tiles + a - 1) / a, ntl = (n_tiles + b - 1) / b;
+        nn_int cost = mt * ntl, pack = mt * mr + ntl * nr;
+        if (best < 0 || cost < best || (cost == best && pack < best_pack))
+            best = cost, best_pack = pack, *tm = a, *tn = b;
     }
 }
 
@@ -278,7 +283,7 @@ int NN_T(nn_gemm_ex)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
     }
 
     int tm = 1, tn = nt, status = NN_OK;
-    NN_T(split)(m_tiles, n_tiles, nt, &tm, &tn);
+    NN_T(split)(m_tiles, n_tiles, mr, nr, nt, &tm, &tn);
     // The copy of b^T: when each thread has columns of its own, it copies them itself (read
     // back from its own cache: a copy made by one core and read by the other cost more than
     // it saved, 64x128x256 took as long on 2 threads as on 1); else one copy before.
