@@ -338,7 +338,7 @@ class DataParallel:
                     f"distributed fit: rank {r} differs from rank 0 in {', '.join(what)}; "
                     f"every rank must build the same model and pass the same data and "
                     f"arguments (each rank takes its own share of every batch)"))
-        shared = self._use_shared()
+        shared = self._use_shared() and self._make_window()
         # Rank 0's state everywhere: weights, optimizer state and counters, random streams.
         self.comm.Bcast(m.params, root=0)
         opt = m.optimizer
@@ -349,13 +349,36 @@ class DataParallel:
         opt.lr, opt.steps, opt.epochs = scalars[1:]
         self._setup_buckets()
         if shared:
-            names = sorted(opt.state)
-            key = (m.params.size, m.dtype.str, tuple(names))
-            if self._window is None or self._window.key != key:
-                self._window = _NodeExchange(self, m.params.size, m.dtype, names)
             self._window.open(m)
             self._node = self._window
         self.exchange_used = "allreduce" if self._node is None else "shared"
+
+    def _make_window(self):
+        """The node's shared window for this model (the last one if it fits). True when every
+        rank has it; if MPI could not allocate it on some rank (a small /dev/shm in a
+        container, say): "shared" raises on every rank, "auto" warns and uses Allreduce."""
+        m = self.model
+        names = sorted(m.optimizer.state)
+        key = (m.params.size, m.dtype.str, tuple(names))
+        error = None
+        if self._window is None or self._window.key != key:
+            try:
+                self._window = _NodeExchange(self, m.params.size, m.dtype, names)
+            except self.MPI.Exception as e:
+                self._window, error = None, e
+        failed = self.comm.allgather(None if error is None else str(error))
+        bad = [(r, e) for r, e in enumerate(failed) if e is not None]
+        if not bad:
+            return True
+        self._window = None
+        r, e = bad[0]
+        text = (f"the shared window for the parameters ({m.params.nbytes:,} bytes, times "
+                f"{2 + len(names)} and more) could not be allocated on rank {r} ({e}); in a "
+                f"container, give it more shared memory (docker run --shm-size=...)")
+        if self.exchange == "shared":
+            raise _collective(RuntimeError(f"exchange='shared': {text}"))
+        warnings.warn(f"distributed fit sums with Allreduce instead: {text}", RuntimeWarning)
+        return False
 
     def _use_shared(self):
         """Whether this fit sums through node-shared memory (the same answer on every rank)."""

@@ -133,6 +133,35 @@ def errors():
     out.append(bool(np.array_equal(before, model.params)))
     history = DataParallel(model).fit(X, y, **fit_kw)  # auto: the Allreduce exchange
     out.append(len(history.history["loss"]))
+    # The window cannot be allocated on rank 1 (a small /dev/shm, say).
+    import warnings
+
+    from mpi4py import MPI
+
+    import nncore.distributed as d
+    real = d._NodeExchange
+
+    def fails_on_rank_1(*args, **kwargs):
+        window = real(*args, **kwargs)  # the collective calls, on every rank
+        if MPI.COMM_WORLD.Get_rank() == 1:
+            raise MPI.Exception(MPI.ERR_NO_MEM)
+        return window
+
+    d._NodeExchange = fails_on_rank_1
+    try:
+        model, X, y, fit_kw, _ = build("f64_ce_sgd")
+        try:
+            DataParallel(model, exchange="shared").fit(X, y, **fit_kw)
+        except RuntimeError as e:
+            out.append(str(e))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dp = DataParallel(model)
+            dp.fit(X, y, **fit_kw)
+        out.append([str(w.message) for w in caught if "Allreduce instead" in str(w.message)])
+        out.append(dp.exchange_used)
+    finally:
+        d._NodeExchange = real
     return out
 
 

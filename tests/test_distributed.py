@@ -205,11 +205,15 @@ def test_nan_guard_with_shared_parameters(checks):
 
 def test_exchange_errors(checks):
     for d in checks:
-        unknown, shared, unchanged, epochs = d["errors"]
+        unknown, shared, unchanged, epochs, no_window, warned, fallback = d["errors"]
         assert "exchange must be one of" in unknown and "'ring'" in unknown
         assert "exchange='shared' is not possible" in shared and "optimizer" in shared
         assert unchanged  # the refused fit left the weights alone
         assert epochs == 3  # auto falls back to Allreduce for that optimizer
+        # No shared window on one rank: "shared" fails on every rank, "auto" warns and sums
+        # with Allreduce.
+        assert "could not be allocated on rank 1" in no_window
+        assert len(warned) == 1 and fallback == "allreduce"
 
 
 def test_nodes_with_different_rank_counts_use_allreduce(tmp_path):
