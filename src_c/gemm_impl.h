@@ -127,16 +127,22 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
     for (nn_int pc = 0; pc < g->k; pc += kb) {
         nn_int kc = g->k - pc < kb ? g->k - pc : kb;
         int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
-        for (nn_int jr = n0; jr < n1; jr += nr) {
-            nn_int cols = n1 - jr < nr ? n1 - jr : nr;
+        for (nn_int j0 = n0; j0 < n1; j0 += nr) {
+            nn_int width = n1 - j0 < nr ? n1 - j0 : nr;
             // A narrow edge takes the one-vector kernel: same sums, a fraction of the work.
-            UKR_T ukr = K->direct[form][cols <= K->nr_narrow];
-            const T *bt = g->bd + pc * g->ldbd + jr;
-            for (nn_int ir = m0; ir < m1; ir += mr) {
-                nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-                ukr(kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
-                    g->c + ir * g->ldc + jr, g->ldc, (int)rows, (int)cols, acc);
-                if (last) NN_T(finish_tile)(g, ir, jr, rows, cols);
+            // The one-row kernel is eight vectors wide: up to two vectors, two one-vector
+            // calls instead (f64, 1x1024x10: 5.0 -> 2.4 us).
+            nn_int step = form == 2 && width <= 2 * K->nr_narrow ? K->nr_narrow : width;
+            for (nn_int jr = j0; jr < j0 + width; jr += step) {
+                nn_int cols = j0 + width - jr < step ? j0 + width - jr : step;
+                UKR_T ukr = K->direct[form][cols <= K->nr_narrow];
+                const T *bt = g->bd + pc * g->ldbd + jr;
+                for (nn_int ir = m0; ir < m1; ir += mr) {
+                    nn_int rows = m1 - ir < mr ? m1 - ir : mr;
+                    ukr(kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
+                        g->c + ir * g->ldc + jr, g->ldc, (int)rows, (int)cols, acc);
+                    if (last) NN_T(finish_tile)(g, ir, jr, rows, cols);
+                }
             }
         }
     }
