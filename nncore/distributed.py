@@ -372,9 +372,9 @@ class DataParallel:
             return True
         self._window = None
         r, e = bad[0]
-        text = (f"the shared window for the parameters ({m.params.nbytes:,} bytes, times "
-                f"{2 + len(names)} and more) could not be allocated on rank {r} ({e}); in a "
-                f"container, give it more shared memory (docker run --shm-size=...)")
+        text = (f"the shared window for the parameters, optimizer state and gradients "
+                f"({m.params.nbytes:,} bytes each) could not be allocated on rank {r} ({e}); "
+                f"in a container, give it more shared memory (docker run --shm-size=...)")
         if self.exchange == "shared":
             raise _collective(RuntimeError(f"exchange='shared': {text}"))
         warnings.warn(f"distributed fit sums with Allreduce instead: {text}", RuntimeWarning)
