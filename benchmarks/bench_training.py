@@ -9,7 +9,7 @@ Usage
 From the repository root, after ``python setup.py build_ext --inplace -q``::
 
     python benchmarks/bench_training.py --quick     # smoke run (CI): < 1 minute, any peers
-    python benchmarks/bench_training.py             # full run: about 10 minutes
+    python benchmarks/bench_training.py             # full run: about 16 minutes (2 rounds)
     python benchmarks/bench_training.py --peers nncore,torch --threads 1
 
 ``--peers`` picks among ``nncore,numpy,torch,jax,sklearn`` (default: all; a peer that is not
