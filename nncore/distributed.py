@@ -134,14 +134,16 @@ def get_comm(comm=None):
 def threads_per_rank(comm=None):
     """OpenMP threads per rank by default: the node's cores divided by the ranks on the node
     (``COMM_TYPE_SHARED``), at least 1."""
-    MPI = _mpi()
-    comm = get_comm(comm)
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    return max(1, (os.cpu_count() or 1) // _ranks_on_node(get_comm(comm)))
+
+
+def _ranks_on_node(comm):
+    """How many ranks of comm share this one's node."""
+    local = _node_comm(comm)
     try:
-        n_local = local.Get_size()
+        return local.Get_size()
     finally:
         local.Free()
-    return max(1, (os.cpu_count() or 1) // n_local)
 
 
 def _apply_thread_budget(comm):
@@ -385,12 +387,7 @@ class DataParallel:
         if self.exchange == "allreduce" or self.size == 1:
             return False
         opt = self.model.optimizer
-        local = _node_comm(self.comm)
-        try:
-            n_local = local.Get_size()
-        finally:
-            local.Free()
-        counts = set(self.comm.allgather(n_local))
+        counts = set(self.comm.allgather(_ranks_on_node(self.comm)))
         uniform, fewest = len(counts) == 1, min(counts)
         usable = type(opt)._update is not _optimizers.Optimizer._update
         if self.exchange == "shared" and not (uniform and usable and fewest > 1):
@@ -620,11 +617,14 @@ class _NodeExchange:
         part = [whole[j * stride:j * stride + n] for j in range(1 + len(names) + size)]
         self.params, self.grads = part[0], part[1 + len(names) + rank]
         self.state = dict(zip(names, part[1:1 + len(names)]))
-        self.node_grads = part[1 + len(names):]
+        node_grads = part[1 + len(names):]
         # Range r, in whole cache lines (no two ranks write one line).
         line = max(1, 64 // item)
         cuts = [min(n, -(-(n * q // size) // line) * line) for q in range(size + 1)]
-        self.range = slice(cuts[rank], cuts[rank + 1])
+        r = self.range = slice(cuts[rank], cuts[rank + 1])
+        # This rank's range of everything, and the other ranks' gradients over it.
+        self.mine = (self.params[r], self.grads[r], {k: v[r] for k, v in self.state.items()})
+        self.others = [buf[r] for q, buf in enumerate(node_grads) if q != rank]
         self.rank = rank
         self.model = self.own = None
 
@@ -667,19 +667,18 @@ class _NodeExchange:
     def step(self, loss, guard, res, batch):
         """Sum this rank's range of the gradients, update it; False when the NaN guard
         stopped the epoch (the parameters of the last finite loss are back)."""
-        m, r = self.model, self.range
+        m = self.model
+        params, g, state = self.mine
         self.sync()  # every rank's gradients are complete
-        g = self.grads[r]
-        for q, buf in enumerate(self.node_grads):
-            if q != self.rank:
-                np.add(g, buf[r], out=g)
+        for other in self.others:
+            np.add(g, other, out=g)
         if self.cross.Get_size() > 1:
             self.cross.Allreduce(self.MPI.IN_PLACE, g, op=self.MPI.SUM)
-        if guard is not None and not guard.after_loss(loss, m.params, res, batch, r):
+        if guard is not None and not guard.after_loss(loss, m.params, res, batch, self.range):
             self.sync()
             return False
         opt = m.optimizer
-        opt._update(self.params[r], g, {k: v[r] for k, v in self.state.items()})
+        opt._update(params, g, state)
         opt.steps += 1
         self.sync()  # every range is updated before the next forward pass reads them
         return True
