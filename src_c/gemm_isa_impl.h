@@ -5,7 +5,9 @@
 //   V, VL (lanes), VM (a lane mask), VZERO(), VSET1(x), VLOAD(p), VSTORE(p, v),
 //   VMASK(n) (the first n lanes, 0 <= n <= VL), VLOADM(p, mk) (masked-off lanes are 0 and
 //   never read), VSTOREM(p, mk, v), VFMA(a, b, c) (a * b + c), VADD(a, b), VHSUM(v),
-//   VTRANSPOSE(r) (transposes the VL x VL tile of the vectors r[0..VL-1] in place);
+//   VTRANSPOSE(r) (transposes the VL x VL tile of the vectors r[0..VL-1] in place),
+//   VMASK_HI(n) (the last n lanes), VROTATE(v, s) (lane i of the result is lane (i + s) % VL
+//   of v, 0 <= s < VL);
 // this file undefines the per-dtype ones at its end.
 
 #define NN_KNAME__(f, i, s) nn_##f##_##i##_##s
@@ -121,6 +123,8 @@ void NN_KNAME(transpose)(T *NN_RESTRICT dst, nn_int ldd, const T *NN_RESTRICT sr
 #undef VADD
 #undef VHSUM
 #undef VTRANSPOSE
+#undef VMASK_HI
+#undef VROTATE
 #undef MR_MAIN
 #undef NR_MAIN
 #undef DOT_N

@@ -58,6 +58,11 @@ NN_INLINE TARGET void transpose_f64(__m256d r[4]) {
 #define VSTORE(p, v) _mm256_storeu_ps(p, v)
 #define VMASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define VLOADM(p, mk) _mm256_maskload_ps(p, mk)
+#define VMASK_HI(n) \
+    _mm256_cmpgt_epi32(_mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8), _mm256_set1_epi32(8 - (n)))
+#define VROTATE(v, s)                                                                        \
+    _mm256_permutevar8x32_ps(v, _mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(         \
+        0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(s)), _mm256_set1_epi32(7)))
 #define VSTOREM(p, mk, v) _mm256_maskstore_ps(p, mk, v)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define VADD(a, b) _mm256_add_ps(a, b)
@@ -79,6 +84,13 @@ NN_INLINE TARGET void transpose_f64(__m256d r[4]) {
 #define VSTORE(p, v) _mm256_storeu_pd(p, v)
 #define VMASK(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
 #define VLOADM(p, mk) _mm256_maskload_pd(p, mk)
+#define VMASK_HI(n) \
+    _mm256_cmpgt_epi64(_mm256_setr_epi64x(1, 2, 3, 4), _mm256_set1_epi64x(4 - (n)))
+// Lanes of two floats each: 32-bit lane j goes to 2 * ((j / 2 + s) % 4) + j % 2.
+#define VROTATE(v, s)                                                                        \
+    _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), _mm256_and_si256(          \
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                            \
+                         _mm256_set1_epi32(2 * (s))), _mm256_set1_epi32(7))))
 #define VSTOREM(p, mk, v) _mm256_maskstore_pd(p, mk, v)
 #define VFMA(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define VADD(a, b) _mm256_add_pd(a, b)

@@ -62,6 +62,11 @@ NN_INLINE TARGET void transpose_f64(__m512d r[8]) {
 #define VSTORE(p, v) _mm512_storeu_ps(p, v)
 #define VMASK(n) ((__mmask16)((1u << (n)) - 1u))
 #define VLOADM(p, mk) _mm512_maskz_loadu_ps(mk, p)
+#define VMASK_HI(n) ((__mmask16)~VMASK(16 - (n)))
+#define VROTATE(v, s)                                                                        \
+    _mm512_permutexvar_ps(_mm512_and_si512(_mm512_add_epi32(_mm512_setr_epi32(               \
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(s)),          \
+        _mm512_set1_epi32(15)), v)
 #define VSTOREM(p, mk, v) _mm512_mask_storeu_ps(p, mk, v)
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define VADD(a, b) _mm512_add_ps(a, b)
@@ -83,6 +88,10 @@ NN_INLINE TARGET void transpose_f64(__m512d r[8]) {
 #define VSTORE(p, v) _mm512_storeu_pd(p, v)
 #define VMASK(n) ((__mmask8)((1u << (n)) - 1u))
 #define VLOADM(p, mk) _mm512_maskz_loadu_pd(mk, p)
+#define VMASK_HI(n) ((__mmask8)~VMASK(8 - (n)))
+#define VROTATE(v, s)                                                                        \
+    _mm512_permutexvar_pd(_mm512_and_si512(_mm512_add_epi64(_mm512_setr_epi64(               \
+        0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(s)), _mm512_set1_epi64(7)), v)
 #define VSTOREM(p, mk, v) _mm512_mask_storeu_pd(p, mk, v)
 #define VFMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define VADD(a, b) _mm512_add_pd(a, b)
