@@ -323,6 +323,25 @@ NN_DECLARE_GEMM_KERNELS(avx512)
 
 // ---- internal kernels shared between files --------------------------------------------------
 
+// An optimizer step applied to a block of parameters as soon as its gradient is final: the
+// compiled plan's dW tiles update W while they are still in L1, instead of a pass over all the
+// parameters after the backward pass (which re-reads every gradient from memory).
+// fn(args, off, rows, cols, ld) updates the elements off + r * ld + [0, cols) for r < rows;
+// offsets count elements from origin, the start of the gradient buffer (parameters, their
+// gradients and the optimizer state share offsets).
+typedef struct {
+    void (*fn)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
+    const void *args;
+    const void *origin;
+} nn_update;
+
+// The range functions for nn_update (optim.c): args is a struct sgd_args / adam_args of
+// optim_body_impl.h for the dtype; the update of the selected CPU path.
+void nn_sgd_tile_f32(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
+void nn_sgd_tile_f64(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
+void nn_adam_tile_f32(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
+void nn_adam_tile_f64(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
+
 // The GEMM with an epilogue, applied to each tile right after its last k block, while the
 // tile is in L1: c = act(c + bias) (bias (n) or NULL); z (ldz), if not NULL, receives the
 // pre-activation c + bias. act must not be softmax (it needs whole rows).
@@ -334,6 +353,26 @@ int nn_gemm_ex_f64(double *c, const double *a, const double *b, nn_int m, nn_int
                    nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
                    int accumulate, const double *bias, double *z, nn_int ldz, int act,
                    double alpha, int n_threads);
+
+// The GEMM of nn_gemm (no epilogue) applying upd (not NULL) to each block of c once it is
+// final: c is a block of the gradient buffer upd->origin.
+int nn_gemm_upd_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                    nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                    int accumulate, const nn_update *upd, int n_threads);
+int nn_gemm_upd_f64(double *c, const double *a, const double *b, nn_int m, nn_int n, nn_int k,
+                    nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                    int accumulate, const nn_update *upd, int n_threads);
+
+// nn_dense_backward applying upd (or NULL) to dw and db once each is final (dense.c).
+int nn_dense_backward_upd_f32(float *dx, float *dw, float *db, float *dz, const float *dy,
+                              const float *x, const float *w, const float *y, const float *z,
+                              nn_int n, nn_int in, nn_int out, int act, float alpha,
+                              int accumulate, const nn_update *upd, int n_threads);
+int nn_dense_backward_upd_f64(double *dx, double *dw, double *db, double *dz, const double *dy,
+                              const double *x, const double *w, const double *y,
+                              const double *z, nn_int n, nn_int in, nn_int out, int act,
+                              double alpha, int accumulate, const nn_update *upd,
+                              int n_threads);
 
 // The GEMM of nn_gemm_ex as plain loops, for products of at most NN_GEMM_TINY multiply-adds
 // (gemm.c): nn_gemm_ex takes it by itself; callers that know their product is that small may

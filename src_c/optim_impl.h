@@ -48,3 +48,39 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
         run(&a, c * NN_OPTIM_CHUNK, i1);
     });
 }
+
+// nn_update's range functions (common.h): the update of the selected CPU path over the rows
+// of a block - the compiled plan's dW tiles, while they are in L1. The loop over the rows is
+// compiled into each path's variant: a call per row cost more than a 32-wide row's update.
+struct NN_T(block) {
+    const void *args;
+    nn_int rows, cols, ld;
+};
+
+NN_INLINE void NN_T(sgd_block_body)(const struct NN_T(block) *k, nn_int off, nn_int unused) {
+    (void)unused;
+    for (nn_int r = 0; r < k->rows; r++)
+        NN_T(sgd_body)((const struct NN_T(sgd_args) *)k->args, off + r * k->ld,
+                       off + r * k->ld + k->cols);
+}
+
+NN_INLINE void NN_T(adam_block_body)(const struct NN_T(block) *k, nn_int off, nn_int unused) {
+    (void)unused;
+    for (nn_int r = 0; r < k->rows; r++)
+        NN_T(adam_body)((const struct NN_T(adam_args) *)k->args, off + r * k->ld,
+                        off + r * k->ld + k->cols);
+}
+
+NN_ISA_VARIANTS(NN_T(sgd_block), const struct NN_T(block) *, NN_T(sgd_block_body))
+NN_ISA_VARIANTS(NN_T(adam_block), const struct NN_T(block) *, NN_T(adam_block_body))
+
+void NN_T(nn_sgd_tile)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld) {
+    // one range when the rows are contiguous (a whole matrix)
+    struct NN_T(block) k = {args, cols == ld ? 1 : rows, cols == ld ? rows * cols : cols, ld};
+    NN_ISA_PICK(NN_T(sgd_block))(&k, off, 0);
+}
+
+void NN_T(nn_adam_tile)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld) {
+    struct NN_T(block) k = {args, cols == ld ? 1 : rows, cols == ld ? rows * cols : cols, ld};
+    NN_ISA_PICK(NN_T(adam_block))(&k, off, 0);
+}

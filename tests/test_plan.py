@@ -401,3 +401,23 @@ def test_train_with_perm_needs_the_rows_buffers(rng):
     plan = m._plan(m._inference_ws(2))  # an inference plan: built without them
     with pytest.raises(ValueError, match=r"rows=\(x, targets, weights\)"):
         plan.train(X, Y, W, 2, 0, 5, np.arange(10))
+
+
+# ---- the optimizer step inside the backward pass ---------------------------------------------
+# The plan updates each layer's parameters as its gradient is finished (src_c/plan_impl.h,
+# nn_update): on several threads tile by tile inside the dW product (a 200x300 layer at batch
+# 128, 240 KB of float32 parameters), else right after it. Same bits as the whole step after
+# the backward pass, for every optimizer and thread count.
+
+@pytest.mark.parametrize("opt", range(len(TINY_OPTIMIZERS)))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_update_inside_backward_is_bitwise_the_python_loop(dtype, rng, opt, threads):
+    X, y = data(rng, "cross_entropy", n=300, n_in=200, n_out=10)
+    make = lambda: nn.Sequential([nn.Dense(200, 300, activation="relu"),  # noqa: E731
+                                  nn.Dense(300, 10)], dtype=dtype, seed=3)
+    nn.set_num_threads(threads)
+    try:
+        plan_and_loop(make, "cross_entropy", X, y, TINY_OPTIMIZERS[opt], epochs=2,
+                      batch_size=128)
+    finally:
+        nn.set_num_threads(None)
