@@ -5,6 +5,19 @@
 // horizontal sum at the end, so its value does not depend on the thread count.
 // Uses T, DOT, TARGET, DOT_N and the vector macros of gemm_isa_impl.h.
 
+// Rows of b a whole number of vectors long but not starting on a vector boundary (NumPy
+// aligns large arrays to 16 bytes): every load of b would straddle two cache lines. The first
+// `head` elements are then loaded as the last lanes of the vector ending there, and every later
+// load of b is aligned. Lane i holds the elements p = head + i (mod VL), in the order lane
+// (head + i) % VL holds them without this: rotated back before the sums, each output is
+// bitwise what it is unaligned (1x256x784 f32: 14.2 -> 10 us). 0 when not so.
+NN_INLINE int NN_CAT(DOT, head)(const T *b, nn_int ldb, nn_int k) {
+    const nn_int vb = VL * (nn_int)sizeof(T);
+    if (VL == 1 || (ldb * (nn_int)sizeof(T)) % vb != 0) return 0;
+    int head = (int)((vb - (nn_int)((uintptr_t)b % (uintptr_t)vb)) % vb / (nn_int)sizeof(T));
+    return head < k ? head : 0;
+}
+
 NN_INLINE TARGET void NN_CAT(DOT, body)(nn_int k, const T *NN_RESTRICT a, nn_int lda,
                                          const T *NN_RESTRICT b, nn_int ldb, T *NN_RESTRICT c,
                                          nn_int ldc, int m, int n, int accumulate,
@@ -17,17 +30,7 @@ NN_UNROLL(4)
     for (int i = 0; i < rows; i++)
 NN_UNROLL(4)
         for (int j = 0; j < DOT_N; j++) acc[i][j] = VZERO();
-    // Rows of b a whole number of vectors long but not starting on a vector boundary (NumPy
-    // aligns large arrays to 16 bytes): every load of b would straddle two cache lines. The
-    // first `head` elements are then loaded as the last lanes of the vector ending there, and
-    // every later load of b is aligned. Lane i holds the elements p = head + i (mod VL), in
-    // the order lane (head + i) % VL holds them without this: rotated back before the sums,
-    // each output is bitwise what it is unaligned (1x256x784 f32: 14.2 -> 10 us).
-    const nn_int vb = VL * (nn_int)sizeof(T);
-    int head = VL > 1 && (ldb * (nn_int)sizeof(T)) % vb == 0
-                   ? (int)((vb - (nn_int)((uintptr_t)b % (uintptr_t)vb)) % vb / (nn_int)sizeof(T))
-                   : 0;
-    if (head >= k) head = 0;
+    const int head = NN_CAT(DOT, head)(b, ldb, k);
     nn_int p = 0;
     if (head) {
         VM mh = VMASK_HI(head);
@@ -72,7 +75,7 @@ NN_UNROLL(4)
 // its rows added - instead of one horizontal sum per output (1x256x784 f32: 9.3 -> 7.9 us),
 // and no copy of B^T for a short k either (1x10x1024 f64: 4.0 -> 3.1 us). Each output is
 // summed the same way wherever it is in its group, so the thread count does not change it;
-// rows are aligned as in the body above.
+// rows are aligned as in the body above (DOT head).
 NN_INLINE TARGET void NN_CAT(DOT, row)(nn_int k, const T *NN_RESTRICT a,
                                         const T *NN_RESTRICT b, nn_int ldb, T *NN_RESTRICT c,
                                         int n, int accumulate) {
@@ -83,11 +86,7 @@ NN_UNROLL(16)
         br[j] = b + (j < n ? j : n - 1) * ldb;
         acc[j] = VZERO();
     }
-    const nn_int vb = VL * (nn_int)sizeof(T);
-    int head = (ldb * (nn_int)sizeof(T)) % vb == 0
-                   ? (int)((vb - (nn_int)((uintptr_t)b % (uintptr_t)vb)) % vb / (nn_int)sizeof(T))
-                   : 0;
-    if (head >= k) head = 0;
+    const int head = NN_CAT(DOT, head)(b, ldb, k);
     nn_int p = 0;
     if (head) {
         VM mh = VMASK_HI(head);
