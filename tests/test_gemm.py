@@ -127,7 +127,8 @@ def _at_offset(x, offset):
 @pytest.mark.parametrize("m,n,k,trans_b", [(1, 784, 40, 0), (1, 48, 256, 0), (3, 130, 100, 0),
                                            (33, 48, 64, 0), (1, 784, 256, 1), (1, 5, 33, 1),
                                            (4, 30, 100, 1), (2, 9, 64, 1)])
-def test_gemm_bits_do_not_depend_on_alignment(cpu_path, dtype, rng, m, n, k, trans_b):
+def test_gemm_bits_do_not_depend_on_alignment_or_thread_count(cpu_path, dtype, rng, m, n, k,
+                                                              trans_b):
     a, b = operands(rng, m, n, k, 0, trans_b, dtype)
     first = _core.gemm(a, b, trans_b=bool(trans_b))
     assert_gemm_close(first, a, b, 0, trans_b, dtype)

@@ -411,7 +411,7 @@ def test_train_with_perm_needs_the_rows_buffers(rng):
 
 @pytest.mark.parametrize("opt", range(len(TINY_OPTIMIZERS)))
 @pytest.mark.parametrize("threads", [1, 2])
-def test_update_inside_backward_is_bitwise_the_python_loop(dtype, rng, opt, threads):
+def test_update_in_backward_is_the_loop_bitwise_any_thread_count(dtype, rng, opt, threads):
     X, y = data(rng, "cross_entropy", n=300, n_in=200, n_out=10)
     make = lambda: nn.Sequential([nn.Dense(200, 300, activation="relu"),  # noqa: E731
                                   nn.Dense(300, 10)], dtype=dtype, seed=3)
