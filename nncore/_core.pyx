@@ -22,7 +22,7 @@ CPU_PATHS = ("generic", "avx2", "avx512")
 cdef int F32 = cnp.NPY_FLOAT32
 cdef int F64 = cnp.NPY_FLOAT64
 # Below this many multiply-adds a call keeps the GIL: releasing and taking it back costs about
-# 0.1 us, a third of a one-sample predict of a 64-128-10 network.
+# 0.1 us, a third of a one-sample predict of a 64-128-10 network (a few us of work at most).
 cdef nn_int NOGIL_MIN_WORK = 1 << 15
 cdef enum:
     NOT_FINITE = -1000  # a status of Plan._predict, apart from the C API's
@@ -238,21 +238,33 @@ cdef object _gemm(object a, object b, object out, bint trans_a, bint trans_b, bi
     cdef void *pa = cnp.PyArray_DATA(A)
     cdef void *pb = cnp.PyArray_DATA(B)
     cdef nn_int lda = A.shape[1], ldb = B.shape[1]
-    with nogil:
-        if naive and t == F32:
-            nn_gemm_naive_f32(<float *>pc, <float *>pa, <float *>pb, m, n, k, lda, ldb, n,
-                              trans_a, trans_b, accumulate)
-        elif naive:
-            nn_gemm_naive_f64(<double *>pc, <double *>pa, <double *>pb, m, n, k, lda, ldb, n,
-                              trans_a, trans_b, accumulate)
-        elif t == F32:
-            s = nn_gemm_f32(<float *>pc, <float *>pa, <float *>pb, m, n, k, lda, ldb, n,
-                            trans_a, trans_b, accumulate, nt)
-        else:
-            s = nn_gemm_f64(<double *>pc, <double *>pa, <double *>pb, m, n, k, lda, ldb, n,
-                            trans_a, trans_b, accumulate, nt)
+    if m * n * k < NOGIL_MIN_WORK:  # over before the GIL would change hands
+        s = _gemm_call(t, naive, pc, pa, pb, m, n, k, lda, ldb, trans_a, trans_b, accumulate,
+                       nt)
+    else:
+        with nogil:
+            s = _gemm_call(t, naive, pc, pa, pb, m, n, k, lda, ldb, trans_a, trans_b,
+                           accumulate, nt)
     _status(s, "gemm")
     return C
+
+
+cdef int _gemm_call(int t, bint naive, void *pc, void *pa, void *pb, nn_int m, nn_int n,
+                    nn_int k, nn_int lda, nn_int ldb, bint trans_a, bint trans_b,
+                    bint accumulate, int nt) noexcept nogil:
+    if naive and t == F32:
+        nn_gemm_naive_f32(<float *>pc, <float *>pa, <float *>pb, m, n, k, lda, ldb, n, trans_a,
+                          trans_b, accumulate)
+    elif naive:
+        nn_gemm_naive_f64(<double *>pc, <double *>pa, <double *>pb, m, n, k, lda, ldb, n,
+                          trans_a, trans_b, accumulate)
+    elif t == F32:
+        return nn_gemm_f32(<float *>pc, <float *>pa, <float *>pb, m, n, k, lda, ldb, n, trans_a,
+                           trans_b, accumulate, nt)
+    else:
+        return nn_gemm_f64(<double *>pc, <double *>pa, <double *>pb, m, n, k, lda, ldb, n,
+                           trans_a, trans_b, accumulate, nt)
+    return NN_OK
 
 
 def gemm(a, b, out=None, *, trans_a=False, trans_b=False, accumulate=False, n_threads=None):
