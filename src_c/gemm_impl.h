@@ -316,6 +316,20 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
         if (s == NN_OK) K->transpose(c, ldc, ct, m, n, m);
         return s;
     }
+    if (trans_b && !trans_a && !accumulate && !epilogue && m > NN_MR_SHORT && k >= 128 &&
+        n >= 256 && (m <= 16 || (m <= 32 && m * n * k >= ((nn_int)1 << 24)))) {
+        // A . B^T at batch 5-32 (dX = dZ . W^T): the paths below would copy or pack all of
+        // B^T for a few rows of A. C^T = B . A^T reads B's rows in place as its A, and packs
+        // only A^T (k x m, small); then one transpose (n x m) writes C. 16x1024x1024 f64:
+        // 1.68 -> 0.49 ms; 32x1024x1024 f32: 0.81 -> 0.45 ms. (Smaller products at 32 rows
+        // gain on one thread and lose on two.) Its inner call has n >= 256 rows: no loop.
+        T *ct = (T *)nn_workspace(2, (size_t)(n * m) * sizeof(T));
+        if (!ct) return NN_ERR_NOMEM;
+        int s = NN_T(nn_gemm_ex)(ct, b, a, n, m, k, ldb, lda, m, 0, 1, 0, NULL, NULL, 0,
+                                 NN_ACT_IDENTITY, 0, n_threads);
+        if (s == NN_OK) K->transpose(c, ldc, ct, m, n, m);
+        return s;
+    }
     struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
                                 bias, z, ldz, act, alpha, epilogue, b, ldb, upd};
     *tiled = upd != NULL;
