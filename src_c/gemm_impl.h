@@ -284,6 +284,21 @@ int NN_T(nn_gemm_upd)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k
 #define NN_UPD_TILE_MAX_BYTES ((nn_int)1 << 20)
 #endif
 
+// C (m, n) = op(a) . op(b) formed as its transpose C^T = op(b)^T . op(a)^T (n, m) in a
+// workspace - op_b^T is b read with trans_b_inner, op_a^T is a read with trans_a_inner - then
+// written into C by one transpose. For shapes where the transposed form lays the long side
+// along the vectors, or reads the large operand in place.
+static int NN_T(gemm_as_transpose)(const KERNELS_T *K, T *c, const T *a, const T *b, nn_int m,
+                                   nn_int n, nn_int k, nn_int lda, nn_int ldb, nn_int ldc,
+                                   int trans_b_inner, int trans_a_inner, int n_threads) {
+    T *ct = (T *)nn_workspace(2, (size_t)(n * m) * sizeof(T));
+    if (!ct) return NN_ERR_NOMEM;
+    int s = NN_T(nn_gemm_ex)(ct, b, a, n, m, k, ldb, lda, m, trans_b_inner, trans_a_inner, 0,
+                             NULL, NULL, 0, NN_ACT_IDENTITY, 0, n_threads);
+    if (s == NN_OK) K->transpose(c, ldc, ct, m, n, m);
+    return s;
+}
+
 // The GEMM; with upd, *tiled tells whether the tiles applied it (else the caller does).
 static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
                            nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
@@ -309,12 +324,7 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
         // A . B with a narrow B, A read transposed (dW = x^T . dZ of an output layer): a
         // narrow tile would use n of each vector's lanes. C^T = B^T . A instead puts the long
         // side along the vectors, then one transpose (n x m, small) writes C. Same sums.
-        T *ct = (T *)nn_workspace(2, (size_t)(n * m) * sizeof(T));
-        if (!ct) return NN_ERR_NOMEM;
-        int s = NN_T(nn_gemm_ex)(ct, b, a, n, m, k, ldb, lda, m, 1, 0, 0, NULL, NULL, 0,
-                                 NN_ACT_IDENTITY, 0, n_threads);
-        if (s == NN_OK) K->transpose(c, ldc, ct, m, n, m);
-        return s;
+        return NN_T(gemm_as_transpose)(K, c, a, b, m, n, k, lda, ldb, ldc, 1, 0, n_threads);
     }
     if (trans_b && !trans_a && !accumulate && !epilogue && m > NN_MR_SHORT && k >= 128 &&
         n >= 256 && (m <= 16 || (m <= 32 && m * n * k >= ((nn_int)1 << 24)))) {
@@ -323,12 +333,7 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
         // only A^T (k x m, small); then one transpose (n x m) writes C. 16x1024x1024 f64:
         // 1.68 -> 0.49 ms; 32x1024x1024 f32: 0.81 -> 0.45 ms. (Smaller products at 32 rows
         // gain on one thread and lose on two.) Its inner call has n >= 256 rows: no loop.
-        T *ct = (T *)nn_workspace(2, (size_t)(n * m) * sizeof(T));
-        if (!ct) return NN_ERR_NOMEM;
-        int s = NN_T(nn_gemm_ex)(ct, b, a, n, m, k, ldb, lda, m, 0, 1, 0, NULL, NULL, 0,
-                                 NN_ACT_IDENTITY, 0, n_threads);
-        if (s == NN_OK) K->transpose(c, ldc, ct, m, n, m);
-        return s;
+        return NN_T(gemm_as_transpose)(K, c, a, b, m, n, k, lda, ldb, ldc, 0, 1, n_threads);
     }
     struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
                                 bias, z, ldz, act, alpha, epilogue, b, ldb, upd};
