@@ -81,11 +81,13 @@ cdef bint _overlap(cnp.ndarray a, cnp.ndarray b):
 cdef cnp.ndarray _output(object out, str name, tuple shape, int typenum, inputs=()):
     """A new array of the given shape, or `out` checked: shape, dtype, writable, no overlap."""
     cdef cnp.npy_intp dims[8]
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, nd = len(shape)
     if out is None:
-        for i in range(len(shape)):
+        if nd > 8:  # element-wise kernels take any number of dimensions (NumPy: up to 64)
+            return np.empty(shape, dtype=np.float32 if typenum == F32 else np.float64)
+        for i in range(nd):
             dims[i] = shape[i]
-        return cnp.PyArray_EMPTY(len(shape), dims, typenum, 0)
+        return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     cdef cnp.ndarray o = _arr(out, name, len(shape), typenum, True)
     _shape(o, name, shape)
     for other_name, other in inputs:

@@ -47,6 +47,17 @@ def test_one_dimensional_and_three_dimensional(rng):
     np.testing.assert_allclose(_core.activation_forward(v, "tanh"), np.tanh(v), rtol=1e-15)
 
 
+@pytest.mark.parametrize("ndim", [8, 9, 12, 32])
+def test_many_dimensions(rng, ndim):
+    """The outputs of element-wise kernels are made for any number of dimensions (an output
+    of more than 8 once overran a fixed array of sizes and crashed)."""
+    x = rng.normal(size=(2,) + (1,) * (ndim - 2) + (3,))
+    y = _core.activation_forward(x, "relu")
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    dz = _core.activation_backward(np.ones_like(x), y, activation="relu")
+    np.testing.assert_array_equal(dz, (x > 0).astype(x.dtype))
+
+
 @pytest.mark.parametrize("act", ACTS)
 def test_gradients_by_finite_differences(rng, act):
     x = rng.normal(size=(3, 5)) * 2
