@@ -1004,11 +1004,7 @@ class Sequential:
             return self._predict(X, batch_size)
 
     def _predict(self, X, batch_size):
-        cached = self._plans.get(False)
-        if batch_size is None and cached is not None and cached[1] is not None:
-            out = cached[1].predict(X)  # the fast path: a well-formed array straight to C
-            if out is not None:
-                return out
+        # (predict tried the cached plan's fast path already, outside fit; here X is checked.)
         batch_size = _PREDICT_BATCH if batch_size is None else check_int(
             batch_size, "batch_size", 1)
         X = check_features(X, "X", self.dtype, self.n_features, "predict")
