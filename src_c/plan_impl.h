@@ -217,19 +217,23 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
         // by tile, in L1), rather than in a pass over every parameter after it, which re-read
         // all the gradients from memory (a third of a 784-256-128-10 step at batch 64 on 2
         // threads; the step is 6-18% faster). Same arithmetic per element, so the same bits.
-        struct NN_T(sgd_args) sgd = NN_T(sgd_args_make)(
-            (T *)pl->params, (T *)pl->state1, (const T *)pl->grads, pl->lr, pl->momentum,
-            pl->dampening, pl->weight_decay, pl->nesterov, pl->steps == 0);
+        struct NN_T(sgd_args) sgd;
         struct NN_T(adam_args) adam;
         nn_update upd = {NN_T(nn_sgd_tile), &sgd, pl->grads};
-        if (pl->optimizer != NN_OPT_SGD) {
+        const nn_update *u = NULL;
+        if (fused && pl->optimizer == NN_OPT_SGD) {
+            sgd = NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads,
+                                      pl->lr, pl->momentum, pl->dampening, pl->weight_decay,
+                                      pl->nesterov, pl->steps == 0);
+            u = &upd;
+        } else if (fused) {
             adam = NN_T(adam_args_make)((T *)pl->params, (T *)pl->state1, (T *)pl->state2,
                                         (T *)pl->state3, (const T *)pl->grads, pl->lr,
                                         pl->beta1, pl->beta2, pl->eps, pl->weight_decay,
                                         pl->steps + 1, pl->amsgrad, pl->decoupled);
             upd.fn = NN_T(nn_adam_tile), upd.args = &adam;
+            u = &upd;
         }
-        const nn_update *u = fused ? &upd : NULL;
         T *g = (T *)pl->grad;
         for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
             nn_plan_layer *L = &pl->layers[i];
