@@ -17,8 +17,12 @@ static void NN_T(pack_a)(const KERNELS_T *K, T *NN_RESTRICT dst, const T *NN_RES
             K->transpose(dst, mr, a + (i0 + ir) * lda + p0, lda, rows, kc);
         } else {  // a(i, p) = a[p * lda + i]: rows of the panel are contiguous already
             const T *src = a + p0 * lda + i0 + ir;
-            for (nn_int p = 0; p < kc; p++)
-                for (nn_int i = 0; i < rows; i++) dst[p * mr + i] = src[p * lda + i];
+            for (nn_int p = 0; p < kc; p++) {
+                nn_int i = 0;  // fixed-size chunks: moves, not a memcpy call per row
+                for (; i + 4 <= rows; i += 4)
+                    for (int q = 0; q < 4; q++) dst[p * mr + i + q] = src[p * lda + i + q];
+                for (; i < rows; i++) dst[p * mr + i] = src[p * lda + i];
+            }
         }
         for (nn_int p = 0; p < kc && rows < mr; p++)
             for (nn_int i = rows; i < mr; i++) dst[p * mr + i] = 0;
@@ -87,15 +91,20 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
                                    nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
     const int mr = K->mr, nr = K->nr;
     const nn_int kc_max = g->k < K->kc ? g->k : K->kc;
+    // A short k (x^T.dZ: k is the batch) makes the kc x nc block of B shorter: it may then be
+    // wider for the same L2 budget, so that A is packed fewer times (once per nc columns;
+    // x^T.dZ 1024x256x1024: packing 11% -> 6% of the product, by perf). The K blocking, and
+    // so every sum, stays as it is.
+    const nn_int nc_step = K->kc * K->nc / kc_max / nr * nr;
     nn_int nc_max = (n1 - n0 + nr - 1) / nr * nr, mc_max = (m1 - m0 + mr - 1) / mr * mr;
-    if (nc_max > K->nc) nc_max = K->nc;
+    if (nc_max > nc_step) nc_max = nc_step;
     if (mc_max > K->mc) mc_max = K->mc;
     T *ap = (T *)nn_workspace(0, (size_t)(mc_max * kc_max) * sizeof(T));
     T *bp = (T *)nn_workspace(1, (size_t)(kc_max * nc_max) * sizeof(T));
     if (!ap || !bp) return NN_ERR_NOMEM;
 
-    for (nn_int jc = n0; jc < n1; jc += K->nc) {
-        nn_int nc = n1 - jc < K->nc ? n1 - jc : K->nc;
+    for (nn_int jc = n0; jc < n1; jc += nc_step) {
+        nn_int nc = n1 - jc < nc_step ? n1 - jc : nc_step;
         for (nn_int pc = 0; pc < g->k; pc += K->kc) {
             nn_int kc = g->k - pc < K->kc ? g->k - pc : K->kc;
             int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
