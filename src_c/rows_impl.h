@@ -147,10 +147,8 @@ NN_INLINE double NN_T(row_loss)(int kind, T *g, const T *x, const T *t, int64_t 
         for (nn_int j = 1; j < d; j++) mx = x[j] > mx ? x[j] : mx;
         double s = 0;
         if (g) {
-            for (nn_int j = 0; j < d; j++) {
-                g[j] = NN_T(nn_expz)(x[j] - mx);
-                s += g[j];
-            }
+            for (nn_int j = 0; j < d; j++) g[j] = NN_T(nn_expz)(x[j] - mx);  // vectorised
+            for (nn_int j = 0; j < d; j++) s += g[j];
             T scale = (T)((double)gscale / s);
             for (nn_int j = 0; j < d; j++) g[j] *= scale;
             g[label] -= gscale;
