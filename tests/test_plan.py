@@ -421,3 +421,37 @@ def test_update_in_backward_is_the_loop_bitwise_any_thread_count(dtype, rng, opt
                       batch_size=128)
     finally:
         nn.set_num_threads(None)
+
+
+def test_ctrl_c_leaves_the_weights_of_the_steps_taken(rng):
+    """Ctrl-C during fit (KeyboardInterrupt, between the plan's chunks): the weights and the
+    optimizer state are those of exactly the steps counted, and training goes on from there."""
+    import _thread
+    import threading
+
+    X, y = data(rng, "cross_entropy")
+    bs, nb = 16, -(-len(X) // 16)
+    models = []
+    for _ in range(2):
+        m = build(np.float32, dropout=0.0)
+        m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss="cross_entropy")
+        models.append(m)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            models[0].fit(X, y, epochs=10**6, batch_size=bs, shuffle=False, verbose=0)
+    finally:
+        timer.cancel()
+    steps = models[0].optimizer.steps
+    epochs, rest = divmod(steps, nb)
+    if epochs:  # the same steps, uninterrupted
+        models[1].fit(X, y, epochs=epochs, batch_size=bs, shuffle=False, verbose=0)
+    if rest:
+        models[1].fit(X[:rest * bs], y[:rest * bs], epochs=1, batch_size=bs, shuffle=False,
+                      verbose=0)
+    assert models[1].optimizer.steps == steps
+    np.testing.assert_array_equal(models[0].params, models[1].params)
+    for m in models:  # and on from there, momentum included
+        m.fit(X, y, epochs=1, batch_size=bs, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(models[0].params, models[1].params)
