@@ -895,8 +895,9 @@ def summary(rows, imp, agree):
             continue
         worst = min(got, key=lambda g: g[0])
         lines.append(f"- {verdict(worst[0] >= need)}  {cfg} >= {need}x best peer: "
-                     + ", ".join(f"{r:.2f}x vs {p} ({th} thread{'s' * (th != 1)})"
-                                for r, th, p, _ in got)
+                     + ", ".join(f"{r:.2f}x vs {p} ({th} thread{'s' * (th != 1)}: "
+                                 f"{'met' if r >= need else 'not met'})"
+                                 for r, th, p, _ in got)
                      + ("; vs the best peer that is called per batch (all but JAX scan): "
                         + ", ".join(f"{pb:.2f}x" for _, _, _, pb in got if pb is not None)
                         if any(p == "JAX scan" for _, _, p, _ in got) else ""))
