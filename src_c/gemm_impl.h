@@ -120,11 +120,24 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
                 NN_T(pack_a)(K, ap, g->a, g->lda, g->trans_a, ic, mc, pc, kc, mr);
                 for (nn_int ir = 0; ir < mc; ir += mr) {
                     nn_int rows = mc - ir < mr ? mc - ir : mr;
+                    // A last panel of a few rows (batch 256 = 21 x 12 + 4) takes the short
+                    // kernel on the same packed panels (a(i, p) at i + p mr, b's rows nr
+                    // apart): the full one would do mr rows' work. Same sums.
+                    const int few = (rows + NN_MR_SHORT - 1) / NN_MR_SHORT * NN_MR_SHORT < mr;
                     for (nn_int jr = 0; jr < nc; jr += nr) {
                         nn_int cols = nc - jr < nr ? nc - jr : nr;
-                        K->packed(kc, ap + ir * kc, 1, mr, bp + jr * kc, nr,
-                                  g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, (int)rows,
-                                  (int)cols, acc);
+                        T *ct = g->c + (ic + ir) * g->ldc + jc + jr;
+                        if (few) {
+                            UKR_T shrt = K->direct[1][cols <= K->nr_narrow];
+                            for (nn_int is = 0; is < rows; is += NN_MR_SHORT)
+                                shrt(kc, ap + ir * kc + is, 1, mr, bp + jr * kc, nr,
+                                     ct + is * g->ldc, g->ldc,
+                                     (int)(rows - is < NN_MR_SHORT ? rows - is : NN_MR_SHORT),
+                                     (int)cols, acc);
+                        } else {
+                            K->packed(kc, ap + ir * kc, 1, mr, bp + jr * kc, nr, ct, g->ldc,
+                                      (int)rows, (int)cols, acc);
+                        }
                         if (last && g->epilogue)
                             NN_T(nn_act_tile)(g->c + (ic + ir) * g->ldc + jc + jr, g->ldc,
                                               g->z ? g->z + (ic + ir) * g->ldz + jc + jr : NULL,
@@ -186,8 +199,20 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
                 const T *bt = g->bd + pc * g->ldbd + jr;
                 for (nn_int ir = m0; ir < m1; ir += mr) {
                     nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-                    ukr(kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
-                        g->c + ir * g->ldc + jr, g->ldc, (int)rows, (int)cols, acc);
+                    nn_int short_rows = (rows + NN_MR_SHORT - 1) / NN_MR_SHORT * NN_MR_SHORT;
+                    if (form == 0 && short_rows < mr) {
+                        // A last panel of a few rows (batch 64 = 5 x 12 + 4) takes the
+                        // short kernel: the full one would do mr rows' work. Same sums.
+                        UKR_T shrt = K->direct[1][cols <= K->nr_narrow];
+                        for (nn_int is = ir; is < m1; is += NN_MR_SHORT) {
+                            nn_int rs = m1 - is < NN_MR_SHORT ? m1 - is : NN_MR_SHORT;
+                            shrt(kc, g->a + is * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
+                                 g->c + is * g->ldc + jr, g->ldc, (int)rs, (int)cols, acc);
+                        }
+                    } else {
+                        ukr(kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
+                            g->c + ir * g->ldc + jr, g->ldc, (int)rows, (int)cols, acc);
+                    }
                     if (last) NN_T(finish_tile)(g, ir, jr, rows, cols);
                 }
             }
