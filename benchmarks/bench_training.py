@@ -96,7 +96,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -759,10 +758,14 @@ def import_cost(args):
     written by a first, untimed import; the tree is left as it is."""
     path = [ROOT] if ROOT in sys.path else []
     runs = 3 if args.quick else 9
+    with tempfile.TemporaryDirectory(prefix="nncore-bench-pycache-") as cache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = cache
+        return _import_cost(path, runs, env)
+
+
+def _import_cost(path, runs, env):
     rows = {}
-    cache = tempfile.mkdtemp(prefix="nncore-bench-pycache-")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = cache
 
     def run(code, **kw):
         return subprocess.run([sys.executable, "-c", code], env=env, check=True, **kw)
@@ -789,7 +792,6 @@ def import_cost(args):
     rows["wall_minus_bare_ms"] = (wall(f"import sys; sys.path[:0] = {path!r}; import nncore")
                                   - bare) * 1e3
     rows["bare_interpreter_ms"] = bare * 1e3
-    shutil.rmtree(cache, ignore_errors=True)
     return rows
 
 

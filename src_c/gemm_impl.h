@@ -83,13 +83,34 @@ static inline void NN_T(update_tile)(const struct NN_T(gemm_args) *g, nn_int i0,
                    cols, g->ldc);
 }
 
-// The epilogue of a finished tile, while it is in L1.
-static inline void NN_T(finish_tile)(const struct NN_T(gemm_args) *g, nn_int i0, nn_int j0,
-                                     nn_int rows, nn_int cols) {
+// The bias and activation of a finished tile, while it is in L1.
+static inline void NN_T(epilogue_tile)(const struct NN_T(gemm_args) *g, nn_int i0, nn_int j0,
+                                       nn_int rows, nn_int cols) {
     if (g->epilogue)
         NN_T(nn_act_tile)(g->c + i0 * g->ldc + j0, g->ldc, g->z ? g->z + i0 * g->ldz + j0 : NULL,
                           g->ldz, g->bias ? g->bias + j0 : NULL, rows, cols, g->act, g->alpha);
+}
+
+// Both, for a path that finishes c tile by tile.
+static inline void NN_T(finish_tile)(const struct NN_T(gemm_args) *g, nn_int i0, nn_int j0,
+                                     nn_int rows, nn_int cols) {
+    NN_T(epilogue_tile)(g, i0, j0, rows, cols);
     NN_T(update_tile)(g, i0, j0, rows, cols);
+}
+
+// A last panel of a few rows (batch 64 = 5 x 12 + 4) takes the short kernel, NN_MR_SHORT rows
+// at a time, when the full one would do more rows' work. The kernels sum each element alike.
+static inline int NN_T(few_rows)(nn_int rows, int mr) {
+    return (rows + NN_MR_SHORT - 1) / NN_MR_SHORT * NN_MR_SHORT < mr;
+}
+
+static void NN_T(short_rows)(const KERNELS_T *K, nn_int kc, const T *a, nn_int rs_a,
+                             nn_int cs_a, const T *b, nn_int ldb, T *c, nn_int ldc, nn_int rows,
+                             nn_int cols, int acc) {
+    UKR_T ukr = K->direct[1][cols <= K->nr_narrow];
+    for (nn_int i = 0; i < rows; i += NN_MR_SHORT)
+        ukr(kc, a + i * rs_a, rs_a, cs_a, b, ldb, c + i * ldc, ldc,
+            (int)(rows - i < NN_MR_SHORT ? rows - i : NN_MR_SHORT), (int)cols, acc);
 }
 
 // C rows [m0, m1) x columns [n0, n1), packed path, on the calling thread.
@@ -120,29 +141,19 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
                 NN_T(pack_a)(K, ap, g->a, g->lda, g->trans_a, ic, mc, pc, kc, mr);
                 for (nn_int ir = 0; ir < mc; ir += mr) {
                     nn_int rows = mc - ir < mr ? mc - ir : mr;
-                    // A last panel of a few rows (batch 256 = 21 x 12 + 4) takes the short
-                    // kernel on the same packed panels (a(i, p) at i + p mr, b's rows nr
-                    // apart): the full one would do mr rows' work. Same sums.
-                    const int few = (rows + NN_MR_SHORT - 1) / NN_MR_SHORT * NN_MR_SHORT < mr;
+                    // A few rows (batch 256 = 21 x 12 + 4): the short kernel reads the same
+                    // packed panels (a(i, p) at i + p mr, b's rows nr apart).
+                    const int few = NN_T(few_rows)(rows, mr);
                     for (nn_int jr = 0; jr < nc; jr += nr) {
                         nn_int cols = nc - jr < nr ? nc - jr : nr;
                         T *ct = g->c + (ic + ir) * g->ldc + jc + jr;
-                        if (few) {
-                            UKR_T shrt = K->direct[1][cols <= K->nr_narrow];
-                            for (nn_int is = 0; is < rows; is += NN_MR_SHORT)
-                                shrt(kc, ap + ir * kc + is, 1, mr, bp + jr * kc, nr,
-                                     ct + is * g->ldc, g->ldc,
-                                     (int)(rows - is < NN_MR_SHORT ? rows - is : NN_MR_SHORT),
-                                     (int)cols, acc);
-                        } else {
+                        if (few)
+                            NN_T(short_rows)(K, kc, ap + ir * kc, 1, mr, bp + jr * kc, nr, ct,
+                                             g->ldc, rows, cols, acc);
+                        else
                             K->packed(kc, ap + ir * kc, 1, mr, bp + jr * kc, nr, ct, g->ldc,
                                       (int)rows, (int)cols, acc);
-                        }
-                        if (last && g->epilogue)
-                            NN_T(nn_act_tile)(g->c + (ic + ir) * g->ldc + jc + jr, g->ldc,
-                                              g->z ? g->z + (ic + ir) * g->ldz + jc + jr : NULL,
-                                              g->ldz, g->bias ? g->bias + jc + jr : NULL,
-                                              rows, cols, g->act, g->alpha);
+                        if (last) NN_T(epilogue_tile)(g, ic + ir, jc + jr, rows, cols);
                     }
                     // The step on the panel's rows at once: a call per tile updated 32
                     // values of each of 12 rows at a time.
@@ -199,20 +210,13 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
                 const T *bt = g->bd + pc * g->ldbd + jr;
                 for (nn_int ir = m0; ir < m1; ir += mr) {
                     nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-                    nn_int short_rows = (rows + NN_MR_SHORT - 1) / NN_MR_SHORT * NN_MR_SHORT;
-                    if (form == 0 && short_rows < mr) {
-                        // A last panel of a few rows (batch 64 = 5 x 12 + 4) takes the
-                        // short kernel: the full one would do mr rows' work. Same sums.
-                        UKR_T shrt = K->direct[1][cols <= K->nr_narrow];
-                        for (nn_int is = ir; is < m1; is += NN_MR_SHORT) {
-                            nn_int rs = m1 - is < NN_MR_SHORT ? m1 - is : NN_MR_SHORT;
-                            shrt(kc, g->a + is * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
-                                 g->c + is * g->ldc + jr, g->ldc, (int)rs, (int)cols, acc);
-                        }
-                    } else {
+                    if (form == 0 && NN_T(few_rows)(rows, mr))
+                        NN_T(short_rows)(K, kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt,
+                                         g->ldbd, g->c + ir * g->ldc + jr, g->ldc, rows, cols,
+                                         acc);
+                    else
                         ukr(kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt, g->ldbd,
                             g->c + ir * g->ldc + jr, g->ldc, (int)rows, (int)cols, acc);
-                    }
                     if (last) NN_T(finish_tile)(g, ir, jr, rows, cols);
                 }
             }
