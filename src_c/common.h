@@ -262,7 +262,7 @@ void nn_aligned_free(void *p);
 // A per-thread scratch buffer, kept and grown across calls (slot 0..NN_WS_SLOTS-1).
 // Returns NULL when it cannot be allocated. Valid until the same thread asks again for
 // the same slot.
-#define NN_WS_SLOTS 4
+#define NN_WS_SLOTS 5
 void *nn_workspace(int slot, size_t bytes);
 
 // ---- the dispatch table (filled in cpu.c) ---------------------------------------------------
@@ -383,6 +383,15 @@ int nn_gemm_ex_f64(double *c, const double *a, const double *b, nn_int m, nn_int
                    nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
                    int accumulate, const double *bias, double *z, nn_int ldz, int act,
                    double alpha, int n_threads);
+
+// A dense layer's forward product y = act(x . w + bias) (nn_gemm_ex's epilogue), with its
+// sums split over k in two where the backward updates w in two halves of rows (gemm.c).
+int nn_gemm_forward_f32(float *y, const float *x, const float *w, nn_int m, nn_int n,
+                        nn_int k, const float *bias, float *z, int act, float alpha,
+                        int n_threads);
+int nn_gemm_forward_f64(double *y, const double *x, const double *w, nn_int m, nn_int n,
+                        nn_int k, const double *bias, double *z, int act, double alpha,
+                        int n_threads);
 
 // The GEMM of nn_gemm (no epilogue) applying upd (not NULL) to each block of c once it is
 // final: c is a block of the gradient buffer upd->origin.

@@ -7,13 +7,12 @@ int NN_T(nn_dense_forward)(T *y, T *z, const T *x, const T *w, const T *b, nn_in
         return NN_T(nn_gemm_tiny)(y, x, w, n, out, in, in, out, out, 0, 0, 0, b, z, out, act,
                                   alpha);
     if (act == NN_ACT_SOFTMAX) {  // needs whole rows: GEMM + bias first, then row softmax
-        int s = NN_T(nn_gemm_ex)(y, x, w, n, out, in, in, out, out, 0, 0, 0, b, z, out,
-                                 NN_ACT_IDENTITY, 0, n_threads);
+        int s = NN_T(nn_gemm_forward)(y, x, w, n, out, in, b, z, NN_ACT_IDENTITY, 0,
+                                      n_threads);
         if (s == NN_OK) NN_T(nn_activation_forward)(y, y, n, out, act, alpha, n_threads);
         return s;
     }
-    return NN_T(nn_gemm_ex)(y, x, w, n, out, in, in, out, out, 0, 0, 0, b, z, out, act, alpha,
-                            n_threads);
+    return NN_T(nn_gemm_forward)(y, x, w, n, out, in, b, z, act, alpha, n_threads);
 }
 
 // db (+)= column sums of dz (n, out). Threads own column blocks and sum rows in order, so the

@@ -120,6 +120,49 @@ def test_thread_count_does_not_change_bits(cpu_path, dtype, rng):
             np.testing.assert_array_equal(a, c)
 
 
+# A dense forward whose backward updates w in two halves of rows on two threads sums over k in
+# the same two parts (gemm_impl.h, forward_k_split), on any thread count. The rule, mirrored:
+# (mr, nr) of each path's kernel (cpu.c) and the two-thread split of dW = x^T . dz.
+KERNEL_TILE = {("generic", 4): (4, 8), ("generic", 8): (4, 4), ("avx2", 4): (6, 16),
+               ("avx2", 8): (6, 8), ("avx512", 4): (12, 32), ("avx512", 8): (12, 16)}
+
+
+def forward_k_split(path, dtype, m, n, k):
+    size = np.dtype(dtype).itemsize
+    mr, nr = KERNEL_TILE[path, size]
+    if m > 256 or n <= nr or k * n * size > 2 ** 20 or m * n * k < 2 ** 20:
+        return 0
+    kt, nt = -(-k // mr), -(-n // nr)
+    rows, cols = -(-kt // 2) * nt, kt * -(-nt // 2)  # the largest block, split by rows/columns
+    pack_rows, pack_cols = -(-kt // 2) * mr + nt * nr, kt * mr + -(-nt // 2) * nr
+    return kt // 2 * mr if rows < cols or (rows == cols and pack_rows < pack_cols) else 0
+
+
+@pytest.mark.parametrize("n,n_in,n_out", [(64, 400, 128), (7, 784, 256), (256, 300, 200),
+                                          (64, 200, 300), (200, 130, 100)])
+def test_forward_sums_over_k_in_parts_of_the_update_on_any_thread_count(cpu_path, dtype, rng,
+                                                                         n, n_in, n_out):
+    x, w, b = layer(rng, n, n_in, n_out, dtype)
+    y = _core.dense_forward(x, w, b, "relu", n_threads=1)
+    k0 = forward_k_split(cpu_path, dtype, n, n_out, n_in)
+    if k0:
+        parts = (_core.gemm(np.ascontiguousarray(x[:, :k0]), w[:k0], n_threads=1) +
+                 _core.gemm(np.ascontiguousarray(x[:, k0:]), w[k0:], n_threads=1))
+    else:
+        parts = _core.gemm(x, w, n_threads=1)
+    np.testing.assert_array_equal(y, np.maximum(parts + b, 0))
+    for nt in (2, 3):
+        np.testing.assert_array_equal(_core.dense_forward(x, w, b, "relu", n_threads=nt), y)
+
+
+def test_some_forward_shapes_are_split_on_every_path():
+    """The test above checks the split where the rule says so: it does for these shapes."""
+    for path, size in KERNEL_TILE:
+        dtype = np.float32 if size == 4 else np.float64
+        assert any(forward_k_split(path, dtype, *shape) for shape in
+                   [(64, 128, 400), (7, 256, 784), (256, 200, 300)]), (path, dtype)
+
+
 def test_softmax_rows_sum_to_one(cpu_path, dtype, rng):
     x, w, b = layer(rng, 50, 20, 10, dtype)
     y = _core.dense_forward(x * 30, w, b, "softmax")

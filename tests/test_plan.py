@@ -423,6 +423,24 @@ def test_update_in_backward_is_the_loop_bitwise_any_thread_count(dtype, rng, opt
         nn.set_num_threads(None)
 
 
+@pytest.mark.parametrize("opt", [1, 4])
+def test_forward_split_over_k_is_the_loop_bitwise_any_thread_count(dtype, cpu_path, rng, opt):
+    """A 400 -> 128 layer at batch 64: its forward sums over k in the two halves of rows that
+    the update takes on two threads (gemm_impl.h, forward_k_split), on any thread count."""
+    X, y = data(rng, "cross_entropy", n=200, n_in=400, n_out=10)
+    make = lambda: nn.Sequential([nn.Dense(400, 128, activation="relu"),  # noqa: E731
+                                  nn.Dense(128, 10)], dtype=dtype, seed=3)
+    params = []
+    for threads in (1, 2):
+        nn.set_num_threads(threads)
+        try:
+            params.append(plan_and_loop(make, "cross_entropy", X, y, TINY_OPTIMIZERS[opt],
+                                        epochs=2, batch_size=64))
+        finally:
+            nn.set_num_threads(None)
+    np.testing.assert_array_equal(params[0], params[1])
+
+
 def test_ctrl_c_leaves_the_weights_of_the_steps_taken(rng):
     """Ctrl-C during fit (KeyboardInterrupt, between the plan's chunks): the weights and the
     optimizer state are those of exactly the steps counted, and training goes on from there."""
