@@ -10,7 +10,8 @@ from conftest import EPS, assert_close
 
 ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax"]
 SHAPES = [(1, 1, 1), (1, 2, 3), (7, 13, 5), (3, 1, 9), (64, 200, 70), (33, 17, 65), (2, 150, 70),
-          (1, 70, 150), (100, 40, 10), (1, 300, 10), (1, 100, 20)]
+          (1, 70, 150), (100, 40, 10), (1, 300, 10), (1, 100, 20),
+          (64, 400, 128)]  # the last: the forward's sums split over k (see below)
 
 
 def layer(rng, n, n_in, n_out, dtype):
