@@ -335,6 +335,11 @@ int NN_T(nn_gemm_upd)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k
 #define NN_UPD_TILE_MAX_BYTES ((nn_int)1 << 20)
 #endif
 
+// Whether a gradient c (m, n) is small enough for the update tile by tile (see gemm_core).
+static inline int NN_T(update_per_tile)(nn_int m, nn_int n) {
+    return m * n * (nn_int)sizeof(T) <= NN_UPD_TILE_MAX_BYTES;
+}
+
 // C (m, n) = op(a) . op(b) formed as its transpose C^T = op(b)^T . op(a)^T (n, m) in a
 // workspace - op_b^T is b read with trans_b_inner, op_a^T is a read with trans_a_inner - then
 // written into C by one transpose. For shapes where the transposed form lays the long side
@@ -426,7 +431,7 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
     // row (64-128-10: -10%). For larger layers (1024x1024: -3%) and those, the caller updates
     // the whole of c right after.
     if ((nt <= 1 && block != NN_T(gemm_block_packed)) ||
-        m * n * (nn_int)sizeof(T) > NN_UPD_TILE_MAX_BYTES)
+        !NN_T(update_per_tile)(m, n))
         g.upd = NULL, *tiled = 0;
     if (nt <= 1) {
         if (transpose_b) K->transpose((T *)g.bd, g.ldbd, b, ldb, n, k);
@@ -517,7 +522,7 @@ static int NN_T(gemm_run)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_i
 // on any number of threads: y = x[:, :k0] . w[:k0] + x[:, k0:] . w[k0:].
 static nn_int NN_T(forward_k_split)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k) {
     if (m > NN_KSPLIT_MAX_M || n <= K->nr || m * n * k < 2 * NN_PAR_MIN_FLOPS ||
-        k * n * (nn_int)sizeof(T) > NN_UPD_TILE_MAX_BYTES)  // (else no update per tile)
+        !NN_T(update_per_tile)(k, n))  // dW (k, n) is then updated after, not by its rows
         return 0;
     nn_int k_tiles = (k + K->mr - 1) / K->mr, n_tiles = (n + K->nr - 1) / K->nr;
     int tm = 1, tn = 2;
@@ -534,6 +539,14 @@ static void NN_T(sum_rows)(T *y, const T *t, T *z, const T *bias, nn_int i0, nn_
     }
 }
 
+// Part 0 (y = x[:, :k0] . w[:k0]) or part 1 (t = x[:, k0:] . w[k0:]) of a split forward.
+static int NN_T(forward_part)(int part, T *y, T *t, const T *x, const T *w, nn_int m, nn_int n,
+                              nn_int k, nn_int k0, int n_threads) {
+    return part == 0 ? NN_T(nn_gemm)(y, x, w, m, n, k0, k, n, n, 0, 0, 0, n_threads)
+                     : NN_T(nn_gemm)(t, x + k0, w + k0 * n, m, n, k - k0, k, n, n, 0, 0, 0,
+                                     n_threads);
+}
+
 // y = act(x . w + bias) for a dense layer: x (m, k), w (k, n), y and z (m, n).
 int NN_T(nn_gemm_forward)(T *y, const T *x, const T *w, nn_int m, nn_int n, nn_int k,
                           const T *bias, T *z, int act, T alpha, int n_threads) {
@@ -547,9 +560,8 @@ int NN_T(nn_gemm_forward)(T *y, const T *x, const T *w, nn_int m, nn_int n, nn_i
     T *t = (T *)nn_workspace(4, (size_t)(m * n) * sizeof(T));
     if (t == NULL) return NN_ERR_NOMEM;
     if (nt != 2) {  // one thread, or more than two: each part on all of them
-        status = NN_T(nn_gemm)(y, x, w, m, n, k0, k, n, n, 0, 0, 0, nt);
-        if (status == NN_OK)
-            status = NN_T(nn_gemm)(t, x + k0, w + k0 * n, m, n, k - k0, k, n, n, 0, 0, 0, nt);
+        for (int part = 0; part < 2 && status == NN_OK; part++)
+            status = NN_T(forward_part)(part, y, t, x, w, m, n, k, k0, nt);
         if (status != NN_OK) return status;
         NN_PARALLEL_FOR(nn_threads_for(n_threads, m * n, NN_PAR_MIN_ELEMS), i, m, {
             NN_T(sum_rows)(y, t, z, bias, i, i + 1, n, act, alpha);
@@ -565,9 +577,7 @@ int NN_T(nn_gemm_forward)(T *y, const T *x, const T *w, nn_int m, nn_int n, nn_i
 #else
         const int id = 0;
 #endif
-        int s = id == 0
-                    ? NN_T(nn_gemm)(y, x, w, m, n, k0, k, n, n, 0, 0, 0, 1)
-                    : NN_T(nn_gemm)(t, x + k0, w + k0 * n, m, n, k - k0, k, n, n, 0, 0, 0, 1);
+        int s = NN_T(forward_part)(id, y, t, x, w, m, n, k, k0, 1);
         if (s != NN_OK) {
 #pragma omp critical(nn_gemm_status)
             status = s;
