@@ -262,7 +262,7 @@ void nn_aligned_free(void *p);
 // A per-thread scratch buffer, kept and grown across calls (slot 0..NN_WS_SLOTS-1).
 // Returns NULL when it cannot be allocated. Valid until the same thread asks again for
 // the same slot.
-#define NN_WS_SLOTS 5
+#define NN_WS_SLOTS 6
 void *nn_workspace(int slot, size_t bytes);
 
 // ---- the dispatch table (filled in cpu.c) ---------------------------------------------------
@@ -356,21 +356,33 @@ NN_DECLARE_GEMM_KERNELS(avx512)
 // An optimizer step applied to a block of parameters as soon as its gradient is final: the
 // compiled plan's dW tiles update W while they are still in L1, instead of a pass over all the
 // parameters after the backward pass (which re-reads every gradient from memory).
-// fn(args, off, rows, cols, ld) updates the elements off + r * ld + [0, cols) for r < rows;
-// offsets count elements from origin, the start of the gradient buffer (parameters, their
-// gradients and the optimizer state share offsets).
+// fn(args, off, rows, cols, ld, grad, ldg) updates the elements off + r * ld + [0, cols) for
+// r < rows; offsets count elements from origin, the start of the gradient buffer (parameters,
+// their gradients and the optimizer state share offsets). Row r's gradients are read at
+// grad + r * ldg, or with grad NULL from the gradient buffer itself.
+// With scratch set, the gradient buffer need not receive the gradients the step reads: a GEMM
+// may then form a panel of dW in a small buffer of its own and step from there, so that dW
+// never goes to memory (784-256-128-10 at batch 64 keeps W and its momentum in L2). The plan
+// sets it except on the last batch of a call, so that the gradients of the last batch are
+// still there when it returns.
 typedef struct {
-    void (*fn)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
+    void (*fn)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
+               const void *grad, nn_int ldg);
     const void *args;
     const void *origin;
+    int scratch;
 } nn_update;
 
 // The range functions for nn_update (optim.c): args is a struct sgd_args / adam_args of
 // optim_body_impl.h for the dtype; the update of the selected CPU path.
-void nn_sgd_tile_f32(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
-void nn_sgd_tile_f64(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
-void nn_adam_tile_f32(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
-void nn_adam_tile_f64(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld);
+void nn_sgd_tile_f32(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
+                     const void *grad, nn_int ldg);
+void nn_sgd_tile_f64(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
+                     const void *grad, nn_int ldg);
+void nn_adam_tile_f32(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
+                      const void *grad, nn_int ldg);
+void nn_adam_tile_f64(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
+                      const void *grad, nn_int ldg);
 
 // The GEMM with an epilogue, applied to each tile right after its last k block, while the
 // tile is in L1: c = act(c + bias) (bias (n) or NULL); z (ldz), if not NULL, receives the

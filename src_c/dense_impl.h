@@ -63,8 +63,8 @@ int NN_T(nn_dense_backward_upd)(T *dx, T *dw, T *db, T *dz, const T *dy, const T
                 db[j] = accumulate ? db[j] + s : s;
             }
         if (upd != NULL) {
-            upd->fn(upd->args, dw - (const T *)upd->origin, in, out, out);
-            if (db != NULL) upd->fn(upd->args, db - (const T *)upd->origin, 1, out, out);
+            upd->fn(upd->args, dw - (const T *)upd->origin, in, out, out, NULL, 0);
+            if (db != NULL) upd->fn(upd->args, db - (const T *)upd->origin, 1, out, out, NULL, 0);
         }
         return NN_OK;
     }
@@ -80,7 +80,7 @@ int NN_T(nn_dense_backward_upd)(T *dx, T *dw, T *db, T *dz, const T *dy, const T
     if (s != NN_OK) return s;
     if (db != NULL) {
         NN_T(colsum)(db, dz, n, out, accumulate, n_threads);
-        if (upd != NULL) upd->fn(upd->args, db - (const T *)upd->origin, 1, out, out);
+        if (upd != NULL) upd->fn(upd->args, db - (const T *)upd->origin, 1, out, out, NULL, 0);
     }
     return s;
 }

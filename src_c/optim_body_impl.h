@@ -35,15 +35,21 @@ NN_INLINE T NN_T(sgd_one)(T p, T g, T *buf, nn_int i, T lr, T mom, T keep, T wd,
     return p - lr * g;
 }
 
-NN_INLINE void NN_T(sgd_body)(const struct NN_T(sgd_args) *a, nn_int i0, nn_int i1) {
-    T *NN_RESTRICT p = a->p, *NN_RESTRICT buf = a->buf;
-    const T *NN_RESTRICT grad = a->grad;
+// Elements [i0, i0 + n) with their gradients at grad[0 .. n): a->grad + i0, or a row of a
+// gradient tile held elsewhere (see nn_update).
+NN_INLINE void NN_T(sgd_span)(const struct NN_T(sgd_args) *a, nn_int i0, nn_int n,
+                              const T *NN_RESTRICT grad) {
+    T *NN_RESTRICT p = a->p + i0, *NN_RESTRICT buf = a->use_mom ? a->buf + i0 : NULL;
     const T lr = a->lr, mom = a->mom, keep = a->keep, wd = a->wd;
     const int use_wd = a->use_wd, use_mom = a->use_mom, nesterov = a->nesterov;
     const int first = a->first_step;
-    for (nn_int i = i0; i < i1; i++)
+    for (nn_int i = 0; i < n; i++)
         p[i] = NN_T(sgd_one)(p[i], grad[i], buf, i, lr, mom, keep, wd, use_wd, use_mom,
                              nesterov, first);
+}
+
+NN_INLINE void NN_T(sgd_body)(const struct NN_T(sgd_args) *a, nn_int i0, nn_int i1) {
+    NN_T(sgd_span)(a, i0, i1 - i0, a->grad + i0);
 }
 
 struct NN_T(adam_args) {
@@ -74,15 +80,16 @@ static inline struct NN_T(adam_args) NN_T(adam_args_make)(T *p, T *m, T *v, T *v
 
 // wd_mode: 0 no weight decay, 1 L2 (Adam), 2 decoupled (AdamW). The flags are constants in
 // each call below, so every loop is straight-line code the compiler vectorises.
-NN_INLINE void NN_T(adam_loop)(const struct NN_T(adam_args) *a, nn_int i0, nn_int i1,
-                               const int amsgrad, const int wd_mode) {
-    T *NN_RESTRICT p = a->p, *NN_RESTRICT m = a->m, *NN_RESTRICT v = a->v;
-    T *NN_RESTRICT vmax = a->vmax;
-    const T *NN_RESTRICT grad = a->grad;
+// Elements [i0, i0 + n), gradients at grad[0 .. n) (as sgd_span).
+NN_INLINE void NN_T(adam_loop)(const struct NN_T(adam_args) *a, nn_int i0, nn_int n,
+                               const T *NN_RESTRICT grad, const int amsgrad,
+                               const int wd_mode) {
+    T *NN_RESTRICT p = a->p + i0, *NN_RESTRICT m = a->m + i0, *NN_RESTRICT v = a->v + i0;
+    T *NN_RESTRICT vmax = amsgrad ? a->vmax + i0 : NULL;
     const T step_size = a->step_size, bc2_sqrt = a->bc2_sqrt, eps = a->eps, w1 = a->w1;
     const T b2 = a->b2, w2 = a->w2, wd = a->wd, decay = a->decay, g_min = a->g_min;
     const int l2 = wd_mode == 1, decoupled = wd_mode == 2;
-    for (nn_int i = i0; i < i1; i++) {
+    for (nn_int i = 0; i < n; i++) {
         T g = grad[i], pi = p[i];
         pi = decoupled ? pi * decay : pi;
         g = l2 ? g + wd * pi : g;
@@ -101,15 +108,20 @@ NN_INLINE void NN_T(adam_loop)(const struct NN_T(adam_args) *a, nn_int i0, nn_in
     }
 }
 
-NN_INLINE void NN_T(adam_body)(const struct NN_T(adam_args) *a, nn_int i0, nn_int i1) {
+NN_INLINE void NN_T(adam_span)(const struct NN_T(adam_args) *a, nn_int i0, nn_int n,
+                               const T *grad) {
     int mode = a->use_wd ? (a->decoupled ? 2 : 1) : 0;
     if (a->amsgrad) {
-        if (mode == 0) NN_T(adam_loop)(a, i0, i1, 1, 0);
-        else if (mode == 1) NN_T(adam_loop)(a, i0, i1, 1, 1);
-        else NN_T(adam_loop)(a, i0, i1, 1, 2);
+        if (mode == 0) NN_T(adam_loop)(a, i0, n, grad, 1, 0);
+        else if (mode == 1) NN_T(adam_loop)(a, i0, n, grad, 1, 1);
+        else NN_T(adam_loop)(a, i0, n, grad, 1, 2);
     } else {
-        if (mode == 0) NN_T(adam_loop)(a, i0, i1, 0, 0);
-        else if (mode == 1) NN_T(adam_loop)(a, i0, i1, 0, 1);
-        else NN_T(adam_loop)(a, i0, i1, 0, 2);
+        if (mode == 0) NN_T(adam_loop)(a, i0, n, grad, 0, 0);
+        else if (mode == 1) NN_T(adam_loop)(a, i0, n, grad, 0, 1);
+        else NN_T(adam_loop)(a, i0, n, grad, 0, 2);
     }
+}
+
+NN_INLINE void NN_T(adam_body)(const struct NN_T(adam_args) *a, nn_int i0, nn_int i1) {
+    NN_T(adam_span)(a, i0, i1 - i0, a->grad + i0);
 }

@@ -52,35 +52,51 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
 // nn_update's range functions (common.h): the update of the selected CPU path over the rows
 // of a block - the compiled plan's dW tiles, while they are in L1. The loop over the rows is
 // compiled into each path's variant: a call per row cost more than a 32-wide row's update.
+// Row r's gradients are at grad + r * ldg, or with grad NULL at the args' own gradient
+// buffer (at off + r * ld, like the parameters).
 struct NN_T(block) {
     const void *args;
     nn_int rows, cols, ld;
+    const T *grad;
+    nn_int ldg;
 };
 
 NN_INLINE void NN_T(sgd_block_body)(const struct NN_T(block) *k, nn_int off, nn_int unused) {
     (void)unused;
+    const struct NN_T(sgd_args) *a = (const struct NN_T(sgd_args) *)k->args;
     for (nn_int r = 0; r < k->rows; r++)
-        NN_T(sgd_body)((const struct NN_T(sgd_args) *)k->args, off + r * k->ld,
-                       off + r * k->ld + k->cols);
+        NN_T(sgd_span)(a, off + r * k->ld, k->cols,
+                       k->grad ? k->grad + r * k->ldg : a->grad + off + r * k->ld);
 }
 
 NN_INLINE void NN_T(adam_block_body)(const struct NN_T(block) *k, nn_int off, nn_int unused) {
     (void)unused;
+    const struct NN_T(adam_args) *a = (const struct NN_T(adam_args) *)k->args;
     for (nn_int r = 0; r < k->rows; r++)
-        NN_T(adam_body)((const struct NN_T(adam_args) *)k->args, off + r * k->ld,
-                        off + r * k->ld + k->cols);
+        NN_T(adam_span)(a, off + r * k->ld, k->cols,
+                        k->grad ? k->grad + r * k->ldg : a->grad + off + r * k->ld);
 }
 
 NN_ISA_VARIANTS(NN_T(sgd_block), const struct NN_T(block) *, NN_T(sgd_block_body))
 NN_ISA_VARIANTS(NN_T(adam_block), const struct NN_T(block) *, NN_T(adam_block_body))
 
-void NN_T(nn_sgd_tile)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld) {
-    // one range when the rows are contiguous (a whole matrix)
-    struct NN_T(block) k = {args, cols == ld ? 1 : rows, cols == ld ? rows * cols : cols, ld};
+// One range when the rows are contiguous (a whole matrix, its gradients alike).
+static struct NN_T(block) NN_T(block_make)(const void *args, nn_int rows, nn_int cols,
+                                           nn_int ld, const void *grad, nn_int ldg) {
+    int whole = cols == ld && (grad == NULL || ldg == ld);
+    struct NN_T(block) k = {args, whole ? 1 : rows, whole ? rows * cols : cols, ld,
+                            (const T *)grad, ldg};
+    return k;
+}
+
+void NN_T(nn_sgd_tile)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
+                       const void *grad, nn_int ldg) {
+    struct NN_T(block) k = NN_T(block_make)(args, rows, cols, ld, grad, ldg);
     NN_ISA_PICK(NN_T(sgd_block))(&k, off, 0);
 }
 
-void NN_T(nn_adam_tile)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld) {
-    struct NN_T(block) k = {args, cols == ld ? 1 : rows, cols == ld ? rows * cols : cols, ld};
+void NN_T(nn_adam_tile)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
+                        const void *grad, nn_int ldg) {
+    struct NN_T(block) k = NN_T(block_make)(args, rows, cols, ld, grad, ldg);
     NN_ISA_PICK(NN_T(adam_block))(&k, off, 0);
 }

@@ -219,7 +219,11 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
         // threads; the step is 6-18% faster). Same arithmetic per element, so the same bits.
         struct NN_T(sgd_args) sgd;
         struct NN_T(adam_args) adam;
-        nn_update upd = {NN_T(nn_sgd_tile), &sgd, pl->grads};
+        // The gradients need not reach pl->grads, except on a call's last batch (they are the
+        // model's grads when the call returns) and with the NaN guard (a stop leaves the
+        // last finite batch's).
+        nn_update upd = {NN_T(nn_sgd_tile), &sgd, pl->grads,
+                         b + 1 < b1 && pl->backup == NULL};
         const nn_update *u = NULL;
         if (fused && pl->optimizer == NN_OPT_SGD) {
             sgd = NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads,

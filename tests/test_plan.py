@@ -423,6 +423,29 @@ def test_update_in_backward_is_the_loop_bitwise_any_thread_count(dtype, rng, opt
         nn.set_num_threads(None)
 
 
+def test_grads_are_the_last_batch_s_after_a_nan_guard_stop(dtype, rng):
+    """Within a plan call the dW tiles of a batch may be stepped from a panel buffer and never
+    written to model.grads (nn_update.scratch), except on the call's last batch; with the NaN
+    guard on, every batch writes them, so a stop leaves the last finite batch's, as the loop."""
+    X = rng.standard_normal((1024, 200)) * 30
+    Y = rng.standard_normal((1024, 10)) * 1e3
+    out = []
+    for use_plan in (True, False):
+        m = nn.Sequential([nn.Dense(200, 300, activation="relu"), nn.Dense(300, 10)],
+                          dtype=dtype, seed=3)
+        if not use_plan:
+            python_loop(m)
+        m.compile(nn.SGD(lr=0.05, momentum=0.9), "mse")
+        with pytest.raises(nn.NonFiniteLossError) as e:
+            m.fit(X, Y, epochs=20, batch_size=128, shuffle=False, verbose=0, on_nan="raise")
+        out.append((m.params.copy(), m.grads.copy(), str(e.value)))
+    (p1, g1, e1), (p2, g2, e2) = out
+    assert e1 == e2 and "batch 0" not in e1
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(g1, g2)
+    assert np.isfinite(g1).all() and np.abs(g1).max() > 0
+
+
 @pytest.mark.parametrize("opt", [1, 4])
 def test_forward_split_over_k_is_the_loop_bitwise_any_thread_count(dtype, cpu_path, rng, opt):
     """A 400 -> 128 layer at batch 64: its forward sums over k in the two halves of rows that
