@@ -362,9 +362,9 @@ NN_DECLARE_GEMM_KERNELS(avx512)
 // grad + r * ldg, or with grad NULL from the gradient buffer itself.
 // With scratch set, the gradient buffer need not receive the gradients the step reads: a GEMM
 // may then form a panel of dW in a small buffer of its own and step from there, so that dW
-// never goes to memory (784-256-128-10 at batch 64 keeps W and its momentum in L2). The plan
-// sets it except on the last batch of a call, so that the gradients of the last batch are
-// still there when it returns.
+// is never written out (784-256-128-10 at batch 64: 0.8 MB a step less through the caches,
+// beside W and its momentum). The plan sets it except on the last batch of a call (the
+// model's grads are then the last batch's when it returns) and under the NaN guard.
 typedef struct {
     void (*fn)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
                const void *grad, nn_int ldg);

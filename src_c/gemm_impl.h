@@ -181,6 +181,15 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
     return NN_OK;
 }
 
+#ifndef NN_DIRECT_MAX_M
+// Up to this many rows, a B of at most 512 columns that fits in the L2 budget of a packed
+// block (1 MiB, cpu.c) is read in place: packing it costs more than it saves (64x784x256
+// f32, 2 threads: 125 -> 98 us; 128x784x256: 189 -> 172 us; but 128x256x1024 is 1.2x and a
+// 4 MiB B 1.7x faster packed).
+#define NN_DIRECT_MAX_M 128
+#define NN_DIRECT_B_BYTES ((nn_int)1 << 20)
+#endif
+
 // A small batch (m <= NN_MR_SHORT) uses each row of B for a few multiply-adds only: B is then
 // streamed in blocks of this many rows, every column strip of a block before the next block,
 // so that its rows are read nearly in order (the prefetchers follow) rather than one strip
@@ -211,6 +220,10 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
         head = (vb - (nn_int)((uintptr_t)(g->bd + n0) % (uintptr_t)vb)) % vb / (nn_int)sizeof(T);
         if (head >= n1 - n0) head = 0;
     }
+    // A last panel of a few rows takes the short kernel only while B stays in L2: each of its
+    // calls reads the strip of B again, and a B read from memory (rows a page apart do not
+    // stay in L2) made 32x1024x1024 f32 41% slower (594 -> 841 us).
+    const int few_ok = g->k * g->ldbd * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES;
     for (nn_int pc = 0; pc < g->k; pc += kb) {
         nn_int kc = g->k - pc < kb ? g->k - pc : kb;
         int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
@@ -226,7 +239,7 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
                 const T *bt = g->bd + pc * g->ldbd + jr;
                 for (nn_int ir = m0; ir < m1; ir += mr) {
                     nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-                    if (form == 0 && NN_T(few_rows)(rows, mr))
+                    if (form == 0 && few_ok && NN_T(few_rows)(rows, mr))
                         NN_T(short_rows)(K, kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt,
                                          g->ldbd, g->c + ir * g->ldc + jr, g->ldc, rows, cols,
                                          acc);
@@ -263,15 +276,6 @@ static int NN_T(gemm_block_dot)(const struct NN_T(gemm_args) *g, const KERNELS_T
 
 #ifndef NN_DOT_MIN_K
 #define NN_DOT_MIN_K 32  // measured: dZ.W^T at batch 1 with 10 outputs (k = 10) 0.7x NumPy
-#endif
-
-#ifndef NN_DIRECT_MAX_M
-// Up to this many rows, a B of at most 512 columns that fits in the L2 budget of a packed
-// block (1 MiB, cpu.c) is read in place: packing it costs more than it saves (64x784x256
-// f32, 2 threads: 125 -> 98 us; 128x784x256: 189 -> 172 us; but 128x256x1024 is 1.2x and a
-// 4 MiB B 1.7x faster packed).
-#define NN_DIRECT_MAX_M 128
-#define NN_DIRECT_B_BYTES ((nn_int)1 << 20)
 #endif
 
 // Packing pays for itself only when each packed element is reused many times; below these

@@ -22,6 +22,7 @@ SHAPES = [
     (2, 50, 1000), (4, 70, 129), (1, 37, 203), (3, 6, 17), (300, 10, 700), (7, 1024, 5),
     (1, 10, 1024), (1, 6, 90), (1, 20, 300), (1, 30, 100),  # one row, one or two vectors wide
     (8, 300, 200), (24, 700, 1024),  # with trans_b alone: C^T = B . A^T, then transposed
+    (20, 300, 1000),  # direct, B over 1 MiB: its last 8 rows take the full kernel, not the short
 ]
 
 
