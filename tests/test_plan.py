@@ -423,6 +423,16 @@ def test_update_in_backward_is_the_loop_bitwise_any_thread_count(dtype, rng, opt
         nn.set_num_threads(None)
 
 
+@pytest.mark.parametrize("opt", [1, 4])
+def test_dw_panel_buffer_is_the_loop_bitwise_every_cpu_path(dtype, cpu_path, rng, opt):
+    """A 200 -> 300 layer at batch 128: within a plan call its dW panels are stepped from a
+    buffer (gemm_impl.h, nn_update.scratch) on every CPU path; same bits as the loop."""
+    X, y = data(rng, "cross_entropy", n=300, n_in=200, n_out=10)
+    make = lambda: nn.Sequential([nn.Dense(200, 300, activation="relu"),  # noqa: E731
+                                  nn.Dense(300, 10)], dtype=dtype, seed=3)
+    plan_and_loop(make, "cross_entropy", X, y, TINY_OPTIMIZERS[opt], epochs=2, batch_size=128)
+
+
 def test_grads_are_the_last_batch_s_after_a_nan_guard_stop(dtype, rng):
     """Within a plan call the dW tiles of a batch may be stepped from a panel buffer and never
     written to model.grads (nn_update.scratch), except on the call's last batch; with the NaN
