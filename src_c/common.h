@@ -365,12 +365,16 @@ NN_DECLARE_GEMM_KERNELS(avx512)
 // is never written out (784-256-128-10 at batch 64: 0.8 MB a step less through the caches,
 // beside W and its momentum). The plan sets it except on the last batch of a call (the
 // model's grads are then the last batch's when it returns) and under the NaN guard.
+// arrays lists what the step reads and writes at the same offsets (the parameters and the
+// optimizer's state; NULL-terminated, may be empty): a GEMM may fetch the rows of its next
+// block ahead (see gemm_block_packed).
 typedef struct {
     void (*fn)(const void *args, nn_int off, nn_int rows, nn_int cols, nn_int ld,
                const void *grad, nn_int ldg);
     const void *args;
     const void *origin;
     int scratch;
+    const void *arrays[5];
 } nn_update;
 
 // The range functions for nn_update (optim.c): args is a struct sgd_args / adam_args of

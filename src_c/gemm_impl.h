@@ -119,6 +119,39 @@ static void NN_T(short_rows)(const KERNELS_T *K, nn_int kc, const T *a, nn_int r
             (int)(rows - i < NN_MR_SHORT ? rows - i : NN_MR_SHORT), (int)cols, acc);
 }
 
+#ifndef NN_K_ONE_BLOCK_BYTES
+#define NN_K_ONE_BLOCK_BYTES ((nn_int)28 << 10)  // an mr x k panel of A, in L1
+#endif
+
+// The k block of the packed path: kc, or the whole of k when that is at most half a block
+// more and an mr x k panel of A still fits in L1. Two blocks, the second short, cost an extra
+// pass over c and a short k loop (f32, one thread, GFLOP/s: 512x512x512 166-175 -> 175-181,
+// 1000x1000x500 157-168 -> 168-176, dZ.W^T 256x1024x512 159-166 -> 174-176; AVX2 +3-7%).
+// f64 stays at kc (256; 298 by the L1 rule on AVX-512): its 384 was 5-10% slower.
+static inline nn_int NN_T(k_block)(const KERNELS_T *K, nn_int k) {
+    return k <= K->kc + K->kc / 2 && K->mr * k * (nn_int)sizeof(T) <= NN_K_ONE_BLOCK_BYTES
+               ? k : K->kc;
+}
+
+#ifndef NN_UPD_PREFETCH_BYTES
+#define NN_UPD_PREFETCH_BYTES ((nn_int)1 << 20)
+#endif
+
+// Before each kernel call of a panel that ends with the optimizer step, the step's rows of
+// the next panel (the parameters and optimizer state under those columns, nn_update.arrays)
+// are fetched, so that the step finds them in L1 instead of waiting on memory for each row:
+// for a gradient beyond L2 (1024-1024-1024-10 at batch 256: the update 6.5% -> 2.3% of the
+// step by perf). For one that stays in L2 it only cost (784-256-128-10 at batch 64: -3%).
+static inline void NN_T(prefetch_step_rows)(const struct NN_T(gemm_args) *g, nn_int i0,
+                                            nn_int rows, nn_int j0, nn_int cols) {
+    const nn_int off = g->c + i0 * g->ldc + j0 - (const T *)g->upd->origin;
+    for (int a = 0; a < 5 && g->upd->arrays[a]; a++)
+        for (nn_int r = 0; r < rows; r++) {
+            const T *row = (const T *)g->upd->arrays[a] + off + r * g->ldc;
+            for (nn_int q = 0; q < cols; q += 64 / (nn_int)sizeof(T)) NN_PREFETCH_W(row + q);
+        }
+}
+
 #ifndef NN_A_KEEP_BYTES
 #define NN_A_KEEP_BYTES ((nn_int)4 << 20)  // a whole packed A kept: at most this much
 #endif
@@ -127,7 +160,7 @@ static void NN_T(short_rows)(const KERNELS_T *K, nn_int kc, const T *a, nn_int r
 static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNELS_T *K,
                                    nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
     const int mr = K->mr, nr = K->nr;
-    const nn_int kc_max = g->k < K->kc ? g->k : K->kc;
+    const nn_int kcb = NN_T(k_block)(K, g->k), kc_max = g->k < kcb ? g->k : kcb;
     // A short k (x^T.dZ: k is the batch) makes the kc x nc block of B shorter: it may then be
     // wider for the same L2 budget, so that A is packed fewer times (once per nc columns;
     // x^T.dZ 1024x256x1024: packing 11% -> 6% of the product, by perf). The K blocking, and
@@ -153,11 +186,12 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
         if (!panel) return NN_ERR_NOMEM;
     }
     if (!ap || !bp) return NN_ERR_NOMEM;
+    const int prefetch = g->upd && g->m * g->n * (nn_int)sizeof(T) > NN_UPD_PREFETCH_BYTES;
 
     for (nn_int jc = n0; jc < n1; jc += nc_step) {
         nn_int nc = n1 - jc < nc_step ? n1 - jc : nc_step;
-        for (nn_int pc = 0; pc < g->k; pc += K->kc) {
-            nn_int kc = g->k - pc < K->kc ? g->k - pc : K->kc;
+        for (nn_int pc = 0; pc < g->k; pc += kcb) {
+            nn_int kc = g->k - pc < kcb ? g->k - pc : kcb;
             int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;
             NN_T(pack_b)(K, bp, g->b, g->ldb, g->trans_b, pc, kc, jc, nc, nr);
             for (nn_int ic = m0; ic < m1; ic += K->mc) {
@@ -171,9 +205,13 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
                     // packed panels (a(i, p) at i + p mr, b's rows nr apart).
                     const int few = NN_T(few_rows)(rows, mr);
                     const nn_int ldt = panel ? nc_max : g->ldc;
+                    const nn_int next = ic + ir + mr;
+                    const nn_int next_rows = !last || !prefetch || next >= m1 ? 0
+                                             : m1 - next < mr ? m1 - next : mr;
                     for (nn_int jr = 0; jr < nc; jr += nr) {
                         nn_int cols = nc - jr < nr ? nc - jr : nr;
                         T *ct = panel ? panel + jr : g->c + (ic + ir) * g->ldc + jc + jr;
+                        if (next_rows) NN_T(prefetch_step_rows)(g, next, next_rows, jc + jr, cols);
                         if (few)
                             NN_T(short_rows)(K, kc, apc + ir * kc, 1, mr, bp + jr * kc, nr, ct,
                                              ldt, rows, cols, acc);
@@ -362,15 +400,6 @@ int NN_T(nn_gemm_upd)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k
                           NULL, 0, NN_ACT_IDENTITY, 0, upd, n_threads);
 }
 
-#ifndef NN_UPD_TILE_MAX_BYTES
-#define NN_UPD_TILE_MAX_BYTES ((nn_int)1 << 20)
-#endif
-
-// Whether a gradient c (m, n) is small enough for the update tile by tile (see gemm_core).
-static inline int NN_T(update_per_tile)(nn_int m, nn_int n) {
-    return m * n * (nn_int)sizeof(T) <= NN_UPD_TILE_MAX_BYTES;
-}
-
 // C (m, n) = op(a) . op(b) formed as its transpose C^T = op(b)^T . op(a)^T (n, m) in a
 // workspace - op_b^T is b read with trans_b_inner, op_a^T is a read with trans_a_inner - then
 // written into C by one transpose. For shapes where the transposed form lays the long side
@@ -459,11 +488,13 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
     // computed, while the other products run. On one thread it pays only where the packed
     // path updates a panel of rows at a time (784-256-128-10 at batch 64: the update 13% ->
     // 10% of the step); the direct path's tiles run down a column strip, 32 values of each
-    // row (64-128-10: -10%). For larger layers (1024x1024: -3%) and those, the caller updates
-    // the whole of c right after.
-    if ((nt <= 1 && block != NN_T(gemm_block_packed)) ||
-        !NN_T(update_per_tile)(m, n))
-        g.upd = NULL, *tiled = 0;
+    // row (64-128-10: -10%); there the caller updates the whole of c right after. Layers of
+    // any size: with the next panel's rows fetched ahead (gemm_block_packed), layers over 1
+    // MiB gained too (one thread / two: 1024-1024-1024-10 at batch 256 +1-2% / +5%, at batch
+    // 64 +5% / +12%; 784-512-10 at batch 128 +7% / +17%; float64 784-256-128-10 at batch 64
+    // +13% / +25%), where a 1 MiB cap had left them to the caller (-3% then, without the
+    // prefetch and the panel buffer).
+    if (nt <= 1 && block != NN_T(gemm_block_packed)) g.upd = NULL, *tiled = 0;
     if (nt <= 1) {
         if (transpose_b) K->transpose((T *)g.bd, g.ldbd, b, ldb, n, k);
         return block(&g, K, 0, m, 0, n);
@@ -552,9 +583,7 @@ static int NN_T(gemm_run)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_i
 // it updates. Chosen by shape alone (with dW's two-thread split), so the sums are the same
 // on any number of threads: y = x[:, :k0] . w[:k0] + x[:, k0:] . w[k0:].
 static nn_int NN_T(forward_k_split)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k) {
-    if (m > NN_KSPLIT_MAX_M || n <= K->nr || m * n * k < 2 * NN_PAR_MIN_FLOPS ||
-        !NN_T(update_per_tile)(k, n))  // dW (k, n) is then updated after, not by its rows
-        return 0;
+    if (m > NN_KSPLIT_MAX_M || n <= K->nr || m * n * k < 2 * NN_PAR_MIN_FLOPS) return 0;
     nn_int k_tiles = (k + K->mr - 1) / K->mr, n_tiles = (n + K->nr - 1) / K->nr;
     int tm = 1, tn = 2;
     NN_T(split)(k_tiles, n_tiles, K->mr, K->nr, 2, &tm, &tn);

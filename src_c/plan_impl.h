@@ -223,7 +223,8 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
         // model's grads when the call returns) and with the NaN guard (a stop leaves the
         // last finite batch's).
         nn_update upd = {NN_T(nn_sgd_tile), &sgd, pl->grads,
-                         b + 1 < b1 && pl->backup == NULL};
+                         b + 1 < b1 && pl->backup == NULL,
+                         {pl->params, pl->momentum != 0 ? pl->state1 : NULL}};
         const nn_update *u = NULL;
         if (fused && pl->optimizer == NN_OPT_SGD) {
             sgd = NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads,
@@ -231,6 +232,8 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
                                       pl->nesterov, pl->steps == 0);
             u = &upd;
         } else if (fused) {
+            upd.arrays[1] = pl->state1, upd.arrays[2] = pl->state2;
+            upd.arrays[3] = pl->amsgrad ? pl->state3 : NULL;
             adam = NN_T(adam_args_make)((T *)pl->params, (T *)pl->state1, (T *)pl->state2,
                                         (T *)pl->state3, (const T *)pl->grads, pl->lr,
                                         pl->beta1, pl->beta2, pl->eps, pl->weight_decay,

@@ -131,7 +131,7 @@ KERNEL_TILE = {("generic", 4): (4, 8), ("generic", 8): (4, 4), ("avx2", 4): (6, 
 def forward_k_split(path, dtype, m, n, k):
     size = np.dtype(dtype).itemsize
     mr, nr = KERNEL_TILE[path, size]
-    if m > 256 or n <= nr or k * n * size > 2 ** 20 or m * n * k < 2 ** 20:
+    if m > 256 or n <= nr or m * n * k < 2 ** 20:
         return 0
     kt, nt = -(-k // mr), -(-n // nr)
     rows, cols = -(-kt // 2) * nt, kt * -(-nt // 2)  # the largest block, split by rows/columns
@@ -140,7 +140,8 @@ def forward_k_split(path, dtype, m, n, k):
 
 
 @pytest.mark.parametrize("n,n_in,n_out", [(64, 400, 128), (7, 784, 256), (256, 300, 200),
-                                          (64, 200, 300), (200, 130, 100)])
+                                          (64, 200, 300), (200, 130, 100),
+                                          (24, 800, 520)])  # w over 1 MiB: split on every path
 def test_forward_sums_over_k_in_parts_of_the_update_on_any_thread_count(cpu_path, dtype, rng,
                                                                          n, n_in, n_out):
     x, w, b = layer(rng, n, n_in, n_out, dtype)

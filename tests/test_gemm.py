@@ -9,7 +9,8 @@ from nncore import _reference as ref
 from conftest import EPS
 
 # (m, n, k): 1s, odd sizes, non-multiples of every micro-tile (4x8, 6x16, 12x32, ...),
-# and sizes beyond one cache block in each dimension (mc <= 144, kc <= 384, nc <= 4096).
+# and sizes beyond one k block and one column block (kc 256-384, nc 512-1024; a k of up to
+# 1.5 kc is one block, cpu.c and gemm_impl.h).
 # Products of at most 64 multiply-adds take plain loops (the first four); (1, 9, 8), (2, 5, 7)
 # and other small products the direct (unpacked) path; (37, 45, 513) and (200, 129, 400) the
 # packed one (k > 512, or m n k > 2^22). Batch <= 4 with k > 64 streams B in k blocks
@@ -23,7 +24,8 @@ SHAPES = [
     (1, 10, 1024), (1, 6, 90), (1, 20, 300), (1, 30, 100),  # one row, one or two vectors wide
     (8, 300, 200), (24, 700, 1024),  # with trans_b alone: C^T = B . A^T, then transposed
     (20, 300, 1000),  # direct, B over 1 MiB: its last 8 rows take the full kernel, not the short
-    (40, 800, 400),  # packed, all rows one block, two k and two column blocks: A packed once
+    (36, 800, 600),  # packed, all rows one block, two k and two column blocks: A packed once
+    (140, 200, 290),  # packed, k in one block of more than kc (f64: 256; f32 (200, 129, 400))
 ]
 
 
@@ -105,7 +107,7 @@ def test_paths_agree(dtype, rng):
                                    (1, 3000, 700), (3, 2000, 600), (400, 12, 3000),
                                    (64, 256, 128), (200, 40, 100), (16, 600, 300),
                                    (200, 1000, 300),  # k < kc: B blocks of 960 + 40 columns
-                                   (40, 800, 400)])  # A packed once on 1 thread, not on 2
+                                   (36, 800, 600)])  # A packed once on 1 thread, not on 2
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
 def test_gemm_thread_count_does_not_change_bits(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)

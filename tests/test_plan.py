@@ -456,13 +456,17 @@ def test_grads_are_the_last_batch_s_after_a_nan_guard_stop(dtype, rng):
     assert np.isfinite(g1).all() and np.abs(g1).max() > 0
 
 
-@pytest.mark.parametrize("opt", [1, 4])
-def test_forward_split_over_k_is_the_loop_bitwise_any_thread_count(dtype, cpu_path, rng, opt):
+@pytest.mark.parametrize("opt", [1, 4, 5])
+@pytest.mark.parametrize("n_in,n_hidden", [(400, 128), (800, 520)])
+def test_forward_split_over_k_is_the_loop_bitwise_any_thread_count(dtype, cpu_path, rng, opt,
+                                                                   n_in, n_hidden):
     """A 400 -> 128 layer at batch 64: its forward sums over k in the two halves of rows that
-    the update takes on two threads (gemm_impl.h, forward_k_split), on any thread count."""
-    X, y = data(rng, "cross_entropy", n=200, n_in=400, n_out=10)
-    make = lambda: nn.Sequential([nn.Dense(400, 128, activation="relu"),  # noqa: E731
-                                  nn.Dense(128, 10)], dtype=dtype, seed=3)
+    the update takes on two threads (gemm_impl.h, forward_k_split), on any thread count.
+    800 -> 520 (over 1 MiB): the step's next rows are also fetched ahead (momentum; Adam's
+    two or three state arrays), which must not change a bit either."""
+    X, y = data(rng, "cross_entropy", n=200, n_in=n_in, n_out=10)
+    make = lambda: nn.Sequential([nn.Dense(n_in, n_hidden, activation="relu"),  # noqa: E731
+                                  nn.Dense(n_hidden, 10)], dtype=dtype, seed=3)
     params = []
     for threads in (1, 2):
         nn.set_num_threads(threads)
