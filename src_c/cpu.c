@@ -9,7 +9,8 @@
 
 // Blocking (tuned with benchmarks/bench_gemm.py on a 48 KiB L1, 2 MiB L2 core): a kc x nc
 // block of packed B stays in L2 (about 1 MiB), an mr x kc micro-panel of packed A in L1
-// (12-24 KiB); the mc x kc block of A comes from L3. Multiples of the micro-tile.
+// (12-24 KiB; up to 28 KiB when a k of up to 1.5 kc is one block, gemm_impl.h k_block); the
+// mc x kc block of A comes from L3. Multiples of the micro-tile.
 // NN_GEMM_ENTRY(isa, dtype, mr, nr, nr_narrow, dot_n, mc, kc, nc)
 static const struct nn_dispatch table[NN_CPU_N_PATHS] = {
     {NN_CPU_GENERIC, NN_GEMM_ENTRY(generic, f32, 4, 8, 1, 4, 256, 256, 1024),
