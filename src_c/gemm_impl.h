@@ -145,7 +145,8 @@ static inline nn_int NN_T(k_block)(const KERNELS_T *K, nn_int k) {
 static inline void NN_T(prefetch_step_rows)(const struct NN_T(gemm_args) *g, nn_int i0,
                                             nn_int rows, nn_int j0, nn_int cols) {
     const nn_int off = g->c + i0 * g->ldc + j0 - (const T *)g->upd->origin;
-    for (int a = 0; a < 5 && g->upd->arrays[a]; a++)
+    const int n_arrays = (int)(sizeof g->upd->arrays / sizeof g->upd->arrays[0]);
+    for (int a = 0; a < n_arrays && g->upd->arrays[a]; a++)
         for (nn_int r = 0; r < rows; r++) {
             const T *row = (const T *)g->upd->arrays[a] + off + r * g->ldc;
             for (nn_int q = 0; q < cols; q += 64 / (nn_int)sizeof(T)) NN_PREFETCH_W(row + q);
