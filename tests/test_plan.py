@@ -300,6 +300,11 @@ def general_net(dtype):
     return build(dtype, n_in=7, n_out=4)
 
 
+def wide_rows_net(dtype, n_in=300):
+    """Rows of 1 KiB and more: gathered a few at a time, a line of each in turn (gather_rows)."""
+    return build(dtype, n_in=n_in, n_out=4)
+
+
 def tiny_net(dtype):
     return nn.Sequential([nn.Dense(2, 3, activation="relu"), nn.Dense(3, 2)], dtype=dtype,
                          seed=4)
@@ -325,12 +330,28 @@ def plan_arrays(rng, loss, dtype, n, n_in, n_out, weights):
 
 
 @pytest.mark.parametrize("net, n_in, n_out, batch_size", [
-    (general_net, 7, 4, 16), (general_net, 7, 4, 1), (tiny_net, 2, 2, 2), (tiny_net, 2, 2, 1)],
-    ids=["general", "general-batch1", "tiny", "tiny-batch1"])
+    (general_net, 7, 4, 16), (general_net, 7, 4, 1), (tiny_net, 2, 2, 2), (tiny_net, 2, 2, 1),
+    (wide_rows_net, 300, 4, 16)],
+    ids=["general", "general-batch1", "tiny", "tiny-batch1", "wide-rows"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits", "mse"])
 @pytest.mark.parametrize("weights", [False, True], ids=["unweighted", "weighted"])
 def test_train_through_perm_is_bitwise_training_on_permuted_arrays(
         dtype, rng, net, n_in, n_out, batch_size, loss, weights):
+    check_train_through_perm(dtype, rng, net, n_in, n_out, batch_size, loss, weights)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_train_through_perm_wide_rows_any_thread_count(dtype, rng, threads):
+    # 16 rows of 1100 values: gathered by two threads when there are two
+    nn.set_num_threads(threads)
+    try:
+        check_train_through_perm(dtype, rng, lambda dt: wide_rows_net(dt, 1100), 1100, 4, 16,
+                                 "cross_entropy", False)
+    finally:
+        nn.set_num_threads(None)
+
+
+def check_train_through_perm(dtype, rng, net, n_in, n_out, batch_size, loss, weights):
     n = 37  # batch 16: a last batch of 5 rows; batch 2: of 1 row
     X, Y, W = plan_arrays(rng, loss, dtype, n, n_in, n_out, weights)
     perm = rng.permutation(n)
