@@ -26,6 +26,7 @@ SHAPES = [
     (20, 300, 1000),  # direct, B over 1 MiB: its last 8 rows take the full kernel, not the short
     (36, 800, 600),  # packed, all rows one block, two k and two column blocks: A packed once
     (140, 200, 290),  # packed, k in one block of more than kc (f64: 256; f32 (200, 129, 400))
+    (260, 64, 130),  # with trans_a packed (x^T.dZ of 256+ rows, 2^21+ multiply-adds), else direct
 ]
 
 
