@@ -39,7 +39,7 @@ static void NN_T(pack_b)(const KERNELS_T *K, T *NN_RESTRICT dst, const T *NN_RES
         // follows: f64 32x1024x1024, 38% of the time in that copy). G rows go together, a
         // strip of each in turn, with the same strip of the next G rows prefetched: eight
         // rows in flight, as in the plan's gather_rows. 1024-1024-1024-10 at batch 256: one
-        // thread +1-2.4%, two +0.5-1.2% (4 sets of 8-10 rounds against a row at a time);
+        // thread +1-2.4%, two +0.5-1.2% (3 sets of 8-10 rounds against a row at a time);
         // 784-256-128-10 within 1% either way.
         const nn_int G = 4, line = 64 / (nn_int)sizeof(T);
         for (nn_int p = 0; p < kc; p += G) {
