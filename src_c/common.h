@@ -292,13 +292,14 @@ typedef void (*nn_dot_f64_t)(nn_int k, const double *a, nn_int lda, const double
 
 // One dtype's GEMM kernels on one path. direct[s][w]: s = 0 for mr rows, 1 for the short form
 // (NN_MR_SHORT rows), 2 for the row form (1 row, nr_row columns); w = 1 for the narrow form
-// (one vector, nr_narrow columns, instead of nr or nr_row).
+// (one vector, nr_narrow columns, instead of nr or nr_row). stream: one row against a B that
+// comes from L3 or memory, n a multiple of one vector (gemm_isa_impl.h).
 #define NN_GEMM_KERNELS(T, SUF)                                                               \
     struct nn_gemm_kernels_##SUF {                                                            \
         int mr, nr, nr_row;    /* micro-tile; the row form's width */                         \
         int nr_narrow, dot_n;  /* the narrow form's width (one vector); the dot kernel's n */ \
         nn_int mc, kc, nc;     /* cache blocks: A block mc x kc in L2, B kc x nc in L3 */     \
-        nn_ukr_##SUF##_t packed, direct[3][2];                                                \
+        nn_ukr_##SUF##_t packed, direct[3][2], stream;                                        \
         nn_dot_##SUF##_t dot;                                                                 \
         void (*transpose)(T *dst, nn_int ldd, const T *src, nn_int lds, nn_int rows,          \
                           nn_int cols); /* dst(c, r) = src(r, c) */                           \
@@ -315,8 +316,8 @@ struct nn_dispatch {
 const struct nn_dispatch *nn_dispatch_get(void);
 
 // The kernels of each path (gemm_kernels_*.c), named nn_<form>_<isa>_<dtype>: forms packed,
-// direct, direct_short, direct_narrow, direct_short_narrow, direct_row, direct_row_narrow
-// (nn_ukr_*_t), dot (nn_dot_*_t) and transpose.
+// direct, direct_short, direct_narrow, direct_short_narrow, direct_row, direct_row_narrow and
+// stream (nn_ukr_*_t), dot (nn_dot_*_t) and transpose.
 #define NN_DECLARE_GEMM_KERNELS_T(isa, T, SUF)                                                \
     void nn_packed_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int, T *,   \
                                  nn_int, int, int, int);                                      \
@@ -332,6 +333,8 @@ const struct nn_dispatch *nn_dispatch_get(void);
                                      T *, nn_int, int, int, int);                             \
     void nn_direct_row_narrow_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *,     \
                                             nn_int, T *, nn_int, int, int, int);              \
+    void nn_stream_##isa##_##SUF(nn_int, const T *, nn_int, nn_int, const T *, nn_int, T *,   \
+                                 nn_int, int, int, int);                                      \
     void nn_dot_##isa##_##SUF(nn_int, const T *, nn_int, const T *, nn_int, T *, nn_int, int, \
                               int, int);                                                      \
     void nn_transpose_##isa##_##SUF(T *, nn_int, const T *, nn_int, nn_int, nn_int);
@@ -343,7 +346,7 @@ const struct nn_dispatch *nn_dispatch_get(void);
      {{nn_direct_##isa##_##SUF, nn_direct_narrow_##isa##_##SUF},                              \
       {nn_direct_short_##isa##_##SUF, nn_direct_short_narrow_##isa##_##SUF},                  \
       {nn_direct_row_##isa##_##SUF, nn_direct_row_narrow_##isa##_##SUF}},                     \
-     nn_dot_##isa##_##SUF, nn_transpose_##isa##_##SUF}
+     nn_stream_##isa##_##SUF, nn_dot_##isa##_##SUF, nn_transpose_##isa##_##SUF}
 
 NN_DECLARE_GEMM_KERNELS(generic)
 #ifdef NN_X86_64

@@ -287,6 +287,23 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
     // calls reads the strip of B again, and a B read from memory (rows a page apart do not
     // stay in L2) made 32x1024x1024 f32 41% slower (594 -> 841 us).
     const int few_ok = g->k * g->ldbd * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES;
+    if (form == 2 && g->k * g->ldbd * (nn_int)sizeof(T) > NN_DIRECT_B_BYTES &&
+        (g->ldbd * (nn_int)sizeof(T)) % 2048 == 0 && (n1 - n0) % K->nr_narrow == 0) {
+        // One row against a B that does not stay in L2, its rows a multiple of 2 KiB apart
+        // (widths 512, 1024, 2048 float32): the row form's 64 rows of a k block would share
+        // one or two sets of L1 lines. The stream kernel instead, all of this thread's columns
+        // at once, a k block at a time (the same blocks, so the same sums). 1 thread, B in L3,
+        // f32 (us): 1x1024x1024 51-52 -> 47-48, 1x2048x1024 135-142 -> 104-105, 1x512x1024
+        // 23-24 -> 22, 1x1536x700 53 -> 49-50; with other strides the row form was as fast
+        // or faster (1x1100x1000 44 -> 56, 1x256x4400 51 -> 53.5).
+        for (nn_int pc = 0; pc < g->k; pc += kb) {
+            nn_int kc = g->k - pc < kb ? g->k - pc : kb;
+            K->stream(kc, g->a + pc * cs_a, rs_a, cs_a, g->bd + pc * g->ldbd + n0, g->ldbd,
+                      g->c + n0, g->ldc, 1, (int)(n1 - n0), g->accumulate || pc > 0);
+        }
+        NN_T(finish_tile)(g, 0, n0, 1, n1 - n0);
+        return NN_OK;
+    }
     for (nn_int pc = 0; pc < g->k; pc += kb) {
         nn_int kc = g->k - pc < kb ? g->k - pc : kb;
         int acc = g->accumulate || pc > 0, last = pc + kc >= g->k;

@@ -64,6 +64,45 @@
 #undef MR
 #undef NR
 
+// One row of A against a B that comes from L3 or memory (a one-sample predict of a layer over
+// 1 MiB): m is 1, n a multiple of VL (rs_a, ldc unused). B's rows are read whole,
+// NN_STREAM_ROWS at a time and in order - a few streams the prefetchers follow - into a row
+// of partial sums in L1, with the next group's lines fetched while this one is read. Same
+// sums as the other kernels: each column's products added in k order from zero, then to c
+// (with accumulate). Where it pays: gemm_block_direct.
+#ifndef NN_STREAM_ROWS
+#define NN_STREAM_ROWS 4  // 8 was slower (1x1024x1024 f32: 48 -> 67 us)
+#endif
+TARGET void NN_KNAME(stream)(nn_int k, const T *NN_RESTRICT a, nn_int rs_a, nn_int cs_a,
+                             const T *NN_RESTRICT b, nn_int ldb, T *NN_RESTRICT c, nn_int ldc,
+                             int m, int n, int accumulate) {
+    (void)rs_a, (void)ldc, (void)m;
+    enum { G = NN_STREAM_ROWS, CHUNK = 4096 / (int)sizeof(T) };  // partial sums: 4 KiB
+    T t[CHUNK];
+    for (nn_int j0 = 0; j0 < n; j0 += CHUNK) {
+        const int w = n - j0 < CHUNK ? (int)(n - j0) : CHUNK;
+        for (nn_int p = 0; p < k; p += G) {
+            const int rows = k - p < G ? (int)(k - p) : G, first = p == 0, last = p + rows >= k;
+            const T *br = b + p * ldb + j0, *ahead = br + G * ldb;
+            const int fetch = p + rows + G <= k;  // a whole next group
+            V av[G];
+            for (int q = 0; q < rows; q++) av[q] = VSET1(a[(p + q) * cs_a]);
+            for (int j = 0; j < w; j += VL) {
+                if (fetch && (j * (int)sizeof(T)) % 64 == 0)
+                    for (int q = 0; q < G; q++) NN_PREFETCH(ahead + q * ldb + j);
+                V s = first ? VZERO() : VLOAD(t + j);
+                if (rows == G)
+                    for (int q = 0; q < G; q++) s = VFMA(av[q], VLOAD(br + q * ldb + j), s);
+                else
+                    for (int q = 0; q < rows; q++) s = VFMA(av[q], VLOAD(br + q * ldb + j), s);
+                T *cj = c + j0 + j;
+                if (!last) VSTORE(t + j, s);
+                else VSTORE(cj, accumulate ? VADD(VLOAD(cj), s) : s);
+            }
+        }
+    }
+}
+
 #define DOT NN_KNAME(dot)
 #include "gemm_dot_impl.h"
 #undef DOT

@@ -27,6 +27,7 @@ SHAPES = [
     (36, 800, 600),  # packed, all rows one block, two k and two column blocks: A packed once
     (140, 200, 290),  # packed, k in one block of more than kc (f64: 256; f32 (200, 129, 400))
     (260, 64, 130),  # with trans_a packed (x^T.dZ of 256+ rows, 2^21+ multiply-adds), else direct
+    (1, 512, 519),  # one row, B over 1 MiB with rows 2 KiB apart: the stream kernel (k % 4 = 3)
 ]
 
 
@@ -108,7 +109,8 @@ def test_paths_agree(dtype, rng):
                                    (1, 3000, 700), (3, 2000, 600), (400, 12, 3000),
                                    (64, 256, 128), (200, 40, 100), (16, 600, 300),
                                    (200, 1000, 300),  # k < kc: B blocks of 960 + 40 columns
-                                   (36, 800, 600)])  # A packed once on 1 thread, not on 2
+                                   (36, 800, 600),  # A packed once on 1 thread, not on 2
+                                   (1, 2048, 300)])  # stream kernel: 2 chunks, or 1 a thread
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
 def test_gemm_thread_count_does_not_change_bits(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
@@ -133,6 +135,7 @@ def _at_offset(x, offset):
 # starts its aligned loads at the first vector boundary of B's rows: the bits must be those
 # of any other placement, on every path.
 @pytest.mark.parametrize("m,n,k,trans_b", [(1, 784, 40, 0), (1, 48, 256, 0), (3, 130, 100, 0),
+                                           (1, 512, 519, 0),
                                            (33, 48, 64, 0), (1, 784, 256, 1), (1, 5, 33, 1),
                                            (4, 30, 100, 1), (2, 9, 64, 1)])
 def test_gemm_bits_do_not_depend_on_alignment_or_thread_count(cpu_path, dtype, rng, m, n, k,
