@@ -657,6 +657,15 @@ int NN_T(nn_gemm_forward)(T *y, const T *x, const T *w, nn_int m, nn_int n, nn_i
                                 n_threads);
     // y = the first part, t = the second, then y = act(y + t + bias) row by row.
     int nt = nn_threads_for(n_threads, m * n * k, NN_PAR_MIN_FLOPS), status = NN_OK;
+    if (nt != 2 && m > NN_MR_SHORT && NN_T(use_direct)(K, m, n, k - k0, 0, 0)) {
+        // Not split over two threads, the second part on the direct path (whose mr-row
+        // kernel sums all of k at once, then adds to c): it adds onto y itself, and the
+        // bias and activation follow in its tiles, with no t and no pass over both.
+        status = NN_T(nn_gemm)(y, x, w, m, n, k0, k, n, n, 0, 0, 0, nt);
+        if (status != NN_OK) return status;
+        return NN_T(nn_gemm_ex)(y, x + k0, w + k0 * n, m, n, k - k0, k, n, n, 0, 0, 1, bias, z,
+                                n, act, alpha, nt);
+    }
     T *t = (T *)nn_workspace(4, (size_t)(m * n) * sizeof(T));
     if (t == NULL) return NN_ERR_NOMEM;
     if (nt != 2) {  // one thread, or more than two: each part on all of them
