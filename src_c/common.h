@@ -178,6 +178,12 @@ NN_INLINE int nn_act_needs_z(int act, double alpha) {
 // (64x128x64: 6.2 -> 7.3 us); an element-wise pass from about 2^16 elements.
 #define NN_PAR_MIN_ELEMS ((nn_int)1 << 15)  // element-wise kernels, per thread
 #define NN_PAR_MIN_FLOPS ((nn_int)1 << 19)  // GEMM multiply-adds per thread
+// One row of C (a one-sample predict) is bound by reading B, not by arithmetic: two threads
+// each read half of B's columns, from their own core's cache when it stays there, from 2^15
+// multiply-adds a thread (128 KiB of float32 B). Two threads, B in L2/L3 (us): 1x256x784
+// 7.6-8.8 -> 4.6-5.2, 1x512x512 10.8 -> 6.3-6.4, 1x1024x64 2.6 -> 2.25 (2^16 a thread: 2.5);
+// 1x256x128 (2^14 a thread) 1.30 -> 1.5: one thread.
+#define NN_PAR_MIN_ROW_FLOPS ((nn_int)1 << 15)
 
 // How many threads to use for `work` units when each thread should get at least `grain`.
 int nn_threads_for(int n_threads, nn_int work, nn_int grain);

@@ -521,7 +521,8 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
         block = NN_T(gemm_block_packed);
     }
     nn_int m_tiles = (m + mr - 1) / mr, n_tiles = (n + nr - 1) / nr;
-    int nt = nn_threads_for(n_threads, m * n * k, NN_PAR_MIN_FLOPS);
+    int nt = nn_threads_for(n_threads, m * n * k,
+                            m == 1 ? NN_PAR_MIN_ROW_FLOPS : NN_PAR_MIN_FLOPS);
     if (nt > m_tiles * n_tiles) nt = (int)(m_tiles * n_tiles);
     // The update as the tiles are finished pays on several threads for parameters that fit
     // in the caches (784-256-128-10 at batch 64, 2 threads: +11%): each thread updates what it

@@ -110,7 +110,8 @@ def test_paths_agree(dtype, rng):
                                    (64, 256, 128), (200, 40, 100), (16, 600, 300),
                                    (200, 1000, 300),  # k < kc: B blocks of 960 + 40 columns
                                    (36, 800, 600),  # A packed once on 1 thread, not on 2
-                                   (1, 2048, 300)])  # stream kernel: 2 chunks, or 1 a thread
+                                   (1, 2048, 300),  # stream kernel: 2 chunks, or 1 a thread
+                                   (1, 300, 250)])  # one row: threads from 2^15 multiply-adds
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1)])
 def test_gemm_thread_count_does_not_change_bits(cpu_path, dtype, rng, m, n, k, trans_a, trans_b):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype)
