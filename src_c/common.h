@@ -181,8 +181,8 @@ NN_INLINE int nn_act_needs_z(int act, double alpha) {
 // One row of C (a one-sample predict) is bound by reading B, not by arithmetic: two threads
 // each read half of B's columns, from their own core's cache when it stays there, from 2^15
 // multiply-adds a thread (128 KiB of float32 B). Two threads, B in L2/L3 (us): 1x256x784
-// 7.6-8.8 -> 4.6-5.2, 1x512x512 10.8 -> 6.3-6.4, 1x1024x64 2.6 -> 2.25 (2^16 a thread: 2.5);
-// 1x256x128 (2^14 a thread) 1.30 -> 1.5: one thread.
+// 7.6-9.0 -> 4.5-5.2, 1x512x512 10.8-12.2 -> 6.3-7.4, 1x1024x64 2.5-2.7 -> 2.1-2.25 (2^16 a
+// thread: 2.5); 1x256x128 (2^14 a thread) 1.30 -> 1.5: one thread.
 #define NN_PAR_MIN_ROW_FLOPS ((nn_int)1 << 15)
 
 // How many threads to use for `work` units when each thread should get at least `grain`.

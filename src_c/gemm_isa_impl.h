@@ -91,7 +91,7 @@ TARGET void NN_KNAME(stream)(nn_int k, const T *NN_RESTRICT a, nn_int rs_a, nn_i
                 if (fetch && (j * (int)sizeof(T)) % 64 == 0)
                     for (int q = 0; q < G; q++) NN_PREFETCH(ahead + q * ldb + j);
                 V s = first ? VZERO() : VLOAD(t + j);
-                if (rows == G)
+                if (rows == G)  // a constant count, unrolled
                     for (int q = 0; q < G; q++) s = VFMA(av[q], VLOAD(br + q * ldb + j), s);
                 else
                     for (int q = 0; q < rows; q++) s = VFMA(av[q], VLOAD(br + q * ldb + j), s);
