@@ -283,11 +283,11 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
         head = (vb - (nn_int)((uintptr_t)(g->bd + n0) % (uintptr_t)vb)) % vb / (nn_int)sizeof(T);
         if (head >= n1 - n0) head = 0;
     }
-    // A last panel of a few rows takes the short kernel only while B stays in L2: each of its
-    // calls reads the strip of B again, and a B read from memory (rows a page apart do not
-    // stay in L2) made 32x1024x1024 f32 41% slower (594 -> 841 us).
-    const int few_ok = g->k * g->ldbd * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES;
-    if (form == 2 && g->k * g->ldbd * (nn_int)sizeof(T) > NN_DIRECT_B_BYTES &&
+    // Whether B stays in L2. A last panel of a few rows takes the short kernel only then: each
+    // of its calls reads the strip of B again, and a B read from memory (rows a page apart do
+    // not stay in L2) made 32x1024x1024 f32 41% slower (594 -> 841 us).
+    const int b_in_l2 = g->k * g->ldbd * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES;
+    if (form == 2 && !b_in_l2 &&
         (g->ldbd * (nn_int)sizeof(T)) % 2048 == 0 && (n1 - n0) % K->nr_narrow == 0) {
         // One row against a B that does not stay in L2, its rows a multiple of 2 KiB apart
         // (widths 512, 1024, 2048 float32): the row form's 64 rows of a k block would share
@@ -319,7 +319,7 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
                 const T *bt = g->bd + pc * g->ldbd + jr;
                 for (nn_int ir = m0; ir < m1; ir += mr) {
                     nn_int rows = m1 - ir < mr ? m1 - ir : mr;
-                    if (form == 0 && few_ok && NN_T(few_rows)(rows, mr))
+                    if (form == 0 && b_in_l2 && NN_T(few_rows)(rows, mr))
                         NN_T(short_rows)(K, kc, g->a + ir * rs_a + pc * cs_a, rs_a, cs_a, bt,
                                          g->ldbd, g->c + ir * g->ldc + jr, g->ldc, rows, cols,
                                          acc);
