@@ -92,6 +92,23 @@ class _Slot(collections.namedtuple("_Slot", "layer name key offset shape")):
         return int(np.prod(self.shape))
 
 
+class _Same:
+    """A part of a cache key that matches the same object only. Arrays cannot be key parts
+    as they are: ``==`` compares them element by element. Holding the object (not its id)
+    keeps its id from being reused while the key lives."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+
 class _Workspace:
     """Per-layer buffers for batches of up to `capacity` rows, plus the loss gradient."""
 
@@ -471,8 +488,9 @@ class Sequential:
         a custom one): the Python loop then runs the same kernels one by one."""
         training = ws.training
         opt = self.optimizer if training else None
-        key = (ws, opt, self.loss, tuple(self.metrics), None if guard is None else guard.backup,
-               tuple(id(a) for a in (opt.state.values() if opt is not None else ())),
+        key = (ws, opt, self.loss, tuple(self.metrics),
+               _Same(None if guard is None else guard.backup),
+               tuple(map(_Same, opt.state.values() if opt is not None else ())),
                # momentum, betas, ... as set now (a tuple compares faster than a repr)
                None if opt is None else tuple(opt._hyper().items()))
         cached = self._plans.get(training)
