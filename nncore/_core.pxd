@@ -145,7 +145,6 @@ cdef extern from "nncore.h" nogil:
         NN_METRIC_MSE
         NN_METRIC_MAE
     enum:
-        NN_PLAN_MAX_LAYERS
         NN_PLAN_MAX_METRICS
 
     ctypedef struct nn_plan_layer:
@@ -163,6 +162,7 @@ cdef extern from "nncore.h" nogil:
         void *z
         void *dx
         uint8_t *mask
+        const void *x
 
     ctypedef struct nn_plan:
         int n_layers

@@ -39,7 +39,17 @@ cdef int _float_type(object a, str name) except -1:
     if t != F32 and t != F64:
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}; "
                         f"convert it with {name}.astype(numpy.float32)")
+    _native(<cnp.ndarray>a, name)
     return t
+
+
+cdef inline int _native(cnp.ndarray a, str name) except -1:
+    """The type number says nothing of the byte order: a big-endian float32 array has
+    NPY_FLOAT too, and the kernels would read its bytes as garbage."""
+    if not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{name} has dtype {a.dtype.str!r}, not in this machine's byte order; "
+                        f"convert it with {name}.astype({name}.dtype.newbyteorder('='))")
+    return 0
 
 
 cdef cnp.ndarray _arr(object a, str name, int ndim, int typenum, bint writable=False):
@@ -51,6 +61,7 @@ cdef cnp.ndarray _arr(object a, str name, int ndim, int typenum, bint writable=F
         want = {F32: "float32", F64: "float64", cnp.NPY_UINT8: "uint8"}.get(typenum, "int64")
         raise TypeError(f"{name} must have dtype {want} like the other arrays, "
                         f"got {arr.dtype}")
+    _native(arr, name)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {_sh(arr)}")
     if cnp.PyArray_SIZE(arr) == 0:
@@ -790,8 +801,8 @@ cdef class Plan:
                  rows=None, bint training=True, n_threads=None):
         self.typenum = F32 if np.dtype(dtype) == np.float32 else F64
         cdef int t = self.typenum
-        if not 0 < len(layers) <= NN_PLAN_MAX_LAYERS:
-            raise ValueError(f"a plan takes 1 to {NN_PLAN_MAX_LAYERS} layers, got {len(layers)}")
+        if not 0 < len(layers) < 2**31:
+            raise ValueError(f"a plan takes 1 to 2**31 - 1 layers, got {len(layers)}")
         if len(metrics) > NN_PLAN_MAX_METRICS:
             raise ValueError(f"a plan takes at most {NN_PLAN_MAX_METRICS} metrics")
         self.keep = [layers, grad, scratch, params, grads, state, backup, rows]
@@ -956,6 +967,7 @@ cdef class Plan:
         if cnp.PyArray_TYPE(P) != cnp.NPY_INT64:
             raise ValueError(f"perm must have dtype int64, got {P.dtype}; pass "
                              f"perm.astype(numpy.int64)")
+        _native(P, "perm")
         if P.ndim != 1 or P.shape[0] != n:
             raise ValueError(f"perm must have shape ({n},) (one index per row of x), got "
                              f"{_sh(P)}")
@@ -1020,7 +1032,8 @@ cdef class Plan:
             return None
         cdef cnp.ndarray X = <cnp.ndarray>x
         if (X.ndim != 2 or cnp.PyArray_TYPE(X) != self.typenum or X.shape[0] == 0 or
-                X.shape[1] != self.plan.n_features or not cnp.PyArray_IS_C_CONTIGUOUS(X)):
+                X.shape[1] != self.plan.n_features or not cnp.PyArray_IS_C_CONTIGUOUS(X) or
+                not cnp.PyArray_ISNOTSWAPPED(X)):
             return None
         cdef nn_int n = X.shape[0]
         cdef cnp.npy_intp dims[2]

@@ -46,6 +46,11 @@ def check_number(value, name, minimum=None, maximum=None):
 
 def to_numeric(value, name, what="numbers"):
     """value as an ndarray of a real numeric dtype, or a TypeError naming the problem."""
+    if (isinstance(value, np.ndarray) and type(value) is not np.ndarray
+            and isinstance(value, np.ma.MaskedArray)):  # np.ma loads only for subclasses
+        raise TypeError(f"{name} is a masked array; nncore does not read masks (numpy would "
+                        f"use the values under them): fill them, e.g. {name}.filled(0.0), "
+                        f"or drop the masked rows first")
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as e:  # ragged nested lists, ...
@@ -68,7 +73,8 @@ def first_nonfinite(arr):
     """(index tuple, value) of the first NaN/inf in a float array, or None."""
     if arr.dtype.kind != "f" or arr.size == 0:
         return None
-    if arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
+    if (arr.dtype in (np.float32, np.float64) and arr.dtype.isnative
+            and arr.flags.c_contiguous):
         i = _core.first_nonfinite(arr)  # one compiled pass, no temporaries
         if i < 0:
             return None
@@ -108,6 +114,21 @@ def check_finite(arr, name, original=None):
 def _convert(arr, dtype):
     with np.errstate(over="ignore"):  # overflow to inf is reported by check_finite
         return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_finite_array(arr, name, dtype, allow_nonfinite=False):
+    """A numeric array in dtype (C-contiguous), refused when a value overflows dtype or, unless
+    allowed, is NaN/inf."""
+    out = _convert(arr, dtype)
+    if not allow_nonfinite:
+        check_finite(out, name, arr if arr.dtype.itemsize > out.dtype.itemsize else None)
+    elif arr.dtype.itemsize > out.dtype.itemsize:
+        grew = np.isinf(out) & np.isfinite(arr)
+        if grew.any():
+            idx = tuple(int(i) for i in np.argwhere(grew)[0])
+            raise ValueError(f"{name} contains {_v(arr[idx])!r} at {_where(idx)}, which "
+                             f"overflows {out.dtype}")
+    return out
 
 
 def check_features(value, name, dtype, n_features=None, caller="fit"):
@@ -196,7 +217,9 @@ def check_targets(value, name, n_outputs, dtype, loss_name, unit_interval=False)
 
 
 def check_sample_weight(value, name, n, dtype):
-    """Per-sample weights: 1-D, length n, finite, >= 0, not all zero; in the model dtype."""
+    """Per-sample weights: 1-D, length n, finite, >= 0, not all zero, with a finite sum; in
+    the model dtype. Subnormal weights become 0: the compiled code flushes them (FTZ/DAZ),
+    and every path must see the same weights."""
     arr = to_numeric(value, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D with one weight per sample, got shape "
@@ -210,9 +233,28 @@ def check_sample_weight(value, name, n, dtype):
         i = int(np.argmax(out < 0))
         raise ValueError(f"{name} contains the negative weight {_v(out[i])!r} at index "
                          f"{i}; weights must be >= 0")
-    if not out.any():
-        raise ValueError(f"{name} is all zeros; at least one sample needs a positive weight")
+    tiny = np.finfo(out.dtype).tiny
+    flushed = (out > 0) & (out < tiny)
+    if flushed.any():
+        out = np.where(flushed, out.dtype.type(0), out)  # a new array: value is not changed
+    check_weight_sum(out, name, flushed.any())
     return out
+
+
+def check_weight_sum(w, name, flushed=False, part=""):
+    """The weights of one part of the data (all of it, or what a split leaves) sum to a
+    positive, finite number: the loss is sum(w * l) / sum(w)."""
+    with np.errstate(over="ignore"):
+        total = float(w.sum(dtype=np.float64))
+    if total == 0.0:
+        why = (f" (its positive weights are all below {np.finfo(w.dtype).tiny:.3g}, the "
+               f"smallest normal {w.dtype}, which the compiled code reads as 0)"
+               if flushed else "")
+        raise ValueError(f"{name} is all zeros{part}{why}; at least one sample needs a "
+                         f"positive weight (only the weights' ratios matter: scale them up)")
+    if not math.isfinite(total):
+        raise ValueError(f"{name} sums to {total!r}{part} (more than float64 holds); only "
+                         f"the weights' ratios matter: divide them by {name}.max()")
 
 
 def check_same_length(a, b, name_a, name_b):

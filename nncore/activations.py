@@ -34,6 +34,12 @@ class Activation:
     name = "identity"
     alpha = 0.01
 
+    def __setattr__(self, name, value):
+        # Layers and compiled plans hold activations; one changed in place would not reach
+        # them (nor the buffers that depend on it): a new one is assigned instead.
+        raise AttributeError(f"activations cannot be changed in place; assign a new one, "
+                             f"e.g. layer.activation = nn.activations.LeakyReLU(0.2)")
+
     @property
     def code(self):
         """The activation's number in the C API (``enum nn_activation``)."""
@@ -113,7 +119,7 @@ class LeakyReLU(Activation):
             raise TypeError(f"alpha must be a number, got {alpha!r}") from None
         if not np.isfinite(alpha):
             raise ValueError(f"alpha must be finite, got {alpha!r}")
-        self.alpha = alpha
+        object.__setattr__(self, "alpha", alpha)
 
     def __repr__(self):
         return f"LeakyReLU(alpha={self.alpha!r})"

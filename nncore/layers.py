@@ -13,6 +13,8 @@ attributes become views of that buffer. Layers whose arrays were never touched a
 straight into the buffer from the model's seed (or the layer's own ``seed``, if given).
 """
 
+import math
+
 import numpy as np
 
 from . import _core
@@ -31,7 +33,8 @@ _dropout_forward = _core.dropout_forward
 _dropout_backward = _core.dropout_backward
 
 
-# Layer attributes the compiled plan copies; setting one drops the model's plans.
+# Layer attributes that the workspaces and the compiled plan depend on: an assignment is
+# checked as the constructor checks it, and the model then rebuilds both on its next call.
 _PLAN_ATTRS = frozenset({"activation", "p"})
 
 
@@ -80,7 +83,7 @@ class Layer:
     @property
     def n_params(self):
         """Number of trainable parameters."""
-        return sum(int(np.prod(s)) for _, s in self._param_shapes())
+        return sum(math.prod(s) for _, s in self._param_shapes())  # Python ints: exact
 
     def _param_shapes(self):
         return []
@@ -92,11 +95,14 @@ class Layer:
         return []
 
     def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
-        if name in _PLAN_ATTRS:  # the model's compiled plans hold the old value
-            model = self.__dict__.get("_model")
-            if model is not None:
-                model._plans = {}
+        check = getattr(type(self), f"_check_{name}", None)
+        if check is not None:
+            value = check(value)
+        model = self.__dict__.get("_model")
+        if model is not None and name in _PLAN_ATTRS:
+            model._change_layer(self, name, value)
+        else:
+            object.__setattr__(self, name, value)
 
     def _attach(self, model, params, grads, rng):
         if self._model is not None and self._model is not model:
@@ -146,6 +152,16 @@ class Layer:
         return cls(**config)
 
 
+def _check_size(n, dtype, what):
+    """MemoryError for n elements of dtype that no allocation can hold (NumPy would say
+    ValueError "array is too big" past the address space)."""
+    nbytes = n * np.dtype(dtype).itemsize
+    if nbytes > np.iinfo(np.intp).max // 2:
+        raise MemoryError(f"{what} need {n:,} {np.dtype(dtype).name} values "
+                          f"({nbytes / 2**40:,.0f} TiB), more than can be allocated; use "
+                          f"smaller layers")
+
+
 class Dense(Layer):
     """Fully connected layer: ``y = activation(x @ W + b)``.
 
@@ -188,16 +204,34 @@ class Dense(Layer):
         super().__init__()
         self._in = check_int(in_features, "in_features", 1)
         self._out = check_int(out_features, "out_features", 1)
-        self.activation = _activations.get(activation)
+        self.activation = activation
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bool(bias)
-        self.init = _initializers.check(init)
-        if seed is not None:
-            seed = check_int(seed, "seed", 0)
+        self._bias = bool(bias)
+        self.init = init
         self.seed = seed
         self._own_dtype = None if dtype is None else _float_dtype(dtype, "dtype")
         self._W = self._b = self._dW = self._db = None
+
+    # -- checked attributes (Layer.__setattr__ calls _check_<name>) ------------------------
+    _check_activation = staticmethod(_activations.get)
+    _check_init = staticmethod(_initializers.check)
+
+    @staticmethod
+    def _check_seed(seed):
+        return None if seed is None else check_int(seed, "seed", 0)
+
+    @property
+    def bias(self):
+        """Whether the layer has the bias ``b`` (fixed at construction: it sets the
+        parameter layout)."""
+        return self._bias
+
+    @bias.setter
+    def bias(self, value):
+        raise AttributeError("Dense.bias is fixed when the layer is made (it sets the "
+                             "parameter layout); create a new layer, e.g. Dense(in, out, "
+                             "bias=False)")
 
     # -- shapes ---------------------------------------------------------------------------
     @property
@@ -228,6 +262,7 @@ class Dense(Layer):
     def _materialize(self):
         """Create the layer's own arrays (it is not in a model yet)."""
         dtype = self._dtype()
+        _check_size(self.n_params, dtype, f"{self!r}'s parameters")
         W, b = _initializers.initialize(self.init, np.random.default_rng(self.seed),
                                         self._in, self._out)
         self._W = W.astype(dtype)
@@ -358,11 +393,15 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5):
         super().__init__()
+        self.p = p
+
+    @staticmethod
+    def _check_p(p):
         p = check_number(p, "p")
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout p must be in [0, 1), got {p!r}; p is the probability "
                              f"of dropping an element (0.1 drops 10%)")
-        self.p = p
+        return p
 
     def _buffers(self, n, n_in, dtype, training, need_dx):
         if not training or self.p == 0.0:
@@ -403,7 +442,9 @@ class Activation(Layer):
 
     def __init__(self, activation):
         super().__init__()
-        self.activation = _activations.get(activation)
+        self.activation = activation
+
+    _check_activation = staticmethod(_activations.get)
 
     def _buffers(self, n, n_in, dtype, training, need_dx):
         return _Buffers(y=np.empty((n, n_in), dtype),

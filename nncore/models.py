@@ -31,7 +31,7 @@ from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from ._validation import check_features, check_int, check_number, check_same_length
-from ._validation import check_sample_weight
+from ._validation import check_finite_array, check_sample_weight, check_weight_sum
 
 __all__ = ["Sequential"]
 
@@ -58,12 +58,15 @@ class NonFiniteLossError(FloatingPointError):
         The non-finite loss.
     """
 
-    def __init__(self, epoch, batch, loss):
+    def __init__(self, epoch, batch, loss, weights=False):
         self.epoch, self.batch, self.loss = epoch, batch, loss
+        what = (f"a weight became {loss!r} in the update of epoch {epoch + 1}, batch "
+                f"{batch + 1} (the epoch's last)" if weights else
+                f"the training loss became {loss!r} in epoch {epoch + 1}, batch {batch + 1}")
         super().__init__(
-            f"the training loss became {loss!r} in epoch {epoch + 1}, batch {batch + 1}; the "
-            f"weights of the last batch with a finite loss were restored (the optimizer's "
-            f"state was not). Try a smaller learning rate or check the data's scale.")
+            f"{what}; the weights of the last batch with a finite loss were restored (the "
+            f"optimizer's state was not). Try a smaller learning rate or check the data's "
+            f"scale.")
 
 
 def _aligned_zeros(n, dtype):
@@ -89,7 +92,7 @@ class _Slot(collections.namedtuple("_Slot", "layer name key offset shape")):
 
     @property
     def size(self):
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
 
 class _Same:
@@ -161,6 +164,20 @@ class _NanGuard:
         np.copyto(self.backup[part], params[part])
         self.valid = True
         return True
+
+    def after_epoch(self, params, res):
+        """After an epoch whose losses were all finite: its last update has no next loss to
+        check it, so the weights are checked instead. False when one is NaN/inf: the
+        parameters of the last finite loss are back and res says where (batch, value)."""
+        i = _core.first_nonfinite(params)
+        if i < 0 or res.batches == 0:
+            return True
+        value = params[i].item()
+        if self.valid:
+            np.copyto(params, self.backup)
+        res.nonfinite = (res.batches - 1, value, "weights")
+        res.loss_sum, res.weight_sum = value, 1.0
+        return False
 
 
 class _EpochResult:
@@ -307,7 +324,8 @@ class Sequential:
             for pname, shape in layer._param_shapes():
                 offset = -(-offset // align) * align
                 slots.append(_Slot(i, pname, f"{i}.{pname}", offset, shape))
-                offset += int(np.prod(shape))
+                offset += math.prod(shape)
+        _layers._check_size(2 * offset, self.dtype, "the model's parameters and gradients")
         params = _aligned_zeros(offset, self.dtype)
         grads = _aligned_zeros(offset, self.dtype)
         self._attach_layers(layers, slots, params, grads, lambda i: np.random.default_rng(
@@ -350,9 +368,29 @@ class Sequential:
             self.optimizer._params, self.optimizer._grads = params, grads
         return old
 
+    def _change_layer(self, layer, name, value):
+        """layer.name = value (checked by the layer) for a layer of this model: refused while
+        another thread fits; the loss is checked against the new last activation; the
+        workspaces and plans, built for the old value, are dropped (a change from a callback
+        takes effect in the next epoch)."""
+        with self._lock:
+            self._refuse_during_fit(f"setting {type(layer).__name__}.{name}")
+            old = layer.__dict__.get(name)
+            object.__setattr__(layer, name, value)
+            if self.loss is not None:
+                try:
+                    self.loss.check_model(self.n_outputs, self._last_activation())
+                except BaseException:
+                    object.__setattr__(layer, name, old)
+                    raise
+            self._plans = {}
+            self._train_ws = self._infer_ws = None
+
     def add(self, layer):
         """Append a layer. The flat buffer is rebuilt (existing weights are kept); a compiled
         model becomes uncompiled: call :meth:`compile` again before training."""
+        with self._lock:
+            self._refuse_while_fitting("add")
         optimizer = self.optimizer
         self.optimizer = None  # _build must not rebind it
         try:
@@ -415,7 +453,7 @@ class Sequential:
         """
         self._require_layers("compile")
         with self._lock:
-            self._refuse_during_fit("compile")
+            self._refuse_while_fitting("compile")
         loss = _losses.get(loss)
         loss.check_model(self.n_outputs, self._last_activation())
         if metrics is None:
@@ -441,6 +479,14 @@ class Sequential:
             raise RuntimeError(f"{what} was called while fit is running on another thread "
                                f"of this model; the weights are changing. Wait for fit to "
                                f"return (join its thread), or use a copy of the model")
+
+    def _refuse_while_fitting(self, what):
+        """Calls that replace what a running fit holds (its buffers, its optimizer) wait for
+        the end of fit in every thread, its callbacks' included."""
+        if self._fit_thread is not None:
+            raise RuntimeError(f"{what} was called while fit is running on this model (in "
+                               f"another thread or from a callback); it would replace what "
+                               f"fit is using. Call it after fit returns")
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -851,9 +897,11 @@ class Sequential:
             val = (X[split:], Y[split:], None if W is None else W[split:])
             X, Y = X[:split], Y[:split]
             W = None if W is None else W[:split]
-            if W is not None and not W.any():
-                raise ValueError("sample_weight is all zeros on the training part left by "
-                                 "validation_split")
+            if W is not None:
+                check_weight_sum(W, "sample_weight", part=f" on the training part (the "
+                                 f"first {split} rows) left by validation_split")
+                check_weight_sum(val[2], "sample_weight", part=f" on the validation part "
+                                 f"(the last {n - split} rows) taken by validation_split")
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
                     2, 3):
@@ -865,13 +913,20 @@ class Sequential:
                                   "validation_data[2]"))
         if callbacks is None:
             callbacks = []
-        if isinstance(callbacks, _callbacks.Callback):
+        if isinstance(callbacks, _callbacks.Callback) or isinstance(callbacks, type):
             callbacks = [callbacks]
-        callbacks = list(callbacks)
+        try:
+            callbacks = list(callbacks)
+        except TypeError:
+            raise TypeError(f"callbacks must be a list of callbacks, got {callbacks!r}; write "
+                            f"callbacks=[nn.EarlyStopping(), ...]") from None
         if on_nan == "stop" and not any(isinstance(cb, _callbacks.TerminateOnNaN)
                                         for cb in callbacks):
             callbacks.append(_callbacks.TerminateOnNaN())
         for i, cb in enumerate(callbacks):
+            if isinstance(cb, type) and issubclass(cb, _callbacks.Callback):
+                raise TypeError(f"callbacks[{i}] is the class {cb.__name__}, not a callback; "
+                                f"make one: callbacks=[nn.{cb.__name__}()]")
             if not isinstance(cb, _callbacks.Callback):
                 raise TypeError(f"callbacks[{i}] is {cb!r}, not an nncore callback (subclass "
                                 f"nn.Callback)")
@@ -921,9 +976,12 @@ class Sequential:
                 perm = (self._shuffle_rng.permutation(n).astype(np.int64, copy=False)
                         if shuffle else None)
                 res = run_epoch(X, Y, W, batch_size, on_batch, guard, perm)
+                if guard is not None and res.nonfinite is None and dp is None:
+                    guard.after_epoch(self.params, res)
                 if res.nonfinite is not None and on_nan == "raise":
                     self._nonfinite = res.nonfinite
-                    err = NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1])
+                    err = NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1],
+                                             res.nonfinite[2:] == ("weights",))
                     err._nncore_collective = True  # every rank saw the same global loss
                     raise err
                 opt._epoch_end()
@@ -1074,7 +1132,7 @@ class Sequential:
         return {s.key: self.params[s.offset:s.offset + s.size].reshape(s.shape).copy()
                 for s in self._slots}
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict, strict=True, *, allow_nonfinite=False):
         """Copy parameters into the model (all checks first: on error nothing changes).
 
         Parameters
@@ -1084,6 +1142,9 @@ class Sequential:
         strict : bool, default True
             Require exactly the model's keys; with False, missing and unexpected keys are
             ignored (and reported). Shapes must match either way.
+        allow_nonfinite : bool, default False
+            Accept NaN and infinite values (as :func:`nncore.load_model` does); values that
+            overflow the model's dtype are refused either way.
 
         Returns
         -------
@@ -1106,11 +1167,13 @@ class Sequential:
         for k, s in slots.items():
             if k not in state_dict:
                 continue
-            a = to_numeric(state_dict[k], f"state_dict[{k!r}]")
+            name = f"state_dict[{k!r}]"
+            a = to_numeric(state_dict[k], name)
             if a.shape != tuple(s.shape):
-                raise ValueError(f"state_dict[{k!r}] has shape {a.shape} but the model's "
+                raise ValueError(f"{name} has shape {a.shape} but the model's "
                                  f"{k} has shape {tuple(s.shape)}")
-            arrays[k] = a
+            # As load_model: finite values only, and none that overflow the model's dtype.
+            arrays[k] = check_finite_array(a, name, self.dtype, allow_nonfinite)
         for k, a in arrays.items():
             s = slots[k]
             self.params[s.offset:s.offset + s.size] = a.reshape(-1)

@@ -247,7 +247,6 @@ enum nn_layer_kind { NN_LAYER_DENSE = 0, NN_LAYER_DROPOUT = 1, NN_LAYER_ACTIVATI
 enum nn_loss { NN_LOSS_MSE = 0, NN_LOSS_BCE_LOGITS = 1, NN_LOSS_CROSS_ENTROPY = 2 };
 enum nn_optimizer { NN_OPT_SGD = 0, NN_OPT_ADAM = 1 };
 enum nn_metric { NN_METRIC_ACCURACY = 0, NN_METRIC_MSE = 1, NN_METRIC_MAE = 2 };
-#define NN_PLAN_MAX_LAYERS 256
 #define NN_PLAN_MAX_METRICS 8
 
 typedef struct {
@@ -262,6 +261,7 @@ typedef struct {
     void *z;              // (capacity, out): dense pre-activation, or NULL when not needed
     void *dx;             // (capacity, in): the input gradient, or NULL (below first_param)
     uint8_t *mask;        // dropout: (capacity, out)
+    const void *x;        // the layer's input in the batch being run (set by the plan)
 } nn_plan_layer;
 
 typedef struct {

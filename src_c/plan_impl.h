@@ -60,13 +60,13 @@ static void NN_T(plan_metrics)(const nn_plan *pl, nn_plan_stats *st, const T *ou
     }
 }
 
-// The forward pass of m rows; inputs[i] receives layer i's input. Returns the output.
+// The forward pass of m rows; layer i's input is left in layers[i].x. Returns the output.
 static const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
-                               const T **inputs, int *status) {
+                               int *status) {
     const T *h = x;
     for (int i = 0; i < pl->n_layers; i++) {
         nn_plan_layer *L = &pl->layers[i];
-        inputs[i] = h;
+        L->x = h;
         if (L->kind == NN_LAYER_DENSE) {
             int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
                                            (const T *)L->w, (const T *)L->b, m, L->in, L->out,
@@ -220,7 +220,6 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
         return NN_ERR_ARG;
     if (NN_T(tiny_fits)(pl, bs))
         return NN_T(plan_train_tiny)(pl, st, x, t, labels, w, perm, n, bs, b0, b1);
-    const T *inputs[NN_PLAN_MAX_LAYERS];
     const int fused = NN_T(plan_fusable)(pl);
     for (nn_int b = b0; b < b1; b++) {
         nn_int start = b * bs, m = n - start < bs ? n - start : bs;
@@ -230,7 +229,7 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
         double bw = r.weight;
         if (bw == 0) continue;  // weights that sum to 0: the weighted mean is undefined
         int status = NN_OK;
-        const T *out = NN_T(plan_fwd)(pl, xb, m, 1, inputs, &status);
+        const T *out = NN_T(plan_fwd)(pl, xb, m, 1, &status);
         if (out == NULL) return status;
         double loss = 0;
         status = NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, NN_REDUCE_MEAN);
@@ -273,7 +272,7 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
             nn_plan_layer *L = &pl->layers[i];
             if (L->kind == NN_LAYER_DENSE) {
                 status = NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
-                                                     inputs[i], (const T *)L->w,
+                                                     (const T *)L->x, (const T *)L->w,
                                                      (const T *)L->y, (const T *)L->z, m,
                                                      L->in, L->out, L->act, (T)L->alpha, 0, u,
                                                      pl->n_threads);
@@ -282,7 +281,7 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
             } else if (L->kind == NN_LAYER_ACTIVATION) {
                 NN_T(nn_activation_backward)((T *)L->dx, g, (const T *)L->y,
                                              nn_activation_needs_z(L->act, L->alpha)
-                                                 ? inputs[i] : NULL,
+                                                 ? (const T *)L->x : NULL,
                                              m, L->out, L->act, (T)L->alpha, pl->n_threads);
                 g = (T *)L->dx;
             } else if (L->p > 0) {
@@ -313,12 +312,11 @@ static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x
                              const int64_t *labels, const T *w, nn_int n) {
     // out, t (n, n_outputs); x (n, n_features); labels, w (n)
     const nn_int d = pl->n_outputs, cap = pl->capacity;
-    const T *inputs[NN_PLAN_MAX_LAYERS];
     for (nn_int start = 0; start < n; start += cap) {
         nn_int m = n - start < cap ? n - start : cap;
         int status = NN_OK;
         struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, NULL, start, m);
-        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, inputs, &status);
+        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, &status);
         if (h == NULL) return status;
         if (out != NULL) memcpy(out + start * d, h, (size_t)(m * d) * sizeof(T));
         if (st == NULL || (t == NULL && labels == NULL)) continue;

@@ -276,7 +276,6 @@ static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const 
                               const int64_t *labels, const T *w, const int64_t *perm,
                               nn_int n, nn_int bs, nn_int b0, nn_int b1,
                               struct NN_T(tiny_sgd) *u, int mode) {
-    const T *inputs[NN_PLAN_MAX_LAYERS];
     T *params = (T *)pl->params;
     for (nn_int b = b0; b < b1; b++) {
         nn_int start = b * bs, m = n - start < bs ? n - start : bs;
@@ -288,7 +287,7 @@ static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const 
         const T *h = xb;
         for (int i = 0; i < pl->n_layers; i++) {
             nn_plan_layer *L = &pl->layers[i];
-            inputs[i] = h;
+            L->x = h;
             if (L->kind == NN_LAYER_DENSE) {
                 NN_T(tiny_dense_fwd)((T *)L->y, (T *)L->z, h, (const T *)L->w, (const T *)L->b,
                                      m, L->in, L->out, L->act, (T)L->alpha);
@@ -315,13 +314,13 @@ static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const 
         for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
             nn_plan_layer *L = &pl->layers[i];
             if (L->kind == NN_LAYER_DENSE) {
-                NN_T(tiny_dense_bwd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, inputs[i],
+                NN_T(tiny_dense_bwd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, (const T *)L->x,
                                      (T *)L->w, (T *)L->b, (const T *)L->y, (const T *)L->z,
                                      m, L->in, L->out, L->act, (T)L->alpha, u,
                                      (T *)L->w - params, L->b ? (T *)L->b - params : 0, mode);
                 g = (T *)L->dx;
             } else if (L->kind == NN_LAYER_ACTIVATION) {
-                NN_T(tiny_act_bwd)((T *)L->dx, g, (const T *)L->y, inputs[i], m, L->out,
+                NN_T(tiny_act_bwd)((T *)L->dx, g, (const T *)L->y, (const T *)L->x, m, L->out,
                                    L->act, (T)L->alpha);
                 g = (T *)L->dx;
             } else if (L->p > 0) {

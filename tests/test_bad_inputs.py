@@ -108,6 +108,21 @@ FIT_CASES = [
      ValueError, ["val_loss", "validation_split"]),
     ("checkpoint format", lambda X, y: dict(X=X, y=y, callbacks=[
         nn.ModelCheckpoint("m-{val_acc}.safetensors")]), ValueError, ["filepath"]),
+    ("masked X", lambda X, y: dict(X=np.ma.masked_array(X, X > 1), y=y), TypeError,
+     ["X is a masked array", "filled"]),
+    ("NaN in big-endian X", lambda X, y: dict(X=with_nan(X).astype(">f8"), y=y), ValueError,
+     ["X contains nan", "row 2, column 1"]),
+    ("subnormal weights", lambda X, y: dict(X=X, y=y, sample_weight=np.full(N, 1e-45)),
+     ValueError, ["sample_weight is all zeros", "smallest normal float32"]),
+    ("zero weights on the validation part", lambda X, y: dict(
+        X=X, y=y, validation_split=0.25, sample_weight=(np.arange(N) < 18).astype(float)),
+     ValueError, ["all zeros on the validation part", "last 6 rows"]),
+    ("callback class", lambda X, y: dict(X=X, y=y, callbacks=nn.EarlyStopping), TypeError,
+     ["the class EarlyStopping", "nn.EarlyStopping()"]),
+    ("callback classes in a list", lambda X, y: dict(X=X, y=y, callbacks=[nn.TerminateOnNaN]),
+     TypeError, ["callbacks[0] is the class TerminateOnNaN"]),
+    ("callbacks not a list", lambda X, y: dict(X=X, y=y, callbacks=3), TypeError,
+     ["callbacks must be a list"]),
     ("verbose", lambda X, y: dict(X=X, y=y, verbose=3), ValueError, ["verbose"]),
     ("shuffle", lambda X, y: dict(X=X, y=y, shuffle="yes"), TypeError, ["shuffle"]),
 ]
@@ -129,6 +144,8 @@ def test_fit_rejects_bad_input_and_changes_nothing(trained, make, err, fragments
 
 
 @pytest.mark.parametrize("X, err, fragment", [
+    (np.ma.masked_array(np.zeros((2, 4)), [[1, 0, 0, 0], [0] * 4]), TypeError, "masked array"),
+    (with_nan(np.zeros((4, 4)), 3, 2).astype(">f4"), ValueError, "X contains nan at row 3"),
     (np.zeros(4), ValueError, "X must be 2-D"),
     (np.zeros((2, 5)), ValueError, "X has 5 features"),
     (np.zeros((0, 4)), ValueError, "X is empty"),
@@ -137,6 +154,7 @@ def test_fit_rejects_bad_input_and_changes_nothing(trained, make, err, fragments
 ])
 def test_predict_and_evaluate_reject_bad_input(trained, X, err, fragment):
     model, _, _ = trained
+    model.predict(np.zeros((1, 4)))  # the compiled plan is cached: predict's fast path is on
     before = snapshot(model)
     with pytest.raises(err, match=fragment):
         model.predict(X)
@@ -187,6 +205,54 @@ def test_compile_failure_keeps_previous_compile(trained):
     with pytest.raises(ValueError):
         model.compile("adam", "cross_entropy", ["f1"])
     assert model.optimizer is opt and model.loss is loss
+
+
+def test_non_native_byte_order_gives_the_native_answer(trained):
+    """Big-endian arrays (from a file written elsewhere) are converted: every entry point
+    gives the bits of native data, the predict fast path included (it is tried first)."""
+    model, X, y = trained
+    for dt in (">f4", ">f8"):
+        for _ in range(2):  # the second call takes the cached plan's fast path
+            np.testing.assert_array_equal(model.predict(X.astype(dt)), model.predict(X))
+        assert model.evaluate(X.astype(dt), y.astype(">i8")) == model.evaluate(X, y)
+    model, other = (nn.Sequential([nn.Dense(4, 6, activation="relu"), nn.Dropout(0.2),
+                                   nn.Dense(6, 3)], seed=0) for _ in range(2))
+    for m in (model, other):
+        m.compile(nn.Adam(1e-2), "cross_entropy", ["accuracy"])
+    w = np.linspace(0.5, 1.5, N)
+    model.fit(X.astype(">f8"), y.astype(">i8"), sample_weight=w.astype(">f8"), epochs=2,
+              batch_size=8, verbose=0, validation_data=(X.astype(">f4"), y.astype(">i4")))
+    other.fit(X, y, sample_weight=w, epochs=2, batch_size=8, verbose=0,
+              validation_data=(X, y))
+    assert model.params.tobytes() == other.params.tobytes()
+    assert model.history.history == other.history.history
+
+
+def test_float64_weights_whose_sum_overflows_are_refused(rng):
+    model = nn.Sequential([nn.Dense(4, 2)], dtype="float64", seed=0)
+    model.compile("sgd", "mse")
+    before = model.params.tobytes()
+    X, Y = rng.standard_normal((6, 4)), rng.standard_normal((6, 2))
+    with pytest.raises(ValueError, match="sample_weight sums to inf.*ratios"):
+        model.fit(X, Y, sample_weight=np.full(6, 1e308), verbose=0)
+    with pytest.raises(ValueError, match="sample_weight sums to inf"):
+        model.evaluate(X, Y, sample_weight=np.full(6, 1e308))
+    assert model.params.tobytes() == before and model.optimizer.steps == 0
+
+
+def test_load_state_dict_refuses_non_finite_and_overflowing_values(trained):
+    model, _, _ = trained
+    before = snapshot(model)
+    for value, match in ((np.nan, "contains nan"), (np.inf, "contains inf"),
+                         (1e300, "1e\\+300.*overflows float32")):
+        sd = model.state_dict()
+        sd["0.W"] = with_nan(sd["0.W"].astype(np.float64), 1, 2, value)
+        with pytest.raises(ValueError, match=match):
+            model.load_state_dict(sd)
+        assert snapshot(model) == before
+    sd["0.W"] = with_nan(sd["0.W"], 1, 2, np.nan)
+    model.load_state_dict(sd, allow_nonfinite=True)  # as load_model(allow_nonfinite=True)
+    assert np.isnan(model[0].W[1, 2])
 
 
 def test_load_state_dict_failure_changes_nothing(trained):
@@ -292,6 +358,10 @@ KERNEL_CASES = [
     ("mse shape mismatch", lambda: _core.mse_loss(np.ones((2, 3), F), np.ones((2, 2), F)), ValueError, r"target must have shape \(2, 3\)"),
     ("dropout rate 1.0", lambda: _core.dropout_forward(np.ones((2, 2), F), 1.0, seed=0), ValueError, r"dropout p must lie in \[0, 1\)"),
     ("sgd_update negative lr", lambda: _core.sgd_update(np.ones(3, F), np.ones(3, F), lr=-1), ValueError, "lr must be >= 0"),
+    ("gemm big-endian a", lambda: _core.gemm(np.ones((2, 2), ">f4"), np.ones((2, 2), F)), TypeError, "not in this machine's byte order"),
+    ("gemm big-endian out", lambda: _core.gemm(np.ones((2, 2), F), np.ones((2, 2), F), out=np.ones((2, 2), ">f4")), TypeError, "out has dtype '>f4'"),
+    ("first_nonfinite big-endian", lambda: _core.first_nonfinite(np.ones(3, ">f8")), TypeError, "newbyteorder"),
+    ("mse big-endian target", lambda: _core.mse_loss(np.ones((2, 3), F), np.ones((2, 3), ">f4")), TypeError, "target has dtype '>f4'"),
 ]
 
 
@@ -472,6 +542,37 @@ def test_a_batch_too_large_to_allocate_raises_memory_error_and_changes_nothing()
     assert (model.params.tobytes(), model.optimizer.state["momentum_buffer"].tobytes()) \
         == before
     assert model.predict(X[:2]).shape == (2, 1)  # and the model still works
+
+
+def test_parameter_counts_are_exact_and_impossible_sizes_raise_memory_error():
+    layer = nn.Dense(2 ** 40, 2 ** 40)
+    assert layer.n_params == 2 ** 80 + 2 ** 40  # int64 would wrap around
+    with pytest.raises(MemoryError, match="more than can be allocated"):
+        layer.W
+    for n in (2 ** 31, 2 ** 40):
+        with pytest.raises(MemoryError, match="more than can be allocated"):
+            nn.Sequential([nn.Dense(n, n)])
+
+
+def test_a_model_of_any_depth_runs():
+    """More layers than the compiled plan once had room for (256)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 1))
+    layers = [nn.Dense(3, 3, activation="tanh") for _ in range(300)] + [nn.Dense(3, 1)]
+    model = nn.Sequential(layers, dtype="float64", seed=0)
+    model.compile(nn.SGD(0.01), "mse")
+    ref = nn.Sequential.from_config(model.get_config())
+    ref.load_state_dict(model.state_dict())
+    ref.compile(nn.SGD(0.01), _MSE())  # a loss subclass: the kernel-by-kernel loop
+    for m in (model, ref):
+        m.fit(X, y, epochs=2, batch_size=4, verbose=0)
+    assert model.params.tobytes() == ref.params.tobytes()
+    np.testing.assert_array_equal(model.predict(X), ref.predict(X))
+    assert model.evaluate(X, y) == ref.evaluate(X, y)
+
+
+class _MSE(nn.MSELoss):
+    """A subclass: the compiled plan steps aside and the Python loop runs."""
 
 
 def test_gemm_whose_operand_exceeds_2_to_31_elements_is_exact():

@@ -174,3 +174,39 @@ def test_fit_waits_for_a_predict_already_running(rng):
     assert not errors
     np.testing.assert_array_equal(out["predict"], expected)  # untouched by the training
     assert len(out["fit"].history["loss"]) == 2
+
+
+def test_structure_changes_during_fit_are_refused_in_every_thread(model_and_data):
+    """add and compile would replace the buffers or the optimizer that the running fit uses:
+    refused from another thread and from fit's own callbacks alike; a layer setting from
+    another thread is refused too (from a callback it takes effect in the next epoch)."""
+    model, X, y = model_and_data
+    before = len(model)
+    tried = []
+
+    class Change(nn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for name, call in (("add", lambda: model.add(nn.Dense(5, 5))),
+                               ("compile", lambda: model.compile("sgd", "cross_entropy"))):
+                with pytest.raises(RuntimeError, match=f"{name} was called while fit is"):
+                    call()
+                tried.append(name)
+
+    model.fit(X, y, epochs=1, verbose=0, callbacks=[Change()])
+    assert tried == ["add", "compile"] and len(model) == before
+
+    pause = _PauseInFit()
+    th = threading.Thread(target=lambda: model.fit(X, y, epochs=1, verbose=0,
+                                                   callbacks=[pause]))
+    th.start()
+    try:
+        assert pause.running.wait(60)
+        with pytest.raises(RuntimeError, match="add was called while fit is"):
+            model.add(nn.Dense(5, 5))
+        with pytest.raises(RuntimeError, match="setting Dropout.p was called while fit"):
+            model[1].p = 0.5
+    finally:
+        pause.release.set()
+        th.join()
+    assert len(model) == before and model[1].p == 0.1
+    model.add(nn.Dense(5, 5))  # after fit: fine

@@ -79,3 +79,27 @@ def test_on_nan_ignore_keeps_going():
     model, err = run(nn.MSELoss)
     assert err is None and len(model.history.history["loss"]) == 20
     assert not np.isfinite(model.params).all()
+
+
+@pytest.mark.parametrize("loss_cls", [nn.MSELoss, _MSE], ids=["plan", "python"])
+@pytest.mark.parametrize("mode", ["raise", "stop", "callback"])
+def test_the_last_update_of_a_fit_is_checked(loss_cls, mode):
+    """One batch per epoch: each update is its fit's last, with no next loss to show that it
+    made the weights infinite. The weights are checked instead, with the same outcome as a
+    non-finite loss: the weights before that update, and an error or a warning."""
+    model = nn.Sequential([nn.Dense(1, 1)], seed=0)
+    model.compile(nn.SGD(lr=1e30), loss_cls())
+    before = model.params.copy()
+    X, Y = np.ones((4, 1)), np.full((4, 1), 1e10)
+    kw = (dict(callbacks=[nn.TerminateOnNaN()]) if mode == "callback" else dict(on_nan=mode))
+    if mode == "raise":
+        with pytest.raises(nn.NonFiniteLossError, match="a weight became inf in the update "
+                                                        "of epoch 1, batch 1") as info:
+            model.fit(X, Y, batch_size=4, verbose=0, **kw)
+        assert (info.value.epoch, info.value.batch) == (0, 0)
+    else:
+        with pytest.warns(RuntimeWarning, match="TerminateOnNaN: a weight became inf at "
+                                                "batch 1 of epoch 1"):
+            model.fit(X, Y, epochs=3, batch_size=4, verbose=0, **kw)
+        assert len(model.history.history["loss"]) == 1
+    np.testing.assert_array_equal(model.params, before)

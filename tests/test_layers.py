@@ -172,3 +172,62 @@ def test_activation_layer_equals_fused_activation(rng):
 def test_layer_call_checks_features():
     with pytest.raises(ValueError, match="expects 3"):
         nn.Dense(3, 2)(np.zeros((4, 5)))
+
+
+def _fitted(rng, p=0.0, activation="relu"):
+    model = nn.Sequential([nn.Dense(4, 8, activation=activation), nn.Dropout(p),
+                           nn.Dense(8, 3)], seed=0)
+    model.compile(nn.Adam(1e-2), "cross_entropy")
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    model.predict(X)
+    return model, X, y
+
+
+@pytest.mark.parametrize("name, value, p, act", [
+    ("p", 0.3, 0.0, "relu"), ("p", 0.0, 0.3, "relu"),       # mask buffers appear / go away
+    ("activation", "gelu", 0.0, "relu"),                    # gelu's backward needs z
+    ("activation", "relu", 0.0, "gelu"),
+    ("activation", nn.activations.LeakyReLU(-0.5), 0.0, "relu"),
+])
+def test_a_changed_layer_attribute_takes_effect_on_the_next_call(rng, name, value, p, act):
+    """The same bits as a model built with the new value from the start."""
+    model, X, y = _fitted(rng, p, act)
+    layer = model[1] if name == "p" else model[0]
+    setattr(layer, name, value)
+    fresh = nn.Sequential.from_config(model.get_config())
+    fresh.load_state_dict(model.state_dict())
+    fresh.compile(nn.Adam(1e-2), "cross_entropy")
+    fresh.optimizer.load_state_dict(model.optimizer.state_dict())
+    fresh._set_rng_state(model._rng_state())
+    for m in (model, fresh):
+        m.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    assert model.params.tobytes() == fresh.params.tobytes()
+    np.testing.assert_array_equal(model.predict(X), fresh.predict(X))
+
+
+@pytest.mark.parametrize("value", [1.0, 5, -0.5, float("nan"), "0.1", None])
+def test_dropout_p_assignments_are_checked(rng, value):
+    model, X, y = _fitted(rng, 0.2)
+    with pytest.raises((ValueError, TypeError), match="p must"):
+        model[1].p = value
+    assert model[1].p == 0.2
+    model.fit(X, y, epochs=1, verbose=0)
+
+
+def test_layer_assignments_are_checked_and_fixed_ones_refused(rng):
+    model, X, y = _fitted(rng)
+    with pytest.raises(ValueError, match="'swish' is not an activation"):
+        model[0].activation = "swish"
+    with pytest.raises(ValueError, match="cross_entropy.*logits"):  # the loss still holds
+        model[2].activation = "softmax"
+    assert model[2].activation.name == "identity"
+    with pytest.raises(AttributeError, match="bias is fixed"):
+        model[0].bias = False
+    with pytest.raises(AttributeError, match="cannot be changed in place"):
+        model[0].activation.alpha = 3.0
+    with pytest.raises(ValueError, match="not an initialiser"):
+        model[0].init = "bogus"
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        model[0].seed = -1
+    model.fit(X, y, epochs=1, verbose=0)
