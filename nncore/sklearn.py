@@ -27,9 +27,16 @@ Differences from :class:`sklearn.neural_network.MLPClassifier` worth knowing:
   conventions compare them closely); ``dtype="float32"`` is faster.
 * For deployment, prefer ``est.model_.save(path)`` (safetensors, no code runs on loading)
   over pickle; pickle works because it is the scikit-learn convention.
+* A call that fails leaves the estimator exactly as it was: not fitted after a failed first
+  ``fit`` or ``partial_fit``, the previous fit intact (``model_``, ``classes_``,
+  ``n_iter_``, ``loss_curve_``, ...) after a failed refit. This includes a fit that
+  diverges: when a loss or a weight becomes NaN or infinite, ``fit`` and ``partial_fit``
+  raise ValueError naming the learning rate. (scikit-learn's MLP raises "Solver produced
+  non-finite parameter weights" but keeps the non-finite weights as its fitted state.)
 """
 
 import contextlib
+import math
 import numbers
 import warnings
 
@@ -56,6 +63,11 @@ __all__ = ["NNClassifier", "NNRegressor"]
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "identity")
 _DTYPES = ("float32", "float64")
+# Everything a fit sets on the estimator. A call builds the new values aside and assigns them
+# together only when it succeeds (_commit), so a failed call leaves them as they were.
+_INPUT_ATTRS = ("n_features_in_", "feature_names_in_")  # set by validate_data(reset=True)
+_FITTED = _INPUT_ATTRS + ("model_", "classes_", "_label_binarizer", "_multilabel", "_y_ndim",
+                          "loss_curve_", "validation_loss_curve_", "n_iter_", "best_loss_")
 
 
 @contextlib.contextmanager
@@ -91,6 +103,50 @@ def _model_from_state(state):
     model.optimizer.load_state_dict(opt)
     model._set_rng_state(state["rng"])
     return model
+
+
+@contextlib.contextmanager
+def _undone_on_error(model):
+    """Run the block, which trains model in place (partial_fit), and on any error put the
+    model back as it was: weights, optimizer state and random streams (what _model_state
+    holds; pickling relies on them to resume training the same), and its history."""
+    params = model.params.copy()
+    opt, rng = model.optimizer.state_dict(), model._rng_state()
+    history, stop = model.history, model.stop_training
+    try:
+        yield
+    except BaseException:
+        np.copyto(model.params, params)
+        model.optimizer.load_state_dict(opt)
+        model._set_rng_state(rng)
+        model.history, model.stop_training = history, stop
+        raise
+
+
+def _scaled(w):
+    """w (non-negative, finite) times the power of two that brings its maximum into
+    [0.5, 1). The scaling is exact, so a weighted loss ``sum w_i l_i / sum w_i`` keeps every
+    bit, while the sum of the weights can no longer overflow and a float32 copy of them no
+    longer flushes small ones (1e-45) to zero."""
+    top = float(np.max(w)) if np.size(w) else 0.0
+    return np.ldexp(w, -np.frexp(top)[1]) if top > 0 else w
+
+
+class _Divergence(_callbacks.Callback):
+    """Stops a fit at the end of the first epoch whose loss or validation loss is NaN or
+    infinite (EarlyStopping alone reads NaN as "no improvement" and trains on), and says
+    where."""
+
+    def __init__(self):
+        self.found = None  # (epoch, log key, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            v = (logs or {}).get(key)
+            if v is not None and not math.isfinite(v):
+                self.found = (epoch, key, v)
+                self.model.stop_training = True
+                return
 
 
 class _BaseNN(BaseEstimator):
@@ -223,10 +279,37 @@ class _BaseNN(BaseEstimator):
             W = None
         return X, Y, W
 
-    def _train(self, p, X, Y, W, stratified):
-        """Fit self.model_ from its initial weights on encoded targets Y."""
+    def _fit_model(self, p, model, X, Y, W, epochs, val=None, callbacks=()):
+        """model.fit, refusing a result whose loss or weights are not finite (the callers
+        assign the fitted attributes only when this returns)."""
+        watch = _Divergence()
+        with _num_threads(self.n_threads):
+            hist = model.fit(X, Y, epochs=epochs, batch_size=self._batch_size(X.shape[0]),
+                             validation_data=val, sample_weight=W,
+                             callbacks=[watch, *callbacks], verbose=2 if self.verbose else 0)
+        if watch.found is None and np.isfinite(model.params).all():
+            return hist
+        if watch.found is not None:
+            epoch, key, v = watch.found
+            what = (f"the {'validation' if key == 'val_loss' else 'training'} loss became "
+                    f"{v!r} in epoch {epoch + 1}")
+        else:
+            what = "the weights became non-finite"
+        opt = model.optimizer  # partial_fit goes on with the settings of its first call
+        lr = opt.lr
+        raise ValueError(
+            f"{type(self).__name__}: training diverged: {what} with optimizer="
+            f"{type(opt).__name__.lower()!r} and learning_rate={lr!r}. Use a smaller "
+            f"learning_rate "
+            f"(e.g. {lr / 10:g}), or {self._SCALE_HINT} if they hold large values. The "
+            f"estimator was left as it was before this call ("
+            f"{'the previous fit is kept' if hasattr(self, 'model_') else 'not fitted'}).")
+
+    def _train(self, p, model, X, Y, W, stratified):
+        """Train the new network model from its initial weights on encoded targets Y; return
+        the fitted attributes (model_ and the training record)."""
         X, Y, W = self._drop_zero_weights(X, Y, W)
-        callbacks, val = [], None
+        val = None
         if self.early_stopping:
             stratify = Y.reshape(X.shape[0], -1)[:, 0] if stratified else None
             n_val = int(np.ceil(p["validation_fraction"] * X.shape[0]))
@@ -241,7 +324,7 @@ class _BaseNN(BaseEstimator):
                     stratify = None
             parts = train_test_split(
                 *(a for a in (X, Y, W) if a is not None), test_size=n_val,
-                random_state=int(self.model_.seed_value % (2**32 - 1)), stratify=stratify)
+                random_state=int(model.seed_value % (2**32 - 1)), stratify=stratify)
             X, Xv, Y, Yv = parts[:4]
             W, Wv = (parts[4], parts[5]) if W is not None else (None, None)
             val = (Xv, Yv) if Wv is None else (Xv, Yv, Wv)
@@ -251,39 +334,66 @@ class _BaseNN(BaseEstimator):
         stopper = _callbacks.EarlyStopping(monitor, min_delta=p["tol"],
                                            patience=p["n_iter_no_change"],
                                            restore_best_weights=self.early_stopping)
-        callbacks.append(stopper)
-        with _num_threads(self.n_threads):
-            hist = self.model_.fit(X, Y, epochs=p["max_epochs"],
-                                   batch_size=self._batch_size(X.shape[0]),
-                                   validation_data=val, sample_weight=W,
-                                   callbacks=callbacks, verbose=2 if self.verbose else 0)
+        hist = self._fit_model(p, model, X, Y, W, p["max_epochs"], val, [stopper])
         h = hist.history
-        self.loss_curve_ = [float(v) for v in h["loss"]]
-        self.validation_loss_curve_ = ([float(v) for v in h["val_loss"]]
-                                       if val is not None else None)
-        self.n_iter_ = len(self.loss_curve_)
-        self.best_loss_ = float(stopper.best)
-        if not self.model_.stop_training:
+        loss_curve = [float(v) for v in h["loss"]]
+        if not model.stop_training:
             warnings.warn(f"{type(self).__name__}: max_epochs={p['max_epochs']} reached "
                           f"and the optimization hasn't converged yet ({monitor} still "
                           f"improves by more than tol={p['tol']}); increase max_epochs",
                           ConvergenceWarning)
+        return {"model_": model, "loss_curve_": loss_curve,
+                "validation_loss_curve_": ([float(v) for v in h["val_loss"]]
+                                           if val is not None else None),
+                "n_iter_": len(loss_curve), "best_loss_": float(stopper.best)}
 
-    def _train_one_epoch(self, X, Y, W):
+    def _train_one_epoch(self, p, model, X, Y, W, first):
+        """partial_fit's epoch: on the first call, of the new network model; after it, of
+        model_, in place and undone if the call fails. Returns the fitted attributes."""
         X, Y, W = self._drop_zero_weights(X, Y, W)
-        if X.shape[0] == 0:
-            return
-        with _num_threads(self.n_threads):
-            hist = self.model_.fit(X, Y, epochs=1, batch_size=self._batch_size(X.shape[0]),
-                                   sample_weight=W, verbose=2 if self.verbose else 0)
-        self.loss_curve_.append(float(hist.history["loss"][0]))
-        self.n_iter_ += 1
+        if first:
+            curve, n_iter, best, val_curve = [], 0, np.inf, None
+        else:
+            curve, n_iter, best = list(self.loss_curve_), self.n_iter_, self.best_loss_
+            val_curve = self.validation_loss_curve_
+        if X.shape[0]:  # a batch whose weights are all 0 teaches nothing: no epoch
+            with contextlib.nullcontext() if first else _undone_on_error(model):
+                hist = self._fit_model(p, model, X, Y, W, 1)
+            curve.append(float(hist.history["loss"][0]))
+            n_iter += 1
+            best = min(best, curve[-1])
+        return {"model_": model, "loss_curve_": curve, "validation_loss_curve_": val_curve,
+                "n_iter_": n_iter, "best_loss_": best}
+
+    _SCALE_HINT = "scale X (StandardScaler)"  # what the divergence error suggests
 
     def _sample_weight(self, sample_weight, X):
         if sample_weight is None:
             return None
-        return _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                    ensure_non_negative=True, copy=True)
+        return _scaled(_check_sample_weight(sample_weight, X, dtype=np.float64,
+                                            ensure_non_negative=True, copy=True))
+
+    def _validate_new(self, X, y, dtype):
+        """_validate_xy for a call that starts a new fit, without touching the fitted state:
+        validate_data(reset=True) records n_features_in_ (and feature_names_in_) on the
+        estimator, so the new values are taken back out and returned for _commit."""
+        saved = {k: self.__dict__.pop(k) for k in _INPUT_ATTRS if k in self.__dict__}
+        try:
+            out = self._validate_xy(X, y, True, dtype)
+            seen = {k: self.__dict__[k] for k in _INPUT_ATTRS if k in self.__dict__}
+        finally:
+            for k in _INPUT_ATTRS:
+                self.__dict__.pop(k, None)
+            self.__dict__.update(saved)
+        return out, seen
+
+    def _commit(self, fitted, new):
+        """Make a successful call's results the fitted state, in one step at its very end.
+        new (fit, a first partial_fit): the attributes of an earlier fit go first."""
+        if new:
+            for k in _FITTED:
+                self.__dict__.pop(k, None)
+        self.__dict__.update(fitted)
 
     def _forward(self, X):
         check_is_fitted(self, "model_")
@@ -422,7 +532,23 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         tags.classifier_tags.multi_label = True
         return tags
 
-    # ---- targets ------------------------------------------------------------------------
+    # ---- parameters and targets -----------------------------------------------------------
+    def _check_params(self):
+        p = super()._check_params()
+        cw = self.class_weight
+        if cw is None or (isinstance(cw, str) and cw == "balanced"):
+            return p
+        if not isinstance(cw, dict):
+            raise ValueError(f"{type(self).__name__}: class_weight must be a dict "
+                             f"{{label: weight}}, 'balanced' or None, got {cw!r}")
+        for label, w in cw.items():
+            if not (isinstance(w, numbers.Real) and not isinstance(w, (bool, np.bool_))
+                    and math.isfinite(w) and w >= 0):
+                raise ValueError(f"{type(self).__name__}: class_weight[{label!r}] must be a "
+                                 f"finite number >= 0, got {w!r}; give class {label!r} a "
+                                 f"weight such as 1.0 (0 leaves its samples out)")
+        return p
+
     def _validate_xy(self, X, y, reset, dtype):
         X, y = validate_data(self, X, y, reset=reset, dtype=dtype, multi_output=True)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -430,53 +556,65 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         check_classification_targets(y)
         return X, y
 
-    def _init_targets(self, y):
+    @staticmethod
+    def _targets(y):
+        """The fitted attributes that describe the labels of y (or of a list of classes)."""
         lb = LabelBinarizer()
         lb.fit(y)
-        self._label_binarizer = lb
-        self.classes_ = lb.classes_
-        self._multilabel = lb.y_type_.startswith("multilabel")
+        return {"_label_binarizer": lb, "classes_": lb.classes_,
+                "_multilabel": lb.y_type_.startswith("multilabel")}
 
-    def _encode(self, y):
-        """Targets in the form the model's loss takes."""
-        if self._multilabel:
-            if type_of_target(y) != "multilabel-indicator" or y.shape[1] != len(self.classes_):
+    @staticmethod
+    def _encode(y, t):
+        """Targets in the form the model's loss takes (t: the _targets)."""
+        classes = t["classes_"]
+        if t["_multilabel"]:
+            if type_of_target(y) != "multilabel-indicator" or y.shape[1] != len(classes):
                 raise ValueError(f"y must be a multilabel indicator matrix with "
-                                 f"{len(self.classes_)} columns, as in the first fit, got "
+                                 f"{len(classes)} columns, as in the first fit, got "
                                  f"{type_of_target(y)!r} y of shape {y.shape}")
             return np.asarray(y, dtype=np.float64)
         if type_of_target(y).startswith("multilabel") or (
                 np.ndim(y) == 2 and y.shape[1] > 1):
             raise ValueError(f"y has shape {np.shape(y)} but this classifier was set up for "
-                             f"1-D class labels {self.classes_!r}")
-        unseen = np.setdiff1d(y, self.classes_)
+                             f"1-D class labels {classes!r}")
+        unseen = np.setdiff1d(y, classes)
         if unseen.size:
             raise ValueError(f"y contains labels {unseen.tolist()} not in classes_ "
-                             f"{self.classes_.tolist()}; pass every label in classes= on the "
+                             f"{classes.tolist()}; pass every label in classes= on the "
                              f"first partial_fit call")
-        codes = np.searchsorted(self.classes_, y)
-        if len(self.classes_) == 2:
+        codes = np.searchsorted(classes, y)
+        if len(classes) == 2:
             return codes.astype(np.float64).reshape(-1, 1)
         return codes.astype(np.int64)
 
-    def _loss_and_outputs(self):
-        if self._multilabel:
-            return "bce_with_logits", len(self.classes_)
-        if len(self.classes_) == 2:
+    @staticmethod
+    def _loss_and_outputs(t):
+        if t["_multilabel"]:
+            return "bce_with_logits", len(t["classes_"])
+        if len(t["classes_"]) == 2:
             return "bce_with_logits", 1
-        return "cross_entropy", len(self.classes_)
+        return "cross_entropy", len(t["classes_"])
 
-    def _weights(self, y, sample_weight, X):
+    def _require_a_weight(self, W, sample_weight):
+        """fit needs a sample of positive weight (partial_fit skips a batch without one).
+        sample_weight alone is never all 0 (_check_sample_weight refuses it); class_weight,
+        alone or times sample_weight, may be."""
+        if W is not None and not W.any():
+            given = ("sample_weight and " if sample_weight is not None else "") + (
+                f"class_weight={self.class_weight!r}")
+            raise ValueError(f"{type(self).__name__}: every sample has a weight of 0 (from "
+                             f"{given}): nothing to train on; give at least one sample a "
+                             f"positive weight")
+
+    def _weights(self, y, sample_weight, X, t):
         sw = self._sample_weight(sample_weight, X)
         if self.class_weight is not None:
-            if self._multilabel:
+            if t["_multilabel"]:
                 raise ValueError("class_weight is not supported for multilabel y; pass "
                                  "sample_weight instead, or class_weight=None")
-            if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
-                raise ValueError(f"class_weight must be a dict {{label: weight}}, "
-                                 f"'balanced' or None, got {self.class_weight!r}")
-            cw = compute_sample_weight(self.class_weight, y)
-            sw = cw if sw is None else sw * cw
+            cw = _scaled(compute_sample_weight(self.class_weight, y))
+            sw = cw if sw is None else _scaled(sw * cw)  # both in [0, 1): no overflow
         return sw
 
     # ---- API ----------------------------------------------------------------------------
@@ -496,18 +634,27 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            For bad parameters or data, and when training diverges (a loss or weight
+            becomes NaN or infinite: lower ``learning_rate`` or scale X). The estimator is
+            then left as it was: not fitted, or with its previous fit intact.
         """
         p = self._check_params()
-        X, y = self._validate_xy(X, y, True, p["dtype"])
-        self._init_targets(y)
-        if len(self.classes_) < 2:
+        (X, y), seen = self._validate_new(X, y, p["dtype"])
+        t = self._targets(y)
+        if len(t["classes_"]) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, "
-                             f"but y has only one class: {self.classes_.tolist()}")
-        W = self._weights(y, sample_weight, X)
-        Y = self._encode(y)
-        loss, n_out = self._loss_and_outputs()
-        self.model_ = self._new_model(p, X.shape[1], n_out, loss)
-        self._train(p, X, Y, W, not self._multilabel)
+                             f"but y has only one class: {t['classes_'].tolist()}")
+        W = self._weights(y, sample_weight, X, t)
+        self._require_a_weight(W, sample_weight)
+        Y = self._encode(y, t)
+        loss, n_out = self._loss_and_outputs(t)
+        model = self._new_model(p, X.shape[1], n_out, loss)
+        fitted = self._train(p, model, X, Y, W, not t["_multilabel"])
+        self._commit({**seen, **t, **fitted}, new=True)
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -525,32 +672,38 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            As for :meth:`fit`; the estimator is then left as it was before the call.
         """
         first = not hasattr(self, "model_")
         p = self._check_params()
-        X, y = self._validate_xy(X, y, first, self.model_.dtype if not first else p["dtype"])
         if first:
+            (X, y), seen = self._validate_new(X, y, p["dtype"])
             multilabel = type_of_target(y).startswith("multilabel")
             if classes is None and not multilabel:
                 raise ValueError("classes must be passed on the first call to partial_fit: "
                                  "every label the classifier will see, e.g. "
                                  "classes=numpy.unique(y_all)")
-            self._init_targets(y if multilabel else np.asarray(classes))
-            if len(self.classes_) < 2:
+            t = self._targets(y if multilabel else np.asarray(classes))
+            if len(t["classes_"]) < 2:
                 raise ValueError(f"classes must hold at least 2 classes, got "
-                                 f"{self.classes_.tolist()}")
-            loss, n_out = self._loss_and_outputs()
-            self.model_ = self._new_model(p, X.shape[1], n_out, loss)
-            self.loss_curve_, self.validation_loss_curve_, self.n_iter_ = [], None, 0
-            self.best_loss_ = np.inf
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={np.asarray(classes).tolist()} differs from classes_ "
-                             f"{self.classes_.tolist()} of the first partial_fit call; pass "
-                             f"the same classes (or none after the first call)")
-        W = self._weights(y, sample_weight, X)
-        self._train_one_epoch(X, self._encode(y), W)
-        if self.loss_curve_:
-            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+                                 f"{t['classes_'].tolist()}")
+            loss, n_out = self._loss_and_outputs(t)
+            model = self._new_model(p, X.shape[1], n_out, loss)
+        else:
+            X, y = self._validate_xy(X, y, False, self.model_.dtype)
+            seen, model = {}, self.model_
+            t = {"classes_": self.classes_, "_multilabel": self._multilabel}
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(f"classes={np.asarray(classes).tolist()} differs from "
+                                 f"classes_ {self.classes_.tolist()} of the first partial_fit "
+                                 f"call; pass the same classes (or none after the first call)")
+        W = self._weights(y, sample_weight, X, t)
+        fitted = self._train_one_epoch(p, model, X, self._encode(y, t), W, first)
+        self._commit({**seen, **t, **fitted} if first else fitted, new=first)
         return self
 
     def predict_proba(self, X):
@@ -631,6 +784,9 @@ class NNRegressor(RegressorMixin, _BaseNN):
         tags.target_tags.multi_output = True
         return tags
 
+    _SCALE_HINT = ("scale X (StandardScaler) and y (TransformedTargetRegressor with a "
+                   "StandardScaler)")
+
     def _validate_xy(self, X, y, reset, dtype):
         X, y = validate_data(self, X, y, reset=reset, dtype=dtype, multi_output=True,
                              y_numeric=True)
@@ -653,12 +809,20 @@ class NNRegressor(RegressorMixin, _BaseNN):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            For bad parameters or data, and when training diverges (a loss or weight
+            becomes NaN or infinite: lower ``learning_rate``, or scale X and y). The
+            estimator is then left as it was: not fitted, or with its previous fit intact.
         """
         p = self._check_params()
-        X, Y, self._y_ndim = self._validate_xy(X, y, True, p["dtype"])
+        (X, Y, ndim), seen = self._validate_new(X, y, p["dtype"])
         W = self._sample_weight(sample_weight, X)
-        self.model_ = self._new_model(p, X.shape[1], Y.shape[1], "mse")
-        self._train(p, X, Y, W, False)
+        model = self._new_model(p, X.shape[1], Y.shape[1], "mse")
+        fitted = self._train(p, model, X, Y, W, False)
+        self._commit({**seen, "_y_ndim": ndim, **fitted}, new=True)
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
@@ -668,22 +832,27 @@ class NNRegressor(RegressorMixin, _BaseNN):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            As for :meth:`fit`; the estimator is then left as it was before the call.
         """
         first = not hasattr(self, "model_")
         p = self._check_params()
-        X, Y, ndim = self._validate_xy(X, y, first,
-                                       p["dtype"] if first else self.model_.dtype)
         if first:
-            self._y_ndim = ndim
-            self.model_ = self._new_model(p, X.shape[1], Y.shape[1], "mse")
-            self.loss_curve_, self.validation_loss_curve_, self.n_iter_ = [], None, 0
-            self.best_loss_ = np.inf
-        elif Y.shape[1] != self.model_.n_outputs:
-            raise ValueError(f"y has {Y.shape[1]} outputs but the first partial_fit call "
-                             f"had {self.model_.n_outputs}; pass y of the same width")
-        self._train_one_epoch(X, Y, self._sample_weight(sample_weight, X))
-        if self.loss_curve_:
-            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+            (X, Y, ndim), seen = self._validate_new(X, y, p["dtype"])
+            model = self._new_model(p, X.shape[1], Y.shape[1], "mse")
+            seen["_y_ndim"] = ndim
+        else:
+            X, Y, _ = self._validate_xy(X, y, False, self.model_.dtype)
+            seen, model = {}, self.model_
+            if Y.shape[1] != model.n_outputs:
+                raise ValueError(f"y has {Y.shape[1]} outputs but the first partial_fit call "
+                                 f"had {model.n_outputs}; pass y of the same width")
+        W = self._sample_weight(sample_weight, X)
+        fitted = self._train_one_epoch(p, model, X, Y, W, first)
+        self._commit({**seen, **fitted}, new=first)
         return self
 
     def predict(self, X):

@@ -309,3 +309,192 @@ def test_unfitted_and_wrong_width(iris):
     est = quiet(clf().fit, X, y)
     with pytest.raises(ValueError, match="X has 3 features, but NNClassifier is expecting 4"):
         est.predict(X[:, :3])
+
+
+# ---- a failed call leaves the estimator as it was (issue 22, items 4 and 5) ------------------
+def fitted_state(est):
+    """Every fitted attribute: values (copied), the same network object with the same weights,
+    optimizer state and random streams, and other objects by identity."""
+    params = est.get_params(deep=False)
+    out = {}
+    for k, v in vars(est).items():
+        if k in params:
+            continue
+        if isinstance(v, nn.Sequential):
+            v = (id(v), v.state_dict(), v.optimizer.state_dict(), v._rng_state(),
+                 id(v.history), v.history.history)
+        elif isinstance(v, (np.ndarray, list, float, int, bool, tuple, type(None))):
+            v = pickle.loads(pickle.dumps(v))
+        else:
+            v = id(v)
+        out[k] = v
+    return out
+
+
+def fitted_attributes(est):
+    """Whatever the estimator holds besides its parameters ([] when not fitted)."""
+    return sorted(set(vars(est)) - set(est.get_params(deep=False)))
+
+
+def diverging_regression():
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    return X, 10 * X[:, 0]
+
+
+def test_divergence_is_an_error_naming_the_learning_rate():
+    # the issue's reproducer: all-NaN predictions, n_iter_ = 11, no warning
+    X, y = diverging_regression()
+    for early_stopping in (False, True):  # the NaN loss stopped early / restored the best
+        est = NNRegressor((16,), optimizer="sgd", learning_rate=1.0, max_epochs=200,
+                          random_state=0, early_stopping=early_stopping)
+        with pytest.raises(ValueError, match=r"NNRegressor: training diverged: the "
+                           r"(training|validation) loss became (nan|inf) in epoch \d+ with "
+                           r"optimizer='sgd' and learning_rate=1\.0\. Use a smaller "
+                           r"learning_rate \(e\.g\. 0\.1\), or scale X .* and y .*\(not "
+                           r"fitted\)"):
+            quiet(est.fit, X, y)
+        assert fitted_attributes(est) == []  # a failed first fit: still not fitted
+    # the classifier too, on large inputs, binary and multiclass
+    Xc, yc = load_iris(return_X_y=True)
+    for labels in (yc, yc > 0):
+        est = clf(optimizer="sgd", learning_rate=1.0)
+        with pytest.raises(ValueError, match=r"NNClassifier: training diverged: .* "
+                           r"learning_rate=1\.0\. .*scale X \(StandardScaler\)"):
+            quiet(est.fit, Xc * 1e150, labels)
+        assert fitted_attributes(est) == []
+    # and partial_fit, on its first call
+    est = reg()
+    with pytest.raises(ValueError, match=r"training diverged: the training loss became inf "
+                       r"in epoch 1 with optimizer='adam' and learning_rate=0\.01\..*\(not "
+                       r"fitted\)"):
+        est.partial_fit(X, y * 1e200)
+    assert fitted_attributes(est) == []
+
+
+def refit_cases():
+    """(name, estimator, first fit, failing second call, error) of fit and partial_fit."""
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    Xr, yr = diverging_regression()
+    nan_X = X.copy()
+    nan_X[3, 1] = np.nan
+
+    def fit(est):
+        return quiet(est.fit, X, y)
+
+    def pfit(est):
+        return est.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+
+    def rfit(est):
+        return quiet(est.fit, Xr, yr)
+
+    def rpfit(est):
+        return est.partial_fit(Xr, yr).partial_fit(Xr, yr)
+
+    def with_params(call, **kw):
+        return lambda est: call(est.set_params(**kw))
+
+    def cw_fit(cw):
+        return with_params(lambda e: quiet(e.fit, X, y), class_weight=cw)
+
+    return [
+        # the issue's case: "batch_size must be at least 1, got 0" after model_ was replaced
+        ("class_weight all 0", clf(), fit, cw_fit({0: 0, 1: 0, 2: 0}),
+         r"NNClassifier: every sample has a weight of 0 \(from class_weight=\{0: 0, 1: 0, "
+         r"2: 0\}\): nothing to train on; give at least one sample a positive weight"),
+        # negative and NaN class weights silently dropped the class
+        ("class_weight negative", clf(), fit, cw_fit({0: -1.0, 1: 1.0, 2: 1.0}),
+         r"class_weight\[0\] must be a finite number >= 0, got -1\.0; give class 0 a weight "
+         r"such as 1\.0"),
+        ("class_weight nan", clf(), fit, cw_fit({0: 1.0, 1: np.nan, 2: 1.0}),
+         r"class_weight\[1\] must be a finite number >= 0, got nan"),
+        ("class_weight inf", clf(), fit, cw_fit({0: 1.0, 1: 1.0, 2: np.inf}),
+         r"class_weight\[2\] must be a finite number >= 0, got inf"),
+        ("sample_weight times class_weight all 0", clf(), fit,
+         with_params(lambda e: quiet(e.fit, X, y, (y == 0) * 1.0), class_weight={0: 0}),
+         r"every sample has a weight of 0 \(from sample_weight and class_weight=\{0: 0\}\)"),
+        ("regressor sample_weight all 0", reg(), rfit,
+         lambda e: quiet(e.fit, Xr, yr, sample_weight=np.zeros(200)),
+         "Sample weights must contain at least one non-zero number"),
+        # classes_ and n_features_in_ were set before this error
+        ("one class, 3 features", clf(), fit, lambda e: e.fit(X[:, :3], np.zeros(150)),
+         "at least 2 classes"),
+        ("diverges", clf(), fit,
+         with_params(lambda e: quiet(e.fit, X * 1e150, y), optimizer="sgd", learning_rate=1.0),
+         r"training diverged: .*learning_rate=1\.0\. .*\(the previous fit is kept\)"),
+        ("regressor diverges", reg(), rfit,
+         with_params(lambda e: quiet(e.fit, Xr, yr), optimizer="sgd", learning_rate=1.0,
+                     max_epochs=200),
+         r"NNRegressor: training diverged: .*learning_rate=1\.0\..*previous fit is kept"),
+        ("bad parameter", clf(), fit, with_params(fit, hidden_layer_sizes=(0,)),
+         "hidden_layer_sizes must be"),
+        ("NaN in X", clf(), fit, lambda e: e.fit(nan_X, y), "NaN"),
+        # partial_fit after earlier calls: the epoch that diverges is not kept
+        ("partial_fit diverges", reg(), rpfit, lambda e: e.partial_fit(Xr, yr * 1e200),
+         r"training diverged: the training loss became inf in epoch 1 with "
+         r"optimizer='adam' and learning_rate=0\.01\..*\(the previous fit is kept\)"),
+        ("partial_fit after fit diverges", reg(), rfit, lambda e: e.partial_fit(Xr, yr * 1e200),
+         r"training diverged"),
+        ("partial_fit bad class_weight", clf(), pfit,
+         with_params(lambda e: e.partial_fit(X, y), class_weight={0: 1, 1: -2, 2: 1}),
+         r"class_weight\[1\] must be a finite number >= 0, got -2"),
+        ("partial_fit other classes", clf(), pfit, lambda e: e.partial_fit(X, y, [0, 1]),
+         "differs from classes_"),
+    ]
+
+
+@pytest.mark.parametrize("case", refit_cases(), ids=lambda c: c[0])
+def test_a_failed_call_keeps_the_previous_fit(case):
+    _, est, first, second, match = case
+    first(est)
+    before = fitted_state(est)
+    assert "model_" in before and "n_iter_" in before
+    Xp = np.random.default_rng(1).normal(size=(20, est.n_features_in_))
+    pred = est.predict(Xp)
+    with pytest.raises(ValueError, match=match):
+        second(est)
+    np.testing.assert_equal(fitted_state(est), before)
+    np.testing.assert_array_equal(est.predict(Xp), pred)
+
+
+def test_a_failed_first_partial_fit_leaves_it_unfitted(iris):
+    X, y = iris
+    est = clf()
+    with pytest.raises(ValueError, match=r"classes must hold at least 2 classes, got \[0\]"):
+        est.partial_fit(X, y, classes=[0])  # classes_ and n_features_in_ were set
+    assert fitted_attributes(est) == []
+    est.partial_fit(X[:, :3], y, classes=[0, 1, 2])  # a first call again: 3 features
+    assert est.n_features_in_ == 3 and est.n_iter_ == 1
+
+
+def test_a_failed_refit_keeps_the_feature_names(iris):
+    pd = pytest.importorskip("pandas")
+    X, y = iris
+    est = quiet(clf().fit, pd.DataFrame(X, columns=["a", "b", "c", "d"]), y)
+    other = pd.DataFrame(X[:, :3], columns=["x", "y", "z"])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        est.fit(other, np.zeros(150))  # feature_names_in_ was replaced before the error
+    assert est.feature_names_in_.tolist() == ["a", "b", "c", "d"] and est.n_features_in_ == 4
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        est.fit(X[:, :3], np.zeros(150))  # and deleted by X without names
+    assert est.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("dtype, scale", [
+    ("float64", 2.0 ** 1020),   # the weights' sum overflowed: a NaN loss
+    ("float64", 2.0 ** -1070),  # subnormal weights
+    ("float32", 2.0 ** 127),    # inf in float32
+    ("float32", 2.0 ** -160),   # 0 in float32
+])
+def test_the_scale_of_the_weights_does_not_matter(iris, dtype, scale):
+    X, y = iris
+    sw = np.tile([1.0, 2.0, 3.0], 50)
+    a = quiet(clf(dtype=dtype).fit, X, y, sample_weight=sw)
+    b = quiet(clf(dtype=dtype).fit, X, y, sample_weight=sw * scale)
+    np.testing.assert_array_equal(b.predict_proba(X), a.predict_proba(X))
+    # class weights are scaled the same way, alone and times sample_weight
+    cw = {0: 1.0, 1: 2.0, 2: 4.0}
+    a = quiet(clf(dtype=dtype, class_weight=cw).fit, X, y, sample_weight=sw)
+    big = {k: v * scale for k, v in cw.items()}
+    b = quiet(clf(dtype=dtype, class_weight=big).fit, X, y, sample_weight=sw)
+    np.testing.assert_array_equal(b.predict_proba(X), a.predict_proba(X))
