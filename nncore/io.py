@@ -17,6 +17,7 @@ file in the same directory, flushed to disk, then renamed over the target).
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 
@@ -32,6 +33,9 @@ _BAD_CONFIG = (TypeError, ValueError, KeyError, AttributeError, IndexError, Over
                RecursionError)
 # nncore's headers are a few kB (names, shapes, architecture JSON); a larger one is a lie
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+# the dropout counter is a uint64_t in the C core and grows by one per dropped element: a
+# restored counter leaves room for 2**63 more
+MAX_DROPOUT_COUNTER = 2 ** 63
 _DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
                 "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}
 
@@ -42,17 +46,55 @@ class ModelFileError(ValueError):
 
 
 def atomic_write_bytes(path, data):
-    """Write data to path so that readers see the old file or the complete new one."""
+    """Write data to path so that readers see the old file or the complete new one.
+
+    The temporary file is locked (flock, where there is one) until it is renamed: a
+    temporary file of path that nobody holds was left by a writer that was killed, and is
+    removed here."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: an open file cannot be removed, nothing to clean
+        fcntl = None
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    prefix = "." + os.path.basename(path) + "."
+    for name in os.listdir(directory) if fcntl is not None else ():
+        # mkstemp's names: the prefix, 8 random characters, the suffix
+        if name.startswith(prefix) and name.endswith(".tmp") and \
+                len(name) == len(prefix) + 12:
+            stale = os.path.join(directory, name)
+            try:
+                sfd = os.open(stale, os.O_RDWR)
+            except OSError:
+                continue
+            try:  # fails while its writer holds it; the same file still under that name
+                fcntl.flock(sfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.path.samestat(os.fstat(sfd), os.stat(stale)):
+                    os.unlink(stale)
+            except OSError:
+                pass
+            finally:
+                os.close(sfd)
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+        if fcntl is None:
+            break
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # another writer's clean-up may have taken it before the lock
+            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            if fcntl is not None:
+                os.replace(tmp, path)  # still locked: renamed before anyone may remove it
+        if fcntl is None:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -61,15 +103,49 @@ def atomic_write_bytes(path, data):
         raise
 
 
-def save_model(model, path, *, include_optimizer=True, metadata=None):
-    """Write ``model`` to ``path`` (see :meth:`nncore.Sequential.save`)."""
+def save_model(model, path, *, include_optimizer=True, metadata=None, allow_nonfinite=False):
+    """Write ``model`` to ``path`` (see :meth:`nncore.Sequential.save`).
+
+    A model whose weights (or saved optimizer state) hold NaN or infinity is refused with
+    ValueError, as :func:`load_model` refuses the file, unless ``allow_nonfinite=True``;
+    nothing is written then.
+    """
     from safetensors.numpy import save
+
+    from ._validation import first_nonfinite
 
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise TypeError("metadata must be a dict of str to str")
+    if not isinstance(allow_nonfinite, bool):
+        raise TypeError(f"allow_nonfinite must be True or False, got {allow_nonfinite!r}")
     tensors = model.state_dict()
+    sd = model.optimizer.state_dict() if model.loss is not None and include_optimizer \
+        else None
+    if sd is not None:
+        try:  # the rules load_model applies (lr, counters and arrays can be assigned)
+            model.optimizer._checked_state(sd, allow_nonfinite=True)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"cannot save the optimizer's state: {e}; fix it, or save "
+                             f"without it: model.save(path, include_optimizer=False)") \
+                from None
+    if not allow_nonfinite:
+        checked = list(tensors.items())
+        if sd is not None:
+            checked += [(f"optimizer state {k!r}", v) for k, v in sd["state"].items()]
+        for k, v in checked:
+            bad = first_nonfinite(v)
+            if bad is not None:
+                what = k if k.startswith("optimizer") else f"parameter {k!r}"
+                where = bad[0] if len(bad[0]) > 1 else bad[0][0]
+                raise ValueError(
+                    f"the model's {what} holds {bad[1].item()!r} at index {where} and "
+                    f"load_model refuses such a file, so nothing was written. If training "
+                    f"diverged, fit again with a lower learning rate (or with on_nan='raise' "
+                    f"to stop at the first non-finite loss); to save it anyway, pass "
+                    f"allow_nonfinite=True (and read it with load_model(path, "
+                    f"allow_nonfinite=True))")
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "nncore_version": __version__,
         "dtype": model.dtype.name, "architecture": json.dumps(model.get_config()),
@@ -78,8 +154,7 @@ def save_model(model, path, *, include_optimizer=True, metadata=None):
         meta["compile"] = json.dumps({
             "loss": model.loss.get_config(), "metrics": [m.name for m in model.metrics],
             "optimizer": model.optimizer.get_config()})
-        if include_optimizer:
-            sd = model.optimizer.state_dict()
+        if sd is not None:
             for k, v in sd["state"].items():
                 tensors[_OPT_PREFIX + k] = v
             meta["optimizer_state"] = json.dumps(
@@ -91,25 +166,39 @@ def save_model(model, path, *, include_optimizer=True, metadata=None):
     atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
+def _bad_file(p, why):
+    return ModelFileError(f"{p!r} is not a valid safetensors model file: {why}; it may be "
+                          f"truncated or corrupt: save the model again with model.save(path)")
+
+
+def _header_length(first8, size, p):
+    """The header length the first 8 bytes of a size-byte file promise, once it fits."""
+    if size < 8:
+        raise _bad_file(p, f"it has {size} bytes, fewer than the 8-byte header length")
+    (n,) = struct.unpack("<Q", first8)
+    if n > MAX_HEADER_BYTES:
+        raise _bad_file(p, f"its header claims {n} bytes (the limit is {MAX_HEADER_BYTES})")
+    if 8 + n > size:
+        raise _bad_file(p, f"its header claims {n} bytes but the file has only {size - 8} "
+                           f"after the length (truncated?)")
+    return n
+
+
 def _check_header(data, p):
     """The metadata of safetensors bytes after checking the whole layout ourselves: header
     length, JSON, each tensor's dtype, shape and byte range (in bounds, sized to its shape,
     no overlaps or holes). Errors name the problem."""
-    def bad(why):
-        return ModelFileError(f"{p!r} is not a valid safetensors model file: {why}; it may "
-                              f"be truncated or corrupt: save the model again with "
-                              f"model.save(path)")
+    n = _header_length(data[:8], len(data), p)
+    return _check_layout(data[8:8 + n], len(data) - 8 - n, p)
 
-    if len(data) < 8:
-        raise bad(f"it has {len(data)} bytes, fewer than the 8-byte header length")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > MAX_HEADER_BYTES:
-        raise bad(f"its header claims {n} bytes (the limit is {MAX_HEADER_BYTES})")
-    if 8 + n > len(data):
-        raise bad(f"its header claims {n} bytes but the file has only {len(data) - 8} after "
-                  f"the length (truncated?)")
+
+def _check_layout(header_bytes, body, p):
+    """The metadata of a safetensors header (JSON bytes) for a body-byte data section."""
+    def bad(why):
+        return _bad_file(p, why)
+
     try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
+        header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise bad(f"its header is not valid JSON ({type(e).__name__})") from None
     if not isinstance(header, dict):
@@ -118,7 +207,6 @@ def _check_header(data, p):
     if not isinstance(meta, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise bad("its __metadata__ is not a map of strings to strings")
-    body = len(data) - 8 - n
     spans = []
     for name, info in header.items():
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
@@ -152,21 +240,56 @@ def _check_header(data, p):
 
 
 def _read(path):
-    """(metadata dict, tensors dict) of an nncore model file, or a clear error."""
+    """(metadata dict, tensors dict) of an nncore model file, or a clear error. The file's
+    size comes first: the header's length is checked against it, and the data section is
+    read only once the header describes it exactly (a device such as /dev/zero, or a lying
+    length, costs nothing)."""
     p = os.fspath(path)
     if not os.path.exists(p):
         raise FileNotFoundError(f"no model file at {p!r}")
     if os.path.isdir(p):
         raise IsADirectoryError(f"{p!r} is a directory, not a model file")
-    with open(p, "rb") as f:
-        data = f.read()
-    return _parse(data, p)
+    mode = os.stat(p).st_mode
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(f"{p!r} is not a regular file ({_file_kind(mode)}); a model "
+                             f"file is one written by model.save(path)")
+    # O_NONBLOCK: opening a FIFO would wait for a writer; it changes nothing for a file
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())  # what was opened (the path may have changed since)
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{p!r} is not a regular file ({_file_kind(st.st_mode)}); "
+                                 f"a model file is one written by model.save(path)")
+        size = st.st_size
+        first8 = f.read(8)
+        n = _header_length(first8, size, p)
+        header = f.read(n)
+        if len(header) != n:
+            raise _bad_file(p, f"it ended after {8 + len(header)} bytes, inside its "
+                               f"{n}-byte header (truncated while reading?)")
+        meta = _check_layout(header, size - 8 - n, p)
+        f.seek(0)
+        data = f.read(size)  # one buffer for safetensors, no copy to join the parts
+    if len(data) != size:
+        raise _bad_file(p, f"it ended after {len(data)} of its {size} bytes (truncated "
+                           f"while reading?)")
+    return _parse(data, p, meta)
 
 
-def _parse(data, p):
+def _file_kind(mode):
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return f"mode {stat.filemode(mode)}"
+
+
+def _parse(data, p, meta=None):
+    """(metadata, tensors) of the bytes of a model file (meta: its checked header's)."""
     from safetensors.numpy import load
 
-    meta = _check_header(data, p)
+    if meta is None:
+        meta = _check_header(data, p)
     try:
         tensors = load(data)
     except Exception as e:  # safetensors' own checks (a second line of defence)
@@ -246,9 +369,10 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
         for k, v in tensors.items():
             if v.dtype.kind == "f" and not np.isfinite(v).all():
                 i = int(np.flatnonzero(~np.isfinite(v.reshape(-1)))[0])
-                raise ModelFileError(f"{p!r}: tensor {k!r} holds {v.reshape(-1)[i]!r} (flat "
-                                     f"index {i}); the model was saved after its training "
-                                     f"diverged. Pass allow_nonfinite=True to load it anyway")
+                raise ModelFileError(f"{p!r}: tensor {k!r} holds {v.reshape(-1)[i].item()!r} "
+                                     f"(flat index {i}); the model was saved after its "
+                                     f"training diverged. Pass allow_nonfinite=True to load "
+                                     f"it anyway")
     arch = _json(meta, "architecture", path)
     dtype = meta.get("dtype")
     if dtype not in ("float32", "float64"):
@@ -283,9 +407,12 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
     model.metadata = _json(meta, "user_metadata", path, default={})
     if "rng_state" in meta:
         try:
-            model._set_rng_state(_json(meta, "rng_state", path))
-        except _BAD_CONFIG as e:
-            raise ModelFileError(f"{p!r}: its random-stream state is invalid ({e})") from None
+            rng = _checked_rng_state(_json(meta, "rng_state", path))
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"{p!r}: its random-stream state (rng_state) is invalid: "
+                                 f"{e}; the file is corrupt or was edited: save the model "
+                                 f"again with model.save(path)") from None
+        model._set_rng_state(rng)
     if compile and "compile" in meta:
         cfg = _json(meta, "compile", path)
         try:
@@ -297,15 +424,67 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
             st = _json(meta, "optimizer_state", path)
             arrays = {k[len(_OPT_PREFIX):]: v for k, v in tensors.items()
                       if k.startswith(_OPT_PREFIX)}
-            listed = st.get("arrays") if isinstance(st, dict) else None
-            if listed is not None and (not isinstance(listed, list)
-                                       or sorted(arrays) != sorted(map(str, listed))):
+            if not isinstance(st, dict) or set(st) != {"lr", "steps", "epochs", "arrays"}:
+                raise ModelFileError(f"{p!r}: its optimizer_state metadata must be a JSON "
+                                     f"object with exactly lr, steps, epochs and arrays, got "
+                                     f"{_short(st)}; the file is corrupt or was edited")
+            listed = st["arrays"]
+            if not isinstance(listed, list) or sorted(arrays) != sorted(map(str, listed)):
                 raise ModelFileError(f"{p!r}: its optimizer tensors {sorted(arrays)} do not "
-                                     f"match the arrays its metadata lists {listed}")
+                                     f"match the arrays its metadata lists {_short(listed)}")
             try:
                 model.optimizer.load_state_dict(
                     {"lr": st["lr"], "steps": st["steps"], "epochs": st["epochs"],
-                     "state": arrays})
-            except _BAD_CONFIG as e:
-                raise ModelFileError(f"{p!r}: its optimizer state is invalid ({e})") from None
+                     "state": arrays}, allow_nonfinite=allow_nonfinite)
+            except (TypeError, ValueError) as e:
+                raise ModelFileError(f"{p!r}: its optimizer state is invalid: {e}; the file "
+                                     f"is corrupt or was edited: save the model again with "
+                                     f"model.save(path)") from None
     return model
+
+
+def _short(value, limit=200):
+    """repr(value), cut to limit characters (a crafted file's values can be long)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
+def _checked_rng_state(state):
+    """The rng_state of a file (seed, dropout counter, shuffling generator) after the checks
+    Sequential(seed=...) and the C core apply; TypeError or ValueError naming the field."""
+    from ._validation import check_int
+
+    keys = {"seed_value", "dropout_counter", "shuffle"}
+    if not isinstance(state, dict) or set(state) != keys:
+        raise TypeError(f"it must be a JSON object with exactly {sorted(keys)}, got "
+                        f"{_short(state)}")
+    check_int(state["seed_value"], "seed_value", 0)  # Sequential(seed=...)'s rule
+    counter = check_int(state["dropout_counter"], "dropout_counter", 0)
+    if counter > MAX_DROPOUT_COUNTER:
+        raise ValueError(f"dropout_counter must be at most 2**63 (the C core counts dropout "
+                         f"draws in 64 bits, with room for more), got {counter}")
+    # the shuffling generator is np.random.default_rng's PCG64; numpy would take a state it
+    # cannot use (an even increment, a 128-bit overflow in fit) or cast a wrong one silently
+    sh = state["shuffle"]
+    keys = {"bit_generator", "state", "has_uint32", "uinteger"}
+    if not isinstance(sh, dict) or set(sh) != keys or sh["bit_generator"] != "PCG64":
+        raise ValueError(f"shuffle must be the state of numpy's PCG64 generator (a JSON "
+                         f"object with {sorted(keys)} and bit_generator 'PCG64'), got "
+                         f"{_short(sh)}")
+    inner = sh["state"]
+    if not isinstance(inner, dict) or set(inner) != {"state", "inc"}:
+        raise ValueError(f"shuffle.state must be a JSON object with exactly 'state' and "
+                         f"'inc', got {_short(inner)}")
+    for k in ("state", "inc"):
+        v = check_int(inner[k], f"shuffle.state.{k}", 0)
+        if v >= 2 ** 128:
+            raise ValueError(f"shuffle.state.{k} must be below 2**128 (PCG64 has 128-bit "
+                             f"state), got {v}")
+    if inner["inc"] % 2 == 0:
+        raise ValueError(f"shuffle.state.inc must be odd (PCG64's increment always is), "
+                         f"got {inner['inc']}")
+    if check_int(sh["has_uint32"], "shuffle.has_uint32", 0) > 1:
+        raise ValueError(f"shuffle.has_uint32 must be 0 or 1, got {sh['has_uint32']}")
+    if check_int(sh["uinteger"], "shuffle.uinteger", 0) >= 2 ** 32:
+        raise ValueError(f"shuffle.uinteger must be below 2**32, got {sh['uinteger']}")
+    return state

@@ -14,9 +14,14 @@ import numpy as np
 from . import _core
 from . import schedules as _schedules
 from ._docs import inherit_docs
-from ._validation import check_number
+from ._validation import check_int, check_number, first_nonfinite
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get"]
+
+# steps reach the C core as int64_t (Adam's bias correction takes t = steps + 1, and a fit adds
+# one per batch), so a restored count leaves room for 2**62 more updates; epochs get the same
+# bound (a schedule raises its gamma to the epoch count, as a float)
+MAX_COUNT = 2 ** 62
 
 
 class Optimizer:
@@ -37,6 +42,8 @@ class Optimizer:
     """
 
     _state_names = ()
+    # state arrays whose every element is >= 0 (the update takes their square root)
+    _nonnegative = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -117,26 +124,73 @@ class Optimizer:
         return {"config": self.get_config(), "lr": self.lr, "steps": self.steps,
                 "epochs": self.epochs, "state": {k: v.copy() for k, v in self.state.items()}}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, *, allow_nonfinite=False):
         """Restore :meth:`state_dict`'s output (the optimizer must be bound to a model of
-        the same size)."""
+        the same size). Everything is checked before anything changes.
+
+        Parameters
+        ----------
+        state : dict
+            ``lr`` (finite, >= 0: the constructor's rule), ``steps`` and ``epochs`` (integers
+            in [0, 2**62]) and ``state``: the arrays this optimizer keeps (see
+            :meth:`state_dict`), each of the model's dtype and parameter count, finite, and
+            ``exp_avg_sq`` / ``max_exp_avg_sq`` >= 0.
+        allow_nonfinite : bool, default False
+            Accept NaN or infinite state arrays (as ``load_model(..., allow_nonfinite=True)``
+            does).
+        """
         self._require_bound()
+        lr, steps, epochs, arrays = self._checked_state(state, allow_nonfinite)
+        for k, a in arrays.items():
+            self.state[k][...] = a
+        self.lr, self.steps, self.epochs = lr, steps, epochs
+
+    def _checked_state(self, state, allow_nonfinite=False):
+        """(lr, steps, epochs, arrays) of a :meth:`state_dict`-like dict after the checks
+        :meth:`load_state_dict` documents; TypeError or ValueError naming the field."""
+        if not isinstance(state, dict):
+            raise TypeError(f"optimizer state must be a dict (from optimizer.state_dict()), "
+                            f"got {type(state).__name__}")
+        lr = check_number(state.get("lr", self.lr), "lr", 0.0)
+        counts = [check_int(state.get(k, 0), k, 0) for k in ("steps", "epochs")]
+        for k, v in zip(("steps", "epochs"), counts):
+            if v > MAX_COUNT:
+                raise ValueError(f"{k} must be at most 2**62 (the C core counts updates in "
+                                 f"64 bits, with room for more), got {v}")
         arrays = state.get("state", {})
+        if not isinstance(arrays, dict):
+            raise TypeError(f"optimizer state['state'] must be a dict of arrays, got "
+                            f"{type(arrays).__name__}")
         want = self._state_names_in_use()
         missing = [k for k in want if k not in arrays]
         if missing or set(arrays) - set(want):
-            raise ValueError(f"optimizer state has arrays {sorted(arrays)}, expected "
-                             f"{list(want)}; was it saved from another optimizer?")
+            raise ValueError(f"optimizer state has arrays {sorted(map(str, arrays))}, "
+                             f"expected {list(want)}; was it saved from another optimizer?")
+        out = {}
         for k in want:
-            a = np.asarray(arrays[k])
+            a = arrays[k]
+            if not isinstance(a, np.ndarray) or a.dtype != self._params.dtype:
+                what = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+                raise TypeError(f"optimizer state {k!r} is {what}, but the model's parameters "
+                                f"are {self._params.dtype}; pass an array of that dtype (as "
+                                f"optimizer.state_dict() returns): nothing is cast")
             if a.shape != self._params.shape:
                 raise ValueError(f"optimizer state {k!r} has shape {a.shape}, but the model "
                                  f"has {self._params.shape[0]} parameter slots")
-        for k in want:
-            self.state[k][...] = arrays[k]
-        self.lr = float(state.get("lr", self.lr))
-        self.steps = int(state.get("steps", 0))
-        self.epochs = int(state.get("epochs", 0))
+            bad = None if allow_nonfinite else first_nonfinite(a)
+            if bad is not None:
+                raise ValueError(f"optimizer state {k!r} holds {bad[1].item()!r} at index "
+                                 f"{bad[0][0]}; it must be finite (pass "
+                                 f"allow_nonfinite=True to accept it)")
+            if k in self._nonnegative:
+                neg = np.flatnonzero(a < 0)
+                if neg.size:
+                    i = int(neg[0])
+                    raise ValueError(f"optimizer state {k!r} holds {a[i].item()!r} at index "
+                                     f"{i}; it is a running mean of squared gradients and "
+                                     f"must be >= 0")
+            out[k] = a
+        return lr, counts[0], counts[1], out
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name"
@@ -215,6 +269,7 @@ class Adam(Optimizer):
     """
 
     _decoupled = False
+    _nonnegative = ("exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, schedule=None):

@@ -2,18 +2,23 @@
 
     python tools/fuzz_model_files.py --n 10000 [--seed 0]
 
-Starts from valid files (several architectures, dtypes, optimizers), mutates each case in
-one of several ways (byte flips, truncation, a lying header length, edits of the JSON header:
-tensor dtypes, shapes and offsets, missing or extra tensors, architecture and compile
-metadata, NaN weights) and loads the result in this process. A load must either succeed (the
-model then predicts) or raise ``nncore.ModelFileError``; any other exception is a failure, a
-crash kills the run (non-zero exit), and a case running longer than 10 s is a hang.
-tests/test_fuzz_model_files.py runs the same mutations for a few seconds with hypothesis.
+Starts from valid files (several architectures, dtypes, optimizers, a schedule), mutates
+each case in one of several ways (byte flips, truncation, a lying header length, edits of the
+JSON header: tensor dtypes, shapes and offsets, missing or extra tensors, architecture and
+compile metadata, NaN weights; targeted edits of the optimizer state: its lr, steps, epochs
+and array list, and its tensors' values, signs, dtypes and shapes; and of the random state:
+seed, dropout counter, the shuffling generator's state) and loads the result in this process.
+A load must either succeed or raise ``nncore.ModelFileError``; a loaded model must then
+predict and, if compiled, train (two short epochs): a file that loads and then fails in fit is
+a failure like any other exception. A crash kills the run (non-zero exit), and a case running
+longer than 10 s is a hang. tests/test_fuzz_model_files.py runs the same mutations for a few
+seconds with hypothesis.
 """
 
 import argparse
 import collections
 import json
+import math
 import os
 import random
 import signal
@@ -33,25 +38,43 @@ def seed_files():
     """Valid model files (bytes) covering the features a file can have."""
     out = []
     X = np.random.default_rng(0).standard_normal((16, 5))
-    y = np.arange(16) % 3
     specs = [
         ([nn.Dense(5, 8, activation="relu"), nn.Dropout(0.2), nn.Dense(8, 3)], "float32",
          nn.Adam(1e-2), "cross_entropy", ["accuracy"]),
         ([nn.Dense(5, 4, activation="tanh"), nn.Activation("gelu"), nn.Dense(4, 3)],
          "float64", nn.SGD(0.1, momentum=0.9), "cross_entropy", []),
         ([nn.Dense(5, 3)], "float32", None, None, None),
+        ([nn.Dense(5, 6, activation="relu"), nn.Dropout(0.5), nn.Dense(6, 1)], "float64",
+         nn.AdamW(1e-2, amsgrad=True, schedule=nn.StepLR(1, gamma=0.5)), "bce_with_logits",
+         []),
+        ([nn.Dense(5, 2)], "float32", nn.SGD(0.05), "mse", ["mae"]),
     ]
     with tempfile.TemporaryDirectory() as d:
         for i, (layers, dtype, opt, loss, metrics) in enumerate(specs):
             model = nn.Sequential(layers, dtype=dtype, seed=i)
             if opt is not None:
                 model.compile(opt, loss, metrics)
-                model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+                model.fit(X, targets(model, len(X)), epochs=2, batch_size=8, verbose=0)
             path = f"{d}/m{i}.safetensors"
             model.save(path, metadata={"note": "seed"} if i == 0 else None)
             with open(path, "rb") as f:
-                out.append(f.read())
+                out.append(canonical(f.read()))
     return out
+
+
+def canonical(data):
+    """Safetensors bytes with the metadata sorted: safetensors writes it in a per-process
+    hash order, and a seed must give the same inputs in every run (to replay a failure)."""
+    header, body = split(data)
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    return join(header, body)
+
+
+def targets(model, n):
+    """Valid training targets for n rows of a compiled model."""
+    if model.loss.name == "cross_entropy":
+        return np.arange(n) % model.n_outputs
+    return (np.arange(n * model.n_outputs).reshape(n, -1) % 2).astype(float)
 
 
 def split(data):
@@ -102,10 +125,100 @@ def _mutate_json(value, r, depth=0):
     return r.choice(WEIRD)
 
 
-def mutate(data, r):
-    """(kind, mutated bytes) for valid model-file bytes and a random.Random."""
-    kind = r.choice(["flip", "truncate", "length", "json", "json", "meta", "meta", "meta",
-                     "nan", "splice"])
+_NP = {"F64": np.float64, "F32": np.float32}
+NAN, INF = float("nan"), float("inf")
+# values for the optimizer state's and the random state's fields: invalid ones, the edges of
+# the valid ranges (2**62 steps, a 2**63 dropout counter) and valid ones of the wrong type
+COUNTS = [-1, -2 ** 63, 0, 1, 2 ** 62, 2 ** 62 + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 63 + 1,
+          2 ** 64 - 1, 2 ** 64, 2 ** 70, 1.5, 3.0, "3", True, None, NAN, [1]]
+OPT_FIELDS = {
+    "lr": [NAN, INF, -INF, -1.0, -1e-300, 0.0, 1e-300, 1.0, 1e308, "0.01", True, None, [0.1]],
+    "steps": COUNTS, "epochs": COUNTS,
+    "arrays": [[], ["exp_avg"], ["exp_avg", "exp_avg_sq", "exp_avg_sq"], ["momentum_buffer"],
+               "exp_avg", None, [1]],
+}
+BIG = [-1, 0, 1, 2, 3, 2 ** 64 + 1, 2 ** 128 - 1, 2 ** 128, 2 ** 128 + 1, 2 ** 200, 1.5, "1",
+       True, None]
+RNG_FIELDS = {
+    ("seed_value",): [-1, 0, 2 ** 64, 2 ** 128, 2 ** 300, 1.5, "7", True, None],
+    ("dropout_counter",): COUNTS,
+    ("shuffle", "bit_generator"): ["MT19937", "Philox", "pcg64", "", None, 1],
+    ("shuffle", "state", "state"): BIG,
+    ("shuffle", "state", "inc"): BIG,
+    ("shuffle", "has_uint32"): [-1, 0, 1, 2, True, 1.0, None],
+    ("shuffle", "uinteger"): [-1, 0, 2 ** 32 - 1, 2 ** 32, 2 ** 64, 1.5, None],
+    ("shuffle",): [None, {}, [], "PCG64",
+                   {"bit_generator": "MT19937", "state": {"key": [1] * 624, "pos": 624}},
+                   {"bit_generator": "PCG64", "state": {"state": 1, "inc": 1}}],
+}
+
+
+def _edit_path(obj, path, r, values):
+    """obj (a JSON dict) with the field at path set to one of values, deleted, or joined by
+    an extra key."""
+    obj = json.loads(json.dumps(obj))
+    parent = obj
+    for k in path[:-1]:
+        if not isinstance(parent, dict) or not isinstance(parent.get(k), dict):
+            return obj
+        parent = parent[k]
+    op = r.random()
+    if op < 0.08:
+        parent.pop(path[-1], None)
+    elif op < 0.12:
+        parent[path[-1] + "_extra"] = 1
+    else:
+        parent[path[-1]] = r.choice(values)
+    return obj
+
+
+def _state_edit(header, body, r):
+    """A targeted edit of the optimizer state (JSON fields or tensors) or the random state."""
+    meta = dict(header["__metadata__"])
+    opt = [k for k in header if k.startswith("optimizer.")]
+    what = r.choice(["optstate", "opttensor", "rng"])
+    if what == "optstate" and "optimizer_state" in meta:
+        field = r.choice(sorted(OPT_FIELDS))
+        meta["optimizer_state"] = json.dumps(_edit_path(
+            json.loads(meta["optimizer_state"]), (field,), r, OPT_FIELDS[field]))
+    elif what == "opttensor" and opt:
+        tensors = {}
+        for name, info in header.items():
+            if name != "__metadata__":
+                a, b = info["data_offsets"]
+                tensors[name] = np.frombuffer(body[a:b], _NP[info["dtype"]]).reshape(
+                    info["shape"]).copy()
+        name = r.choice(opt)
+        t = tensors[name]
+        op = r.choice(["value", "value", "dtype", "dtype", "shape"])
+        if op == "value" and t.size:
+            idx = r.sample(range(t.size), r.randint(1, min(3, t.size)))
+            t.reshape(-1)[idx] = r.choice([-1.0, -1e-30, -0.0, -INF, INF, NAN, 1e30,
+                                           float(np.finfo(t.dtype).max)])
+        elif op == "dtype":
+            t = t.astype(r.choice([np.int8, np.uint8, np.int32, np.int64, np.float16,
+                                   np.float32, np.float64, np.bool_]))
+        else:
+            t = r.choice([t.reshape(-1, 1), t[:-1], np.concatenate([t, t[:1]])])
+        tensors[name] = t
+        from safetensors.numpy import save
+        return "state", canonical(save(tensors, metadata=meta))
+    else:
+        path = r.choice(sorted(RNG_FIELDS))
+        meta["rng_state"] = json.dumps(_edit_path(json.loads(meta["rng_state"]), path, r,
+                                                  RNG_FIELDS[path]))
+    header["__metadata__"] = meta
+    return "state", join(header, body)
+
+
+KINDS = ["flip", "truncate", "length", "json", "json", "meta", "meta", "meta", "nan", "splice",
+         "state", "state", "state"]
+
+
+def mutate(data, r, kind=None):
+    """(kind, mutated bytes) for valid model-file bytes and a random.Random (kind: one of
+    KINDS, or drawn from them)."""
+    kind = kind or r.choice(KINDS)
     b = bytearray(data)
     if kind == "flip":
         (n,) = struct.unpack("<Q", data[:8])
@@ -122,6 +235,8 @@ def mutate(data, r):
                         2 ** 63, 2 ** 64 - 1, r.randrange(2 ** 64)])
         return kind, struct.pack("<Q", lie % 2 ** 64) + bytes(b[8:])
     header, body = split(data)
+    if kind == "state":
+        return _state_edit(header, body, r)
     if kind == "json":
         return kind, join(_mutate_json(header, r), body)
     if kind == "meta":  # one of nncore's metadata entries (architecture, compile, ...)
@@ -146,15 +261,47 @@ def mutate(data, r):
     return kind, join(header, body[:i] + body[j:] + body[i:j] * r.randint(0, 2))
 
 
+def check_loaded(model, tensors):
+    """The state a loaded model must be in, which training relies on and a constructor or a
+    fit can reach: every tensor of the file in the model's dtype (nothing cast), finite
+    weights and optimizer state (load_one does not pass allow_nonfinite), the optimizer's lr
+    finite and >= 0, its counters ints within the C core's int64 with room to count on,
+    Adam's squared averages >= 0, the dropout counter within uint64 with room, and PCG64's
+    increment odd. An AssertionError names what broke."""
+    for k, v in tensors.items():
+        assert v.dtype == model.dtype, f"tensor {k!r} is {v.dtype} in a {model.dtype} model"
+    assert np.isfinite(model.params).all(), "non-finite weights"
+    opt = model.optimizer
+    if opt is not None:
+        assert isinstance(opt.lr, float) and math.isfinite(opt.lr) and opt.lr >= 0, \
+            f"lr {opt.lr!r}"
+        for k in ("steps", "epochs"):
+            v = getattr(opt, k)
+            assert type(v) is int and 0 <= v <= 2 ** 62, f"{k} {v!r}"
+        for k, a in opt.state.items():
+            assert np.isfinite(a).all(), f"non-finite {k}"
+            if k.endswith("exp_avg_sq"):
+                assert (a >= 0).all(), f"negative {k}"
+    c = model._rng_counter
+    assert type(c) is int and 0 <= c <= 2 ** 63, f"dropout counter {c!r}"
+    assert model._shuffle_rng.bit_generator.state["state"]["inc"] % 2 == 1, "even PCG64 inc"
+
+
 def load_one(data):
-    """'ok' or 'rejected' for one input; raises on anything else."""
+    """'ok' or 'rejected' for one input; raises on anything else. A loaded model predicts
+    and, if compiled, trains on: two epochs of two batches, shuffled, through dropout and
+    any schedule, so a state that loads but breaks training is caught."""
     try:
         meta, tensors = nnio._parse(data, "<fuzz>")
         model = nnio._build(meta, tensors, "<fuzz>")
     except nn.ModelFileError:
         return "rejected"
+    check_loaded(model, tensors)
     if model.n_features is not None:
-        model.predict(np.zeros((2, model.n_features)))
+        X = np.linspace(-1, 1, 6 * model.n_features).reshape(6, -1)
+        model.predict(X)
+        if model.loss is not None:
+            model.fit(X, targets(model, 6), epochs=2, batch_size=4, verbose=0)
     return "ok"
 
 
@@ -191,7 +338,8 @@ def main(argv=None):
     dt = time.perf_counter() - t0
     ok = sum(v for (k, res), v in counts.items() if res == "ok")
     print(f"{args.n} mutated model files in {dt:.1f} s (seed {args.seed}): "
-          f"{args.n - ok - len(failures)} rejected with ModelFileError, {ok} loaded, "
+          f"{args.n - ok - len(failures)} rejected with ModelFileError, {ok} loaded (and "
+          f"predicted; trained if compiled), "
           f"{len(failures)} failures, 0 crashes")
     for kind in sorted({k for k, _ in counts}):
         print(f"  {kind:9s} rejected {counts[(kind, 'rejected')]:6d}  loaded "
