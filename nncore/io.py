@@ -400,7 +400,7 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
         if v.dtype != model.dtype:
             raise ModelFileError(f"{p!r}: tensor {k!r} is {v.dtype} but the model is {dtype}")
     try:
-        model.load_state_dict(params, strict=True)
+        model.load_state_dict(params, strict=True, allow_nonfinite=True)  # checked above
     except ValueError as e:
         raise ModelFileError(f"{p!r}: its tensors do not match its architecture ({e})") \
             from None
