@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from . import _core
+
 from . import schedules as _schedules
 from ._docs import inherit_docs
 from ._validation import check_int, check_number
@@ -289,6 +291,12 @@ class ModelCheckpoint(Callback):
                 return
             self.best = value
         path = self.filepath.format(epoch=epoch + 1, **logs)
+        if _core.first_nonfinite(self.model.params) >= 0:  # save would refuse them
+            warnings.warn(f"ModelCheckpoint: epoch {epoch + 1} was not saved to {path}: the "
+                          f"weights hold NaN or infinity (files saved before are kept); "
+                          f"fit(..., on_nan='stop') ends training when the loss diverges",
+                          RuntimeWarning, stacklevel=2)
+            return
         self.model.save(path)
         if self.verbose:
             print(f"Epoch {epoch + 1}: saved the model to {path}")

@@ -1203,7 +1203,7 @@ class Sequential:
         return other
 
     # ---- files -----------------------------------------------------------------------------
-    def save(self, path, *, include_optimizer=True, metadata=None):
+    def save(self, path, *, include_optimizer=True, metadata=None, allow_nonfinite=False):
         """Write the model to a ``.safetensors`` file (atomically).
 
         The file holds the parameters as tensors (``"0.W"``, ...), the architecture, dtype
@@ -1216,11 +1216,21 @@ class Sequential:
         include_optimizer : bool, default True
         metadata : dict of str to str, optional
             Extra text stored in the file (read back as ``model.metadata``).
+        allow_nonfinite : bool, default False
+            Write NaN or infinite weights (or optimizer state) too; such a file loads only
+            with ``nn.load_model(path, allow_nonfinite=True)``.
+
+        Raises
+        ------
+        ValueError
+            If a weight is NaN or infinite (and ``allow_nonfinite`` is False): nothing is
+            written.
         """
         from . import io
         with self._lock:
             self._refuse_during_fit("save")
-            io.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
+            io.save_model(self, path, include_optimizer=include_optimizer, metadata=metadata,
+                          allow_nonfinite=allow_nonfinite)
 
     def load_weights(self, path, strict=True):
         """Load the parameters of a model file saved by :meth:`save` into this model (the

@@ -193,3 +193,20 @@ def test_silent_fit_prints_nothing(problem, capsys):
     model.fit(X, y, epochs=2, verbose=0)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+def test_model_checkpoint_skips_non_finite_weights_and_keeps_the_last_file(rng, tmp_path):
+    """save refuses NaN weights; the checkpoint says so and fit goes on (on_nan='ignore')."""
+    X = rng.standard_normal((64, 4)) * 10
+    Y = rng.standard_normal((64, 2)) * 100
+    model = nn.Sequential([nn.Dense(4, 32, activation="relu"), nn.Dense(32, 2)], seed=0)
+    model.compile(nn.SGD(lr=0.5), "mse")
+    path = tmp_path / "ckpt.safetensors"
+    with pytest.warns(RuntimeWarning, match="ModelCheckpoint: epoch \\d+ was not saved"):
+        model.fit(X, Y, epochs=5, batch_size=8, verbose=0,
+                  callbacks=[nn.ModelCheckpoint(path)])
+    assert len(model.history.history["loss"]) == 5
+    with pytest.raises(ValueError, match="holds (nan|inf)"):
+        model.save(tmp_path / "other.safetensors")
+    model.save(tmp_path / "other.safetensors", allow_nonfinite=True)
+    nn.load_model(tmp_path / "other.safetensors", allow_nonfinite=True)
