@@ -155,10 +155,10 @@ class BuildExt(build_ext):
 
 ext = Extension(
     "nncore._core",
-    sources=["nncore/_core.pyx"] + sorted(glob.glob("src_c/*.c")),
+    sources=["nncore/_core.pyx"] + sorted(glob.glob("src_c/**/*.c", recursive=True)),
     include_dirs=["src_c", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    depends=glob.glob("src_c/*.h") + ["nncore/_core.pxd"],
+    depends=glob.glob("src_c/**/*.h", recursive=True) + ["nncore/_core.pxd"],
 )
 
 setup(

@@ -169,7 +169,7 @@ def test_changing_optimizer_settings_between_fits(rng):
 
 # ---- the fused step for tiny networks -------------------------------------------------------
 # When every dense product of a batch is at most 64 multiply-adds (NN_GEMM_TINY), the plan runs
-# its fused step (src_c/plan_tiny_impl.h) instead of calling the kernels: these networks and
+# its fused step (src_c/plan/plan_tiny_impl.h) instead of calling the kernels: these networks and
 # batch sizes (2-3-2 at batch 1 and 2, 2-3-3-2 with a Dropout or an Activation layer) take it.
 
 TINY_OPTIMIZERS = [lambda: nn.SGD(lr=0.05),
@@ -425,7 +425,7 @@ def test_train_with_perm_needs_the_rows_buffers(rng):
 
 
 # ---- the optimizer step inside the backward pass ---------------------------------------------
-# The plan updates each layer's parameters as its gradient is finished (src_c/plan_impl.h,
+# The plan updates each layer's parameters as its gradient is finished (src_c/plan/plan_impl.h,
 # nn_update): on several threads tile by tile inside the dW product (a 200x300 layer at batch
 # 128, 240 KB of float32 parameters), else right after it. Same bits as the whole step after
 # the backward pass, for every optimizer and thread count.

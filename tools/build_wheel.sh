@@ -60,13 +60,14 @@ if [ -z "$WHEEL" ]; then
     missing=""
     for f in PKG-INFO pyproject.toml setup.py README.md LICENSE MANIFEST.in nncore/_core.pyx \
              nncore/_core.pxd nncore/_version.py nncore/data/digits.csv.gz nncore/data/README.md \
-             src_c/nncore.h src_c/common.h src_c/cpu.c src_c/gemm_kernels_avx2.c \
-             src_c/gemm_kernels_avx512.c src_c/gemm_ukr_impl.h tests/conftest.py \
+             src_c/nncore.h src_c/internal/port.h src_c/runtime/cpu.c \
+             src_c/gemm/kernels/avx2.c src_c/gemm/kernels/avx512.c src_c/gemm/gemm_ukr_impl.h \
+             tests/conftest.py \
              examples/seed_network.py tools/fuzz_model_files.py tools/check_baseline_isa.py; do
         echo "$LIST" | grep -qx "nncore-[^/]*/$f" || missing="$missing $f"
     done
     n_c=$(echo "$LIST" | grep -c '/src_c/.*\.c$'); n_h=$(echo "$LIST" | grep -c '/src_c/.*\.h$')
-    n_src_c=$(ls "$ROOT"/src_c/*.c | wc -l); n_src_h=$(ls "$ROOT"/src_c/*.h | wc -l)
+    n_src_c=$(find "$ROOT/src_c" -name '*.c' | wc -l); n_src_h=$(find "$ROOT/src_c" -name '*.h' | wc -l)
     if [ -z "$missing" ] && [ "$n_c" = "$n_src_c" ] && [ "$n_h" = "$n_src_h" ] \
         && ! echo "$LIST" | grep -q '\.so$\|_build_config\.py$'; then
         pass "sdist has the build inputs ($n_c .c, $n_h .h, .pyx, .pxd), README, LICENSE, data, tests ($(echo "$LIST" | wc -l) entries)"

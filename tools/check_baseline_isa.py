@@ -8,7 +8,7 @@ Disassembles each file with objdump and sorts every instruction of every functio
 
 - instructions beyond the baseline (VEX/EVEX-encoded ones, ymm/zmm/mask registers, SSE3,
   SSSE3, SSE4, POPCNT/LZCNT/BMI, F16C, ...) may appear only in the per-ISA kernels that
-  src_c/cpu.c dispatches to at run time (nn_<form>_avx2_*, nn_<form>_avx512_* and the
+  src_c/runtime/cpu.c dispatches to at run time (nn_<form>_avx2_*, nn_<form>_avx512_* and the
   element-wise loops' *_avx2 / *_avx512 variants, compiled with the target attributes of
   common.h), and the AVX2 kernels must not use AVX-512;
 - as a check of the check, each AVX2 kernel must use ymm registers and each AVX-512 kernel

@@ -1,7 +1,8 @@
-// check_expf.c - nn_expz_f32 (src_c/common.h) against exp in double at every float where it is
-// not flushed to 0 or inf: the worst error in ulp, and how often it differs from libm's expf.
+// check_expf.c - nn_expz_f32 (src_c/internal/fastmath.h) against exp in double at every float
+// where it is not flushed to 0 or inf: the worst error in ulp, and how often it differs from
+// libm's expf.
 //   gcc -O2 -ffp-contract=off -Isrc_c tools/check_expf.c -lm -o /tmp/check_expf && /tmp/check_expf
-#include "common.h"
+#include "internal/fastmath.h"
 #include <stdio.h>
 
 int main(void) {

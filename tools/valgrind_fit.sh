@@ -38,7 +38,7 @@ PYTHONMALLOC=malloc PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" valgrind --tool=me
     --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=none \
     --num-callers=40 --log-file="$LOG" "$PY" "$LOG.py"
 rm -f "$LOG.py"
-"$PY" - "$LOG" src_c/*.c src_c/*.h <<'PY'
+"$PY" - "$LOG" $(find src_c -name '*.[ch]') <<'PY'
 import os, re, sys
 text = open(sys.argv[1]).read()
 # a frame in nncore: the extension's file name, or one of its C sources (with debug info)

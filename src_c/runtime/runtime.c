@@ -3,7 +3,9 @@
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200112L
 #endif
-#include "common.h"
+#include "internal/port.h"
+#include "internal/threads.h"
+#include "internal/memory.h"
 
 static int default_threads = 0;  // 0: OpenMP's own default (OMP_NUM_THREADS, threadpoolctl)
 
@@ -96,7 +98,7 @@ static void ws_register_thread(void) {
 }
 #endif
 
-void *nn_workspace(int slot, size_t bytes) {
+void *nn_workspace(enum nn_ws_slot slot, size_t bytes) {
     if (bytes <= ws_size[slot]) return ws_ptr[slot];
     ws_register_thread();
     nn_aligned_free(ws_ptr[slot]);

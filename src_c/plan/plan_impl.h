@@ -1,8 +1,8 @@
 // plan_impl.h - the compiled training plan for T = float / double: the layer loop, loss,
 // metrics, backward loop and optimizer update of a Sequential model, batch after batch.
 
-#include "rows_impl.h"
-#include "optim_body_impl.h"
+#include "ops/rows_impl.h"
+#include "ops/optim_body_impl.h"
 
 static int NN_T(plan_loss)(const nn_plan *pl, double *loss, T *grad, const T *out, const T *t,
                            const int64_t *labels, const T *w, nn_int m, int reduction) {

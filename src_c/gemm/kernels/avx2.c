@@ -1,6 +1,7 @@
 // gemm_kernels_avx2.c - AVX2+FMA GEMM kernels: 6 x 16 floats, 6 x 8 doubles (12 ymm
 // accumulators of the 16); edges with maskload/maskstore; inner products 4 x 2.
-#include "common.h"
+#include "internal/port.h"
+#include "internal/dispatch.h"
 
 #ifdef NN_X86_64
 #include <immintrin.h>
@@ -71,7 +72,7 @@ NN_INLINE TARGET void transpose_f64(__m256d r[4]) {
 #define MR_MAIN 6
 #define NR_MAIN 16
 #define DOT_N 2
-#include "gemm_isa_impl.h"
+#include "gemm/gemm_isa_impl.h"
 
 #define T double
 #define SUF f64
@@ -99,5 +100,5 @@ NN_INLINE TARGET void transpose_f64(__m256d r[4]) {
 #define MR_MAIN 6
 #define NR_MAIN 8
 #define DOT_N 2
-#include "gemm_isa_impl.h"
+#include "gemm/gemm_isa_impl.h"
 #endif

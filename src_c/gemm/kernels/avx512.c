@@ -1,6 +1,7 @@
 // gemm_kernels_avx512.c - AVX-512 GEMM kernels: 12 x 32 floats, 12 x 16 doubles (24 zmm
 // accumulators of the 32); edges with lane masks; inner products 4 x 4.
-#include "common.h"
+#include "internal/port.h"
+#include "internal/dispatch.h"
 
 #ifdef NN_X86_64
 #include <immintrin.h>
@@ -75,7 +76,7 @@ NN_INLINE TARGET void transpose_f64(__m512d r[8]) {
 #define MR_MAIN 12
 #define NR_MAIN 32
 #define DOT_N 4
-#include "gemm_isa_impl.h"
+#include "gemm/gemm_isa_impl.h"
 
 #define T double
 #define SUF f64
@@ -100,5 +101,5 @@ NN_INLINE TARGET void transpose_f64(__m512d r[8]) {
 #define MR_MAIN 12
 #define NR_MAIN 16
 #define DOT_N 4
-#include "gemm_isa_impl.h"
+#include "gemm/gemm_isa_impl.h"
 #endif

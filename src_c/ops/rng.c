@@ -1,6 +1,6 @@
 // rng.c - counter-based random numbers: value i of a stream is a hash of (seed, i), so any
 // element can be drawn alone, in any order, by any thread.
-#include "common.h"
+#include "internal/port.h"
 
 // The splitmix64 finaliser (Steele, Lea, Flood 2014): a bijection of 64-bit words with full
 // avalanche.

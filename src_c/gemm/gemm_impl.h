@@ -188,15 +188,16 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
     // (256x1024x1024 on one thread: x packed twice, 5% of the product).
     const int a_keep = m1 - m0 <= K->mc && n1 - n0 > nc_step &&
                        mc_max * g->k * (nn_int)sizeof(T) <= NN_A_KEEP_BYTES;
-    T *ap = (T *)nn_workspace(0, (size_t)(mc_max * (a_keep ? g->k : kc_max)) * sizeof(T));
-    T *bp = (T *)nn_workspace(1, (size_t)(kc_max * nc_max) * sizeof(T));
+    T *ap = (T *)nn_workspace(NN_WS_GEMM_A,
+                              (size_t)(mc_max * (a_keep ? g->k : kc_max)) * sizeof(T));
+    T *bp = (T *)nn_workspace(NN_WS_GEMM_B, (size_t)(kc_max * nc_max) * sizeof(T));
     // A gradient whose tiles are final after one k block, with an optimizer step that need not
     // find them in c (nn_update.scratch): a panel of tiles (mr x nc) is formed in a buffer of
     // its own, stepped from there while in L1/L2, and never written to c. 784-256-128-10 at
     // batch 64: the 0.8 MB of dW1 no longer pass through the caches with W1 and its momentum.
     T *panel = NULL;
     if (g->upd && g->upd->scratch && kc_max == g->k && !g->accumulate && !g->epilogue) {
-        panel = (T *)nn_workspace(5, (size_t)(mr * nc_max) * sizeof(T));
+        panel = (T *)nn_workspace(NN_WS_GEMM_PANEL, (size_t)(mr * nc_max) * sizeof(T));
         if (!panel) return NN_ERR_NOMEM;
     }
     if (!ap || !bp) return NN_ERR_NOMEM;
@@ -447,7 +448,7 @@ int NN_T(nn_gemm_upd)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k
 static int NN_T(gemm_as_transpose)(const KERNELS_T *K, T *c, const T *a, const T *b, nn_int m,
                                    nn_int n, nn_int k, nn_int lda, nn_int ldb, nn_int ldc,
                                    int trans_b_inner, int trans_a_inner, int n_threads) {
-    T *ct = (T *)nn_workspace(2, (size_t)(n * m) * sizeof(T));
+    T *ct = (T *)nn_workspace(NN_WS_GEMM_CT, (size_t)(n * m) * sizeof(T));
     if (!ct) return NN_ERR_NOMEM;
     int s = NN_T(nn_gemm_ex)(ct, b, a, n, m, k, ldb, lda, m, trans_b_inner, trans_a_inner, 0,
                              NULL, NULL, 0, NN_ACT_IDENTITY, 0, n_threads);
@@ -512,7 +513,7 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
             const nn_int line = 64 / (nn_int)sizeof(T);
             nn_int ldt = (n + line - 1) / line * line;
             if ((ldt * (nn_int)sizeof(T)) % 4096 == 0) ldt += line;  // rows not a page apart
-            T *bt = (T *)nn_workspace(3, (size_t)(k * ldt) * sizeof(T));
+            T *bt = (T *)nn_workspace(NN_WS_GEMM_BT, (size_t)(k * ldt) * sizeof(T));
             if (!bt) return NN_ERR_NOMEM;
             g.bd = bt, g.ldbd = ldt;
             transpose_b = 1;
@@ -667,7 +668,7 @@ int NN_T(nn_gemm_forward)(T *y, const T *x, const T *w, nn_int m, nn_int n, nn_i
         return NN_T(nn_gemm_ex)(y, x + k0, w + k0 * n, m, n, k - k0, k, n, n, 0, 0, 1, bias, z,
                                 n, act, alpha, nt);
     }
-    T *t = (T *)nn_workspace(4, (size_t)(m * n) * sizeof(T));
+    T *t = (T *)nn_workspace(NN_WS_GEMM_SPLIT, (size_t)(m * n) * sizeof(T));
     if (t == NULL) return NN_ERR_NOMEM;
     if (nt != 2) {  // one thread, or more than two: each part on all of them
         for (int part = 0; part < 2 && status == NN_OK; part++)

@@ -46,7 +46,8 @@ static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
 
     const nn_int chunk = NN_LOSS_CHUNK_ELEMS / (d > 0 ? d : 1) + 1;
     nn_int n_chunks = (n + chunk - 1) / chunk;
-    double *part = (double *)nn_workspace(3, (size_t)n_chunks * sizeof(double));
+    double *part =
+        (double *)nn_workspace(NN_WS_LOSS_CHUNKS, (size_t)n_chunks * sizeof(double));
     if (part == NULL) return NN_ERR_NOMEM;
     int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
     struct NN_T(loss_args) la = {kind, grad, x, t, labels, weight, d, norm, part, chunk};

@@ -1,7 +1,8 @@
 // gemm_kernels_generic.c - the portable GEMM kernels: the same bodies as the SIMD paths with
 // one-lane "vectors" (plain C, auto-vectorised for the baseline ISA where the compiler can):
 // 4 x 8 floats, 4 x 4 doubles; inner products 4 x 4.
-#include "common.h"
+#include "internal/port.h"
+#include "internal/dispatch.h"
 
 #define ISA generic
 #define TARGET
@@ -27,7 +28,7 @@
 #define MR_MAIN 4
 #define NR_MAIN 8
 #define DOT_N 4
-#include "gemm_isa_impl.h"
+#include "gemm/gemm_isa_impl.h"
 
 #define T double
 #define SUF f64
@@ -50,4 +51,4 @@
 #define MR_MAIN 4
 #define NR_MAIN 4
 #define DOT_N 4
-#include "gemm_isa_impl.h"
+#include "gemm/gemm_isa_impl.h"

@@ -1,6 +1,7 @@
 // cpu.c - CPU feature detection and the one dispatch table, chosen at run time.
 // The environment variable NNCORE_CPU=generic|avx2|avx512 forces a path.
-#include "common.h"
+#include "internal/port.h"
+#include "internal/dispatch.h"
 
 #if defined(_MSC_VER) && defined(NN_X86_64)
 #include <intrin.h>

@@ -1,0 +1,9 @@
+// optim.c - optimizer updates: SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW.
+#include "internal/port.h"
+#include "internal/fastmath.h"
+#include "internal/threads.h"
+#include "internal/isa.h"
+#include "internal/update.h"
+
+#define NN_IMPL "ops/optim_impl.h"
+#include "internal/instantiate.h"
