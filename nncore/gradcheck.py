@@ -60,7 +60,7 @@ def check_gradients(model, X, y, sample_weight=None, *, loss=None, eps=1e-5, ato
         m.compile(SGD(lr=0.0), _losses.get(loss) if loss is not None else model.loss)
     Xc, Yc, Wc = m._check_xy(X, y, sample_weight, "check_gradients")
     offset = model._rng_counter
-    m._loss_and_grads(Xc, Yc, Wc, dropout_offset=offset)
+    m._engine.loss_and_grads(Xc, Yc, Wc, dropout_offset=offset)
     analytic = m.grads.copy()
     slots = np.concatenate([np.arange(s.offset, s.offset + s.size) for s in m._slots]) \
         if m._slots else np.empty(0, np.int64)
@@ -74,9 +74,9 @@ def check_gradients(model, X, y, sample_weight=None, *, loss=None, eps=1e-5, ato
     for j in slots:
         old = p[j]
         p[j] = old + eps
-        lp = m._loss_and_grads(Xc, Yc, Wc, dropout_offset=offset)
+        lp = m._engine.loss_and_grads(Xc, Yc, Wc, dropout_offset=offset)
         p[j] = old - eps
-        lm = m._loss_and_grads(Xc, Yc, Wc, dropout_offset=offset)
+        lm = m._engine.loss_and_grads(Xc, Yc, Wc, dropout_offset=offset)
         p[j] = old
         num = (lp - lm) / (2 * eps)
         a = analytic[j]

@@ -1,21 +1,8 @@
-"""The Sequential model: a stack of layers with one flat parameter buffer, Keras-like
-compile / fit / evaluate / predict.
+"""The Sequential model: a stack of layers, Keras-like compile / fit / evaluate / predict.
 
-Memory layout (what a compiled training plan relies on)
--------------------------------------------------------
-* ``model.params`` is one contiguous 1-D array (the model's dtype, 64-byte aligned) holding
-  every parameter; ``model.grads`` has the same layout for the gradients. Each layer's
-  ``W``/``b`` (and ``dW``/``db``) are views into them, each segment starting on a 64-byte
-  boundary (the padding between segments stays zero in both buffers).
-* Optimizer state arrays are flat arrays of the same size, so one compiled call updates the
-  whole model.
-* Per-batch workspaces (layer outputs, pre-activations, input gradients, dropout masks, the
-  loss gradient) are allocated once for the largest batch and reused; a smaller batch uses
-  the first rows of each (a C-contiguous view).
-* ``fit`` runs each epoch through :meth:`Sequential._run_epoch` on already-validated arrays
-  and the epoch's shuffle permutation: each batch gathers its rows through it into a buffer
-  of the batch's size (the data set is never copied); callbacks, History and the progress
-  display live outside it.
+The model owns its layers, its settings (optimizer, loss, metrics), its random streams and
+its one flat parameter buffer; where things live and how a step runs is the training
+engine's (_engine.py): the model validates what the user gives and hands it over.
 """
 
 import collections
@@ -25,6 +12,7 @@ import threading
 import numpy as np
 
 from . import _core
+from . import _engine
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _losses
@@ -35,12 +23,8 @@ from ._validation import check_finite_array, check_sample_weight, check_weight_s
 
 __all__ = ["Sequential"]
 
-_ALIGN_BYTES = 64
-# What the compiled plan runs (exact types: a subclass may change the computation).
-_PLAN_LOSSES = (_losses.MSELoss, _losses.BCEWithLogitsLoss, _losses.CrossEntropyLoss)
-_PLAN_METRICS = (_metrics.Accuracy, _metrics.MeanSquaredError, _metrics.MeanAbsoluteError)
-_PREDICT_BATCH = 1024
-_INFER_ROWS = 256
+_PREDICT_BATCH = _engine.PREDICT_BATCH
+_EpochResult = _engine.EpochResult  # distributed.py's import, until it uses the engine
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys",
                                            ["missing_keys", "unexpected_keys"])
@@ -69,14 +53,6 @@ class NonFiniteLossError(FloatingPointError):
             f"scale.")
 
 
-def _aligned_zeros(n, dtype):
-    """A zeroed 1-D array of n elements whose data starts on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    raw = np.zeros(n * dtype.itemsize + _ALIGN_BYTES, dtype=np.uint8)
-    start = -raw.__array_interface__["data"][0] % _ALIGN_BYTES
-    return raw[start:start + n * dtype.itemsize].view(dtype)
-
-
 def _model_dtype(dtype):
     try:
         dt = np.dtype(dtype)
@@ -85,112 +61,6 @@ def _model_dtype(dtype):
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return dt
-
-
-class _Slot(collections.namedtuple("_Slot", "layer name key offset shape")):
-    """Where one parameter array lives in the flat buffers."""
-
-    @property
-    def size(self):
-        return math.prod(self.shape)
-
-
-class _Same:
-    """A part of a cache key that matches the same object only. Arrays cannot be key parts
-    as they are: ``==`` compares them element by element. Holding the object (not its id)
-    keeps its id from being reused while the key lives."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def __eq__(self, other):
-        return isinstance(other, _Same) and other.obj is self.obj
-
-    def __hash__(self):
-        return id(self.obj)
-
-
-class _Workspace:
-    """Per-layer buffers for batches of up to `capacity` rows, plus the loss gradient."""
-
-    def __init__(self, model, capacity, training):
-        self.capacity = capacity
-        self.training = training
-        dtype = model.dtype
-        self.bufs = []
-        n_in = model.n_features
-        for i, layer in enumerate(model._layers):
-            need_dx = training and i > model._first_param
-            self.bufs.append(layer._buffers(capacity, n_in, dtype, training, need_dx))
-            n_in = layer.output_features(n_in)
-        self.grad = np.empty((capacity, n_in), dtype) if training else None
-        self.inputs = [None] * len(model._layers)
-        self._views = {capacity: (self.bufs, self.grad)}
-
-    def rows(self, n):
-        """(per-layer buffers, loss gradient) for a batch of n rows (views, cached)."""
-        v = self._views.get(n)
-        if v is None:
-            if len(self._views) > 8:
-                self._views = {self.capacity: (self.bufs, self.grad)}
-            v = ([b.rows(n) for b in self.bufs], None if self.grad is None else self.grad[:n])
-            self._views[n] = v
-        return v
-
-
-class _NanGuard:
-    """TerminateOnNaN's state across the epochs of one fit: a copy of the parameters that
-    gave the last finite batch loss, and whether it holds anything yet."""
-
-    __slots__ = ("backup", "valid")
-
-    def __init__(self, params):
-        self.backup = np.empty_like(params)
-        self.valid = False
-
-    def after_loss(self, loss, params, res, batch, part=slice(None)):
-        """After batch `batch`'s loss: True to go on (params saved); False when the loss is
-        not finite: the parameters of the last finite loss are back in params and res holds
-        the batch and its loss. Only the range ``part`` of params is saved and put back
-        (the range a rank updates when the ranks of a node share the parameters)."""
-        if not math.isfinite(loss):
-            if self.valid:
-                np.copyto(params[part], self.backup[part])
-            res.nonfinite = (batch, loss)
-            res.loss_sum, res.weight_sum = loss, 1.0
-            return False
-        np.copyto(self.backup[part], params[part])
-        self.valid = True
-        return True
-
-    def after_epoch(self, params, res):
-        """After an epoch whose losses were all finite: its last update has no next loss to
-        check it, so the weights are checked instead. False when one is NaN/inf: the
-        parameters of the last finite loss are back and res says where (batch, value)."""
-        i = _core.first_nonfinite(params)
-        if i < 0 or res.batches == 0:
-            return True
-        value = params[i].item()
-        if self.valid:
-            np.copyto(params, self.backup)
-        res.nonfinite = (res.batches - 1, value, "weights")
-        res.loss_sum, res.weight_sum = value, 1.0
-        return False
-
-
-class _EpochResult:
-    __slots__ = ("loss_sum", "weight_sum", "metric_sums", "metric_counts", "nonfinite",
-                 "batches")
-
-    def __init__(self, n_metrics):
-        self.loss_sum = 0.0
-        self.weight_sum = 0.0
-        self.metric_sums = [0.0] * n_metrics
-        self.metric_counts = [0] * n_metrics
-        self.nonfinite = None
-        self.batches = 0
 
 
 class Sequential:
@@ -255,16 +125,15 @@ class Sequential:
         self._slots = []
         self._first_param = 0
         self.n_features = self.n_outputs = None
-        self._train_ws = self._infer_ws = None
-        self._plans = {}
+        self._engine = _engine.Engine(self)
         # fit versus other threads: fit waits for running predicts, then refuses new ones
         # One lock: predict, evaluate and save hold it for their whole run (they share the
         # inference workspace); fit takes it only to mark itself running, so a fit starting
         # during a predict waits for it, and a predict during another thread's fit is refused.
         self._lock = threading.Lock()
         self._fit_thread = None
-        self.params = _aligned_zeros(0, self.dtype)
-        self.grads = _aligned_zeros(0, self.dtype)
+        self.params = _engine.aligned_zeros(0, self.dtype)
+        self.grads = _engine.aligned_zeros(0, self.dtype)
         if layers is not None:
             if isinstance(layers, _layers.Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"layers must be a list of layers, got "
@@ -318,16 +187,10 @@ class Sequential:
                 n, prev = layer.output_features(need), i
             elif n is not None:
                 n = layer.output_features(n)
-        align = _ALIGN_BYTES // self.dtype.itemsize
-        slots, offset = [], 0
-        for i, layer in enumerate(layers):
-            for pname, shape in layer._param_shapes():
-                offset = -(-offset // align) * align
-                slots.append(_Slot(i, pname, f"{i}.{pname}", offset, shape))
-                offset += math.prod(shape)
-        _layers._check_size(2 * offset, self.dtype, "the model's parameters and gradients")
-        params = _aligned_zeros(offset, self.dtype)
-        grads = _aligned_zeros(offset, self.dtype)
+        slots, size = _engine.layout(layers, self.dtype)
+        _layers._check_size(2 * size, self.dtype, "the model's parameters and gradients")
+        params = _engine.aligned_zeros(size, self.dtype)
+        grads = _engine.aligned_zeros(size, self.dtype)
         self._attach_layers(layers, slots, params, grads, lambda i: np.random.default_rng(
             [self.seed_value, 0, i]))
         self._layers = layers
@@ -337,8 +200,7 @@ class Sequential:
         self.n_outputs = n
         params_at = [i for i, layer in enumerate(layers) if layer.has_params]
         self._first_param = params_at[0] if params_at else len(layers)
-        self._train_ws = self._infer_ws = None
-        self._plans = {}  # plans point into the old buffers
+        self._engine.reset()  # built for the old layers and buffers
         if self.optimizer is not None:
             self.optimizer._bind(self)
 
@@ -363,7 +225,7 @@ class Sequential:
         old = self.params, self.grads
         self._attach_layers(self._layers, self._slots, params, grads, lambda i: None)
         self.params, self.grads = params, grads
-        self._plans = {}  # plans point into the old buffers
+        self._engine.drop_plans()  # they point into the old buffers
         if self.optimizer is not None:
             self.optimizer._params, self.optimizer._grads = params, grads
         return old
@@ -383,8 +245,7 @@ class Sequential:
                 except BaseException:
                     object.__setattr__(layer, name, old)
                     raise
-            self._plans = {}
-            self._train_ws = self._infer_ws = None
+            self._engine.reset()
 
     def add(self, layer):
         """Append a layer. The flat buffer is rebuilt (existing weights are kept); a compiled
@@ -505,239 +366,26 @@ class Sequential:
         return X, Y, W
 
     # ---- passes ----------------------------------------------------------------------------
-    def _forward(self, x, bufs, training, inputs=None):
-        h = x
-        for i, layer in enumerate(self._layers):
-            if inputs is not None:
-                inputs[i] = h
-            h = layer._forward(h, bufs[i], training, self)
-        return h
 
-    def _inference_ws(self, rows):
-        ws = self._infer_ws
-        if ws is None or ws.capacity < rows:
-            # At least _INFER_ROWS: the compiled plan then serves a one-sample predict and a
-            # batch of hundreds alike (larger inputs run in chunks of its capacity).
-            ws = self._infer_ws = _Workspace(self, max(rows, _INFER_ROWS), training=False)
-        return ws
 
-    def _training_ws(self, rows):
-        ws = self._train_ws
-        if ws is None or ws.capacity < rows:
-            ws = self._train_ws = _Workspace(self, rows, training=True)
-        return ws
 
     # ---- the compiled plan ------------------------------------------------------------------
-    def _plan(self, ws, guard=None):
-        """The compiled plan (nncore._core.Plan) over workspace ``ws``, cached; None when the
-        model uses a layer, loss, metric or optimizer the plan does not know (a subclass or
-        a custom one): the Python loop then runs the same kernels one by one."""
-        training = ws.training
-        opt = self.optimizer if training else None
-        key = (ws, opt, self.loss, tuple(self.metrics),
-               _Same(None if guard is None else guard.backup),
-               tuple(map(_Same, opt.state.values() if opt is not None else ())),
-               # momentum, betas, ... as set now (a tuple compares faster than a repr)
-               None if opt is None else tuple(opt._hyper().items()))
-        cached = self._plans.get(training)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        plan = self._build_plan(ws, opt, guard)
-        self._plans[training] = (key, plan)
-        return plan
 
-    def _build_plan(self, ws, opt, guard):
-        L = _layers
-        specs, n_in = [], self.n_features
-        for layer, buf in zip(self._layers, ws.bufs):
-            kind = type(layer)
-            if kind is L.Dense:
-                a = layer.activation
-                specs.append(dict(kind="dense", act=a.name, alpha=a.alpha, p=0.0,
-                                  w=layer._W, b=layer._b, dw=layer._dW, db=layer._db,
-                                  y=buf.y, z=buf.z, dx=buf.dx, mask=None,
-                                  **{"in": layer._in, "out": layer._out}))
-            elif kind is L.Dropout:
-                specs.append(dict(kind="dropout", p=layer.p, y=buf.y, mask=buf.mask,
-                                  **{"in": n_in, "out": n_in}))
-            elif kind is L.Activation:
-                a = layer.activation
-                specs.append(dict(kind="activation", act=a.name, alpha=a.alpha, y=buf.y,
-                                  dx=buf.dx, **{"in": n_in, "out": n_in}))
-            else:
-                return None
-            n_in = layer.output_features(n_in)
-        loss, metrics = self.loss, self.metrics
-        if loss is None:
-            loss_name, prob = "mse", None
-        elif type(loss) in _PLAN_LOSSES:
-            loss_name, prob = loss.name, loss.probability
-        else:
-            return None
-        if any(type(m) not in _PLAN_METRICS for m in metrics):
-            return None
-        names = [m.name for m in metrics]
-        state, hyper, kind = (), {"lr": 0.0}, "sgd"
-        if opt is not None:
-            if type(opt) is _optimizers.SGD:
-                hyper = dict(lr=opt.lr, momentum=opt.momentum, dampening=opt.dampening,
-                             weight_decay=opt.weight_decay, nesterov=opt.nesterov)
-                state = (opt.state.get("momentum_buffer"),)
-            elif type(opt) in (_optimizers.Adam, _optimizers.AdamW):
-                kind = "adam"
-                hyper = dict(lr=opt.lr, betas=opt.betas, eps=opt.eps,
-                             weight_decay=opt.weight_decay, amsgrad=opt.amsgrad,
-                             decoupled=opt._decoupled)
-                s = opt.state
-                state = (s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq"))
-            else:
-                return None
-        cap = ws.capacity
-        needs_scratch = prob is not None and any(n in ("mse", "mae") for n in names)
-        scratch = np.empty((cap, self.n_outputs), self.dtype) if needs_scratch else None
-        grad = ws.grad if ws.grad is not None else np.empty((cap, self.n_outputs), self.dtype)
-        rows = None
-        if ws.training:  # where train gathers a batch's rows through the shuffle permutation
-            targets = (np.empty(cap, np.int64) if loss_name == "cross_entropy" else
-                       np.empty((cap, self.n_outputs), self.dtype))
-            rows = (np.empty((cap, self.n_features), self.dtype), targets,
-                    np.empty(cap, self.dtype))
-        return _core.Plan(
-            self.dtype, specs, first_param=self._first_param, n_features=self.n_features,
-            n_outputs=self.n_outputs, capacity=cap, grad=grad, scratch=scratch,
-            loss=loss_name, prob_act=prob or "identity", metrics=names, optimizer=kind,
-            hyper=hyper, params=self.params, grads=self.grads, state=state,
-            dropout_seed=self._dropout_seed, backup=None if guard is None else guard.backup,
-            rows=rows, training=ws.training)
 
-    def _run_epoch_plan(self, plan, X, Y, W, batch_size, on_batch, guard, perm):
-        """_run_epoch through the compiled plan: chunks of batches per nogil call; Python
-        regains control between chunks (progress, Ctrl-C) and at the end."""
-        opt = self.optimizer
-        plan.lr, plan.steps, plan.rng_counter = opt.lr, opt.steps, self._rng_counter
-        if guard is not None:
-            plan.backup_valid = guard.valid
-        plan.reset_stats()
-        n = X.shape[0]
-        n_batches = -(-n // batch_size)
-        # A chunk is about 16k rows (Ctrl-C and the progress bar answer within it), or one
-        # batch when a callback wants every batch.
-        per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
-        chunk = 1 if per_batch else max(1, 16384 // batch_size)
-        finite, seen, loss_seen, weight_seen = True, 0, 0.0, 0.0
-        try:
-            for b0 in range(0, n_batches, chunk):
-                b1 = min(b0 + chunk, n_batches)
-                finite = plan.train(X, Y, W, batch_size, b0, b1, perm)
-                if not finite:
-                    break
-                if on_batch is not None:
-                    loss_sum, weight_sum = plan.stats()[:2]
-                    rows = min(b1 * batch_size, n) - b0 * batch_size
-                    dw = weight_sum - weight_seen
-                    on_batch(b1 - 1, rows, (loss_sum - loss_seen) / dw if dw else math.nan)
-                    loss_seen, weight_seen = loss_sum, weight_sum
-        finally:  # also when interrupted: the counters match the weights
-            opt.steps, self._rng_counter = plan.steps, plan.rng_counter
-            if guard is not None:
-                guard.valid = plan.backup_valid
-        loss_sum, weight_sum, msums, mcounts, batches, bad, last = plan.stats()
-        res = _EpochResult(len(self.metrics))
-        res.loss_sum, res.weight_sum, res.batches = loss_sum, weight_sum, batches
-        res.metric_sums, res.metric_counts = msums, mcounts
-        if not finite:
-            res.nonfinite = (bad, last)
-            res.loss_sum, res.weight_sum = last, 1.0
-        return res
 
-    def _run_epoch(self, X, Y, W, batch_size, on_batch=None, guard=None, perm=None):
-        """Train one epoch over the rows of X in order, or in the order of ``perm``, in
-        batches of batch_size (the last one may be smaller). The arrays are validated.
 
-        X (n, n_features), Y (n, n_outputs) or labels (n,), W (n,) or None, all
-        C-contiguous in the model dtype (labels int64); perm None or an int64 permutation of
-        range(n): batch b is then rows perm[b * batch_size ...], the same bits as training
-        on X[perm], Y[perm], W[perm] in order. ``on_batch(batch, rows, loss)`` is
-        called after each update when given. ``guard`` (a _NanGuard) turns on the
-        non-finite check: a batch whose loss is NaN/inf stops the epoch before its update and
-        the parameters that gave the last finite loss are put back.
-
-        This is the seam for a compiled plan: it must produce the same _EpochResult.
-        """
-        ws = self._training_ws(batch_size)
-        plan = self._plan(ws, guard)
-        if plan is not None:
-            return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard, perm)
-        with _core.flush_subnormals():  # the plan's floating-point mode: the plan's bits
-            return self._run_epoch_python(ws, X, Y, W, batch_size, on_batch, guard, perm)
-
-    def _run_epoch_python(self, ws, X, Y, W, batch_size, on_batch, guard, perm):
-        """_run_epoch kernel by kernel (the plan's reference)."""
-        layers = self._layers
-        L, first = len(layers), self._first_param
-        forward = [layer._forward for layer in layers]
-        backward = [layer._backward for layer in layers]
-        loss_kernel = type(self.loss)._kernel
-        step = self.optimizer.step
-        metrics = [m._batch for m in self.metrics]
-        res = _EpochResult(len(metrics))
-        inputs = ws.inputs
-        params = self.params
-        n = X.shape[0]
-        for b, start in enumerate(range(0, n, batch_size)):
-            stop = min(start + batch_size, n)
-            m = stop - start
-            bufs, grad = ws.rows(m)
-            rows = slice(start, stop) if perm is None else perm[start:stop]  # perm: copies
-            yb = Y[rows]
-            if W is None:
-                wb, bw = None, m
-            else:
-                wb = W[rows]
-                bw = sum(wb.tolist())  # in order, in double: the compiled plan's sum
-                if bw == 0.0:  # nothing to learn from (and the weighted mean is undefined)
-                    continue
-            h = X[rows]
-            for i in range(L):
-                inputs[i] = h
-                h = forward[i](h, bufs[i], True, self)
-            loss = loss_kernel(h, yb, wb, "mean", grad=grad)[0]
-            if guard is not None and not guard.after_loss(loss, params, res, b):
-                return res
-            res.loss_sum += loss * bw
-            res.weight_sum += bw
-            for k, metric in enumerate(metrics):
-                s, c = metric(h, yb)
-                res.metric_sums[k] += s
-                res.metric_counts[k] += c
-            g = grad
-            for i in range(L - 1, first - 1, -1):
-                g = backward[i](g, inputs[i], bufs[i], self)
-            step()
-            res.batches += 1
-            if on_batch is not None:
-                on_batch(b, m, loss)
-        return res
 
     def _evaluate_arrays(self, X, Y, W, batch_size):
         """{"loss": ..., metric: ...} over validated arrays (inference mode)."""
-        return self._evaluate_logs(*self._evaluate_sums(X, Y, W, batch_size))
+        return self._evaluate_logs(*self._engine.evaluate_sums(X, Y, W, batch_size))
+
+
+    # Until distributed.py speaks to the engine (issue 23): its old names.
+    def _training_ws(self, rows):
+        return self._engine.training_ws(rows)
 
     def _evaluate_sums(self, X, Y, W, batch_size):
-        """(summed loss, summed weight, metric sums, metric counts) over validated arrays."""
-        n = X.shape[0]
-        batch_size = min(batch_size, n)
-        # The caller holds self._lock: one inference workspace.
-        ws = self._inference_ws(batch_size)
-        plan = self._plan(ws)
-        if plan is not None:
-            plan.reset_stats()
-            plan.forward(X, None, Y, W)
-            total, weight, sums, counts = plan.stats()[:4]
-        else:
-            with _core.flush_subnormals():
-                total, weight, sums, counts = self._evaluate_python(ws, X, Y, W, batch_size)
-        return total, weight, sums, counts
+        return self._engine.evaluate_sums(X, Y, W, batch_size)
 
     def _evaluate_logs(self, total, weight, sums, counts):
         d = 1 if self.loss.labels else self.n_outputs
@@ -746,39 +394,7 @@ class Sequential:
             logs[metric.name] = sums[k] / counts[k]
         return logs
 
-    def _evaluate_python(self, ws, X, Y, W, batch_size):
-        n = X.shape[0]
-        loss_kernel = type(self.loss)._kernel
-        total = weight = 0.0
-        sums = [0.0] * len(self.metrics)
-        counts = [0] * len(self.metrics)
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            bufs, _ = ws.rows(stop - start)
-            out = self._forward(X[start:stop], bufs, False)
-            wb = None if W is None else W[start:stop]
-            yb = Y[start:stop]
-            total += loss_kernel(out, yb, wb, "sum", need_grad=False)[0]
-            weight += (stop - start) if wb is None else float(wb.sum(dtype=np.float64))
-            for k, metric in enumerate(self.metrics):
-                s, c = metric._batch(out, yb)
-                sums[k] += s
-                counts[k] += c
-        return total, weight, sums, counts
 
-    def _loss_and_grads(self, X, Y, W=None, training=True, dropout_offset=None):
-        """Loss (mean) of one batch of validated arrays; fills self.grads. Used by
-        check_gradients (dropout_offset fixes the dropout masks)."""
-        if dropout_offset is not None:
-            self._rng_counter = dropout_offset
-        ws = _Workspace(self, X.shape[0], training=True)
-        bufs, grad = ws.bufs, ws.grad
-        h = self._forward(X, bufs, training, ws.inputs)
-        loss = type(self.loss)._kernel(h, Y, W, "mean", grad=grad)[0]
-        g = grad
-        for i in range(len(self._layers) - 1, self._first_param - 1, -1):
-            g = self._layers[i]._backward(g, ws.inputs[i], bufs[i], self)
-        return loss
 
     # ---- fit -------------------------------------------------------------------------------
     def fit(self, X, y, *, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
@@ -957,14 +573,14 @@ class Sequential:
                  else [])
         cbs = _callbacks._CallbackList([history] + callbacks + extra, self, params)
         guard = on_nan == "raise" or any(getattr(cb, "_nan_guard", False) for cb in callbacks)
-        guard = _NanGuard(self.params) if guard else None
+        guard = _engine.NanGuard(self.params) if guard else None
         self.history = history
         self.stop_training = False
         self._nonfinite = None
         on_batch = cbs.batch_hook()
         eval_batch = max(batch_size, _PREDICT_BATCH)
         opt = self.optimizer
-        run_epoch = self._run_epoch if dp is None else dp._run_epoch
+        run_epoch = self._engine.run_epoch if dp is None else dp._run_epoch
         evaluate = self._evaluate_arrays if dp is None else dp._evaluate
         cbs.on_train_begin()
         try:
@@ -1067,7 +683,7 @@ class Sequential:
             lock = self._lock
             lock.acquire()
             try:
-                cached = self._plans.get(False)
+                cached = self._engine.plans.get(False)  # inline: a call costs 5% here
                 out = (cached[1].predict(X) if cached is not None and cached[1] is not None
                        and self._fit_thread is None else None)
             finally:
@@ -1077,28 +693,8 @@ class Sequential:
         self._require_layers("predict")
         with self._lock:
             self._refuse_during_fit("predict")
-            return self._predict(X, batch_size)
+            return self._engine.predict(X, batch_size)
 
-    def _predict(self, X, batch_size):
-        # (predict tried the cached plan's fast path already, outside fit; here X is checked.)
-        batch_size = _PREDICT_BATCH if batch_size is None else check_int(
-            batch_size, "batch_size", 1)
-        X = check_features(X, "X", self.dtype, self.n_features, "predict")
-        n = X.shape[0]
-        batch_size = min(batch_size, n)
-        out = np.empty((n, self.n_outputs), self.dtype)
-        # The caller holds self._lock: one inference workspace.
-        ws = self._inference_ws(batch_size)
-        plan = self._plan(ws)
-        if plan is not None:
-            plan.forward(X, out)
-            return out
-        with _core.flush_subnormals():
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                bufs, _ = ws.rows(stop - start)
-                out[start:stop] = self._forward(X[start:stop], bufs, False)
-        return out
 
     def predict_proba(self, X, *, batch_size=None):
         """Class probabilities: the softmax (``cross_entropy``) or sigmoid

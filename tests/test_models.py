@@ -359,19 +359,20 @@ def test_digits_reach_95_percent():
 
 def test_fit_runs_each_epoch_through_run_epoch(rng):
     """The seam a compiled training plan replaces: fit hands each epoch's validated arrays
-    and its shuffle permutation to _run_epoch and builds History from its result."""
+    and its shuffle permutation to the engine's run_epoch and builds History from its
+    result."""
     X, y = data(rng, n=20)
     model = mlp(seed=0)
     model.compile(nn.SGD(0.1), "cross_entropy", ["accuracy"])
     calls, perms = [], []
-    real = model._run_epoch
+    real = model._engine.run_epoch
 
     def spy(Xe, Ye, We, batch_size, on_batch=None, guard=None, perm=None):
         calls.append((Xe.shape, Ye.dtype, batch_size, Xe.flags.c_contiguous, perm.dtype))
         perms.append(perm)
         return real(Xe, Ye, We, batch_size, on_batch, guard, perm)
 
-    model._run_epoch = spy
+    model._engine.run_epoch = spy
     h = model.fit(X, y, epochs=3, batch_size=8, verbose=0)
     assert calls == [((20, 4), np.int64, 8, True, np.int64)] * 3
     for perm in perms:  # a new permutation of the rows each epoch; the data is not copied

@@ -28,7 +28,7 @@ def data(rng, loss, n=203, n_in=7, n_out=4):
 def python_loop(model):
     """Force the kernel-by-kernel Python loop (the plan's reference)."""
     model._plan = lambda ws, guard=None: None
-    model._plans = {}  # and no cached plan for predict's fast path
+    model._engine.reset()  # and no cached plan for predict's fast path
     return model
 
 
@@ -83,15 +83,15 @@ def test_plan_is_used_and_rebuilt_when_the_model_changes(rng):
     m = build(np.float64)
     m.compile(optimizer=nn.SGD(lr=0.05), loss="cross_entropy")
     m.fit(X, y, epochs=1, batch_size=32, verbose=0)
-    plan = m._plans[True][1]
+    plan = m._engine.plans[True][1]
     assert plan is not None
     m.fit(X, y, epochs=1, batch_size=32, verbose=0)
-    assert m._plans[True][1] is plan  # reused across fits
+    assert m._engine.plans[True][1] is plan  # reused across fits
     m.compile(optimizer=nn.Adam(), loss="cross_entropy")
     m.fit(X, y, epochs=1, batch_size=32, verbose=0)
-    assert m._plans[True][1] is not plan  # a new optimizer: a new plan
+    assert m._engine.plans[True][1] is not plan  # a new optimizer: a new plan
     m.fit(X, y, epochs=1, batch_size=64, verbose=0)  # a larger batch: a larger workspace
-    assert m._plans[True][1].steps == m.optimizer.steps
+    assert m._engine.plans[True][1].steps == m.optimizer.steps
 
 
 def test_custom_layer_falls_back_to_python(rng):
@@ -103,7 +103,7 @@ def test_custom_layer_falls_back_to_python(rng):
                       seed=0)
     m.compile(optimizer=nn.SGD(lr=0.05), loss="cross_entropy")
     m.fit(X, y, epochs=1, batch_size=32, verbose=0)
-    assert m._plans[True][1] is None
+    assert m._engine.plans[True][1] is None
 
 
 def test_predict_fast_path_agrees_and_follows_the_model(dtype, rng):
@@ -201,7 +201,7 @@ def plan_and_loop(make, loss, X, y, opt, metrics=(), **fit):
         m.compile(optimizer=opt(), loss=loss, metrics=list(metrics))
         h = m.fit(X, y, verbose=0, **fit)
         if use_plan:
-            assert m._plans[True][1] is not None
+            assert m._engine.plans[True][1] is not None
         state = [np.asarray(v).copy() for v in m.optimizer.state.values()]
         results.append((m.params.copy(), m.grads.copy(), state, h.history,
                         m.optimizer.steps, m._rng_counter))
@@ -315,7 +315,7 @@ def compiled_plan(make, dtype, loss, batch_size):
     m = make(dtype)
     metrics = ["accuracy", "mae"] if loss != "mse" else ["mse"]
     m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss=loss, metrics=metrics)
-    plan = m._plan(m._training_ws(batch_size))
+    plan = m._engine.plan(m._engine.training_ws(batch_size))
     assert plan is not None
     return m, plan
 
@@ -419,7 +419,7 @@ def test_train_with_perm_needs_the_rows_buffers(rng):
     X, Y, W = plan_arrays(rng, "mse", np.float64, 10, 2, 2, False)
     m = tiny_net(np.float64)
     m.compile(nn.SGD(lr=0.1), "mse")
-    plan = m._plan(m._inference_ws(2))  # an inference plan: built without them
+    plan = m._engine.plan(m._engine.inference_ws(2))  # an inference plan: built without them
     with pytest.raises(ValueError, match=r"rows=\(x, targets, weights\)"):
         plan.train(X, Y, W, 2, 0, 5, np.arange(10))
 
