@@ -5,7 +5,8 @@ references it is compared with (imported by the test itself).
 Modes: ``train`` fits every case of CASES with distributed=True and writes each rank's
 weights and History to OUT/rank<r>.npz; ``fail`` raises in a callback on rank 1 only;
 ``size1`` asks for the communicator (the test runs it without mpiexec, with a launcher's
-environment variable claiming 2 processes).
+environment variable claiming 2 processes); the other modes write what a user would see
+(results, error messages) to OUT/rank<r>.json: see main().
 """
 
 import json
@@ -165,6 +166,10 @@ def errors():
     return out
 
 
+def _rank():
+    from mpi4py import MPI
+    return MPI.COMM_WORLD.Get_rank()
+
 class _FailOnRank1(nn.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from mpi4py import MPI
@@ -209,6 +214,37 @@ def main():
         rank = MPI.COMM_WORLD.Get_rank()
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
             json.dump({"errors": errors(), "where": where, "params": params.tolist()}, f)
+    elif mode == "killsave":  # rank 0 is killed in the middle of a checkpoint's write
+        import signal
+        path = os.path.join(out, "model.safetensors")
+        model, X, y, fit_kw, _ = build("f64_ce_sgd")
+        if _rank() == 0:
+            real_fdopen = os.fdopen
+            saves = []
+
+            class HalfWay:
+                def __init__(self, f):
+                    self.f = f
+
+                def __enter__(self):
+                    return self
+
+                def __exit__(self, *exc):
+                    return self.f.__exit__(*exc)
+
+                def __getattr__(self, name):
+                    return getattr(self.f, name)
+
+                def write(self, data):
+                    saves.append(1)
+                    if len(saves) == 2:  # the second epoch's checkpoint
+                        self.f.write(data[:len(data) // 2])
+                        self.f.flush()
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return self.f.write(data)
+
+            os.fdopen = lambda *a, **k: HalfWay(real_fdopen(*a, **k))
+        model.fit(X, y, distributed=True, callbacks=[nn.ModelCheckpoint(path)], **fit_kw)
     elif mode == "fail":
         model, X, y, fit_kw, _ = build("f64_ce_sgd")
         fit_kw["epochs"] = 1000  # without the abort, rank 0 would wait for rank 1 forever

@@ -1,5 +1,6 @@
 """Data-parallel training on MPI: 2 ranks give the single-process weights and History; a
-failure on one rank ends the job; a launcher without MPI support is reported.
+failure on one rank ends the job; a launcher without MPI support is reported; a checkpoint
+killed mid-save is cleaned up by the next save.
 
 The MPI tests run ``mpiexec -n 2 python -m mpi4py tests/distributed_worker.py ...`` (shared
 memory only, no network). They are skipped, with the reason, when mpi4py or mpiexec is
@@ -9,6 +10,7 @@ missing - unless NNCORE_REQUIRE_MPI=1 (CI), which turns the skip into a failure.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -55,8 +57,22 @@ def _env():
     return env
 
 
-def _run(args, timeout=60):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_env())
+def _run(args, timeout=60, env=None):
+    """Run mpiexec (or a process); past the timeout, kill it with every rank it started
+    (they are in its session) and fail."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env() if env is None else env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(args[-3:])} still ran after {timeout} s (a rank waits "
+                    f"forever?)\n{out}{err}")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 def _ranks(tmp_path_factory, n, mode):
@@ -232,3 +248,19 @@ def test_nodes_with_different_rank_counts_use_allreduce(tmp_path):
         p = np.asarray(d["params"], np.float32)
         rel = np.max(np.abs(p - ref_params)) / np.max(np.abs(ref_params))
         assert rel <= TOL["float32"]
+
+
+# ---- issue 30: what users of the distributed fit ran into --------------------------------
+def test_a_checkpoint_killed_mid_save_is_cleaned_up_at_the_next_save(tmp_path):
+    """Rank 0 killed while writing a checkpoint leaves a temporary file; the next save of
+    that path removes it, and the file loads."""
+    r = _run([_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", WORKER, "killsave",
+              str(tmp_path)])
+    assert r.returncode != 0
+    left = sorted(os.listdir(tmp_path))
+    assert len(left) == 2 and left[1] == "model.safetensors", left  # and a temporary file
+    model = worker.build("f64_ce_sgd")[0]
+    model.save(tmp_path / "model.safetensors")
+    assert os.listdir(tmp_path) == ["model.safetensors"]
+    np.testing.assert_array_equal(nn.load_model(tmp_path / "model.safetensors").params,
+                                  model.params)
