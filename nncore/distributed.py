@@ -28,15 +28,21 @@ numbers the single-process run uses for those rows. The result: N ranks with glo
 give the weights of one process with batch B, to rounding (the gradient sums are added in
 another order).
 
-Errors: arguments that fail on some rank fail on every rank (the ranks agree before
-training); an exception raised on one rank during training (a callback's error, Ctrl-C,
-MemoryError) prints its traceback and aborts the whole job (``MPI_Abort``) instead of leaving
-the other ranks waiting forever. Launch with ``python -m mpi4py``, which does the same for
-exceptions outside fit.
+Errors: every collective call (``DataParallel(...)``, ``fit``, ``evaluate``, ``save``)
+agrees on failure: an error on some ranks (a bad argument, a missing folder for ``save``)
+raises on every rank. An exception raised on one rank during training (a callback's error,
+Ctrl-C, MemoryError) prints its traceback and aborts the whole job (``MPI_Abort``) instead of
+leaving the other ranks waiting forever. Launch with ``python -m mpi4py``, which does the
+same for exceptions outside fit. A rank that never makes a call the others make (it exited,
+or took another path) leaves them waiting, as any MPI program; with a timeout
+(``DataParallel(..., timeout=seconds)`` or the environment variable
+``NNCORE_DISTRIBUTED_TIMEOUT``) the ranks that waited that long abort the job with a message.
 
 mpi4py is imported only when distributed training is used.
 """
 
+import math
+import numbers
 import os
 import sys
 import time
@@ -50,6 +56,7 @@ from . import _core
 from . import _threads
 from . import layers as _layers
 from . import optimizers as _optimizers
+from ._validation import check_int
 
 __all__ = ["DataParallel", "get_comm", "threads_per_rank", "LauncherMismatchError"]
 
@@ -60,6 +67,13 @@ _LAUNCHER_SIZE_VARS = (
     "MV2_COMM_WORLD_SIZE",    # MVAPICH2
     "SLURM_STEP_NUM_TASKS",   # srun (set for a job step, not for the batch script itself)
 )
+# ... and how many of them run on this node.
+_LAUNCHER_LOCAL_VARS = (
+    "MPI_LOCALNRANKS",             # MPICH / Intel MPI (hydra)
+    "OMPI_COMM_WORLD_LOCAL_SIZE",  # Open MPI
+    "MV2_COMM_WORLD_LOCAL_SIZE",   # MVAPICH2
+)
+_TIMEOUT_VAR = "NNCORE_DISTRIBUTED_TIMEOUT"
 _BUCKET_BYTES = 1 << 20       # a bucket closes once it holds this many bytes of gradients
 _CHUNK_ROWS = 16384           # the progress bar hears about every chunk of this many rows
 _EXCHANGES = ("auto", "shared", "allreduce")
@@ -99,6 +113,47 @@ def _launcher_size():
     return 1, None
 
 
+def _launcher_local_size():
+    """Processes the launcher started on this node, or None if it does not say."""
+    for var in _LAUNCHER_LOCAL_VARS:
+        try:
+            n = int(os.environ.get(var, ""))
+        except ValueError:
+            continue
+        if n >= 1:
+            return n
+    # srun: SLURM_STEP_TASKS_PER_NODE is "2(x3),1" (tasks per node, node by node).
+    spec, node = os.environ.get("SLURM_STEP_TASKS_PER_NODE"), os.environ.get("SLURM_NODEID")
+    try:
+        counts = []
+        for part in spec.split(","):
+            n, _, times = part.partition("(x")
+            counts += [int(n)] * (int(times.rstrip(")")) if times else 1)
+        return counts[int(node)]
+    except (AttributeError, ValueError, IndexError, TypeError):
+        return None
+
+
+def _timeout(value):
+    """The timeout argument (or, when None, NNCORE_DISTRIBUTED_TIMEOUT) in seconds, or None."""
+    name = "timeout"
+    if value is None:
+        value = os.environ.get(_TIMEOUT_VAR, "").strip()
+        if not value:
+            return None
+        name = _TIMEOUT_VAR
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or not (math.isfinite(value) and value > 0)):
+        raise ValueError(f"{name} must be a number of seconds above 0 (how long a collective "
+                         f"call waits for the other ranks before it aborts the job), got "
+                         f"{value!r}; leave it unset to wait as long as it takes")
+    return float(value)
+
+
 def get_comm(comm=None):
     """The communicator distributed training uses: ``comm``, or ``MPI.COMM_WORLD``.
 
@@ -132,9 +187,20 @@ def get_comm(comm=None):
 
 
 def threads_per_rank(comm=None):
-    """OpenMP threads per rank by default: the node's cores divided by the ranks on the node
-    (``COMM_TYPE_SHARED``), at least 1."""
-    return max(1, (os.cpu_count() or 1) // _ranks_on_node(get_comm(comm)))
+    """OpenMP threads per rank by default: the node's cores divided by the processes of the
+    job on the node, at least 1.
+
+    The processes on the node are the launcher's count (``MPI_LOCALNRANKS``,
+    ``OMPI_COMM_WORLD_LOCAL_SIZE``, ``MV2_COMM_WORLD_LOCAL_SIZE``,
+    ``SLURM_STEP_TASKS_PER_NODE``), so that the ranks of a sub-communicator leave the cores
+    of the job's other ranks alone; without one, the ranks of ``comm`` on the node
+    (``COMM_TYPE_SHARED``; collective over comm).
+    """
+    comm = get_comm(comm)
+    n = _launcher_local_size()
+    if n is None:
+        n = _ranks_on_node(comm)
+    return max(1, (os.cpu_count() or 1) // n)
 
 
 def _ranks_on_node(comm):
@@ -176,6 +242,9 @@ def _shard(start, stop, rank, size):
 class DataParallel:
     """Train a model data-parallel across the ranks of an MPI communicator.
 
+    Creating one is collective: every rank of ``comm`` creates its DataParallel, with the
+    same arguments; an argument that fails on some rank raises on every rank.
+
     Parameters
     ----------
     model : Sequential
@@ -191,13 +260,21 @@ class DataParallel:
         node, and each rank does 1/N of the update. ``"allreduce"``: every rank
         ``Allreduce`` the whole gradient buffer and applies the whole update.
         ``"auto"``: ``"shared"`` when several ranks share a node, every node runs as many
-        ranks and the optimizer is one of nncore's; ``"allreduce"`` otherwise.
+        ranks and the optimizer is one of nncore's; ``"allreduce"`` otherwise (with one
+        process: the plain fit; :attr:`exchange_used` is then "allreduce"). ``"shared"``
+        with one process raises ValueError (there is nothing to share: launch several
+        ranks, or use "auto").
     overlap : bool, default True
         With ``"allreduce"``: sum each bucket of layers' gradients with a non-blocking
         ``Iallreduce`` as soon as the backward pass has computed them (overlapping the rest
         of the backward pass); False: one blocking ``Allreduce`` after it.
     bucket_bytes : int, default 1 MiB
         With overlap, layers are grouped (from the last) until a group holds this much.
+    timeout : float, optional
+        Seconds each collective call (creating the DataParallel, ``fit``, ``evaluate``,
+        ``save``) waits for every rank to make it; a rank that waited longer aborts the job
+        with a message (a rank exited, or took another path). Default: the environment
+        variable ``NNCORE_DISTRIBUTED_TIMEOUT``, else no limit (as MPI).
 
     Attributes
     ----------
@@ -212,29 +289,40 @@ class DataParallel:
     --------
     >>> dp = DataParallel(model)             # doctest: +SKIP
     >>> history = dp.fit(X, y, epochs=10, batch_size=256)   # doctest: +SKIP
-    >>> if dp.rank == 0:                     # doctest: +SKIP
-    ...     model.save("model.safetensors")
+    >>> dp.save("model.safetensors")         # doctest: +SKIP
     """
 
     def __init__(self, model, comm=None, *, exchange="auto", overlap=True,
-                 bucket_bytes=_BUCKET_BYTES):
-        from .models import Sequential
-        if not isinstance(model, Sequential):
-            raise TypeError(f"model must be an nncore Sequential, got {type(model).__name__}")
-        if exchange not in _EXCHANGES:
-            raise ValueError(f"exchange must be one of {_EXCHANGES}, got {exchange!r}")
-        self.exchange = exchange
+                 bucket_bytes=_BUCKET_BYTES, timeout=None):
+        self.MPI = _mpi()
+        self.comm = get_comm(comm)
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.model, self.exchange, self.overlap = model, exchange, overlap
+        self.bucket_bytes, self.timeout = bucket_bytes, None
         self.exchange_used = None
         self._node = None  # during fit with the shared exchange: the _NodeExchange
         self._window = None  # the last _NodeExchange (kept for the next fit)
-        self.MPI = _mpi()
-        self.model = model
-        self.comm = get_comm(comm)
-        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.overlap = bool(overlap)
-        self.bucket_bytes = int(bucket_bytes)
-        self.n_threads = _apply_thread_budget(self.comm)
         self._phase = None  # during fit: "arguments", then "training"
+        error = None
+        try:
+            self.timeout = _timeout(timeout)
+            self._timeout_source = (f"timeout={timeout!r}" if timeout is not None else
+                                    f"{_TIMEOUT_VAR}={os.environ.get(_TIMEOUT_VAR)}")
+            from .models import Sequential
+            if not isinstance(model, Sequential):
+                raise TypeError(f"model must be an nncore Sequential, got "
+                                f"{type(model).__name__}")
+            if not isinstance(exchange, str) or exchange not in _EXCHANGES:
+                raise ValueError(f"exchange must be one of {_EXCHANGES}, got {exchange!r}")
+            if not isinstance(overlap, (bool, np.bool_)):
+                raise TypeError(f"overlap must be True or False, got {overlap!r}")
+            self.overlap = bool(overlap)
+            self.bucket_bytes = check_int(bucket_bytes, "bucket_bytes", 1)
+        except BaseException as e:
+            error = e
+        self._arrive("DataParallel()")
+        self._agree_all(error, "DataParallel", "on its arguments")
+        self.n_threads = _apply_thread_budget(self.comm)
 
     # ---- public API ----------------------------------------------------------------------
     def fit(self, X, y, **kwargs):
@@ -244,27 +332,54 @@ class DataParallel:
 
     def evaluate(self, X, y, *, sample_weight=None, batch_size=None, verbose=0):
         """:meth:`Sequential.evaluate` with the rows shared out across the ranks and the
-        sums reduced: the same dict on every rank."""
+        sums reduced: the same dict on every rank.
+
+        Collective: every rank passes the same data (compared, as fit does) and holds the
+        same weights; an error on any rank (a bad argument, say) raises on every rank."""
+        from .models import _PREDICT_BATCH
         m = self.model
-        m._require_compiled("evaluate")
-        bs = 1024 if batch_size is None else int(batch_size)
-        X, Y, W = m._check_xy(X, y, sample_weight, "evaluate")
+        what = "DataParallel.evaluate"
+        self._arrive("evaluate")
+        error = arrays = None
+        try:
+            m._require_compiled("evaluate")
+            bs = _PREDICT_BATCH if batch_size is None else check_int(
+                batch_size, "batch_size", 1)
+            arrays = m._check_xy(X, y, sample_weight, "evaluate")
+        except BaseException as e:
+            error = e
+        self._agree_all(error, what, "on its arguments")
+        X, Y, W = arrays
+        self._same(what, [("X", _checksum(X)), ("y", _checksum(Y)),
+                          ("sample_weight", _checksum(W)),
+                          ("architecture", m.get_config()["layers"]), ("dtype", m.dtype.str),
+                          ("weights", _checksum(m.params))],
+                   "every rank must pass the same data and hold the same weights (fit "
+                   "broadcasts rank 0's; a model loaded from a file must be loaded on every "
+                   "rank), as each rank evaluates its own share of the rows")
         with m._lock:
-            m._refuse_during_fit("evaluate")
-            logs = self._evaluate(X, Y, W, bs)
+            logs = self._evaluate(X, Y, W, bs, what="evaluate")
         if verbose and self.rank == 0:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
         return logs
 
     def predict(self, X, **kwargs):
-        """The model's outputs (every rank computes all of them)."""
+        """The model's outputs (every rank computes all of them; not collective)."""
         return self.model.predict(X, **kwargs)
 
     def save(self, path, **kwargs):
-        """Save the model from rank 0 only (the others wait for it)."""
+        """Save the model from rank 0 only (the others wait for it).
+
+        Collective: every rank calls it; if the save fails on rank 0 (a missing folder, a
+        full disk), every rank raises."""
+        self._arrive("save")
+        error = None
         if self.rank == 0:
-            self.model.save(path, **kwargs)
-        self.comm.Barrier()
+            try:
+                self.model.save(path, **kwargs)
+            except BaseException as e:
+                error = e
+        self._agree_all(error, "DataParallel.save", "to save the model")
 
     @property
     def is_root(self):
@@ -275,19 +390,56 @@ class DataParallel:
                 f"exchange={self.exchange!r}, overlap={self.overlap})")
 
     # ---- collectives ---------------------------------------------------------------------
-    def _agree(self, error):
-        """Every rank calls this once before training, with its argument error or None; all
-        raise if any rank failed (so no rank is left waiting)."""
+    def _arrive(self, what):
+        """With a timeout: wait at most that long for every rank to make this call; a rank
+        that never comes (it exited, or runs other code) would leave this one waiting
+        forever, so the job is aborted with a message."""
+        if self.timeout is None or self.size == 1:
+            return
+        request = self.comm.Ibarrier()
+        deadline = time.monotonic() + self.timeout
+        pause = 1e-4
+        while not request.Test():
+            if time.monotonic() > deadline:
+                self._abort_with(
+                    f"nncore.distributed: rank {self.rank} of {self.size} waited "
+                    f"{self.timeout:g} s ({self._timeout_source}) in {what} for the other "
+                    f"ranks, which did not all make that call: a rank exited without making "
+                    f"it, failed outside nncore, or runs other code (every rank must call "
+                    f"DataParallel(), fit, evaluate and save together); aborting the job\n")
+            time.sleep(pause)
+            pause = min(2 * pause, 0.01)
+
+    def _agree_all(self, error, what, when):
+        """Collective: every rank passes its error or None; if some rank failed, every rank
+        raises (that rank its own error, the others a RuntimeError naming it)."""
         errors = self.comm.allgather(None if error is None else
                                      f"{type(error).__name__}: {error}")
-        bad = [(r, e) for r, e in enumerate(errors) if e is not None]
         if error is not None:
             raise _collective(error)
+        bad = [(r, e) for r, e in enumerate(errors) if e is not None]
         if bad:
             r, e = bad[0]
-            raise _collective(RuntimeError(
-                f"distributed fit: rank {r} failed before training ({e}); every rank "
-                f"stops"))
+            raise _collective(RuntimeError(f"{what}: rank {r} failed {when} ({e}); every "
+                                           f"rank stops"))
+
+    def _same(self, what, items, advice, shown=()):
+        """Collective: raise ValueError on every rank if some rank's items (name, value)
+        differ from rank 0's; the values of the names in `shown` are quoted."""
+        every = self.comm.allgather([value for _, value in items])
+        for r, values in enumerate(every):
+            diff = [f"{name} ({every[0][i]!r} on rank 0, {values[i]!r} on rank {r})"
+                    if name in shown else name
+                    for i, (name, _) in enumerate(items) if values[i] != every[0][i]]
+            if diff:
+                raise _collective(ValueError(f"{what}: rank {r} differs from rank 0 in "
+                                             f"{', '.join(diff)}; {advice}"))
+
+    def _agree(self, error):
+        """fit's hook: every rank calls this once before training, with its argument error
+        or None; all raise if any rank failed (so no rank is left waiting)."""
+        self._arrive("fit")
+        self._agree_all(error, "distributed fit", "before training")
         self._phase = "training"
 
     def _failed(self, exc):
@@ -310,15 +462,18 @@ class DataParallel:
 
     def _abort(self, exc):
         """An error on this rank alone: the others would wait for it forever."""
-        text = (f"nncore.distributed: rank {self.rank} of {self.size} failed; aborting the job\n"
-                + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        self._abort_with(
+            f"nncore.distributed: rank {self.rank} of {self.size} failed; aborting the job\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+    def _abort_with(self, text):
         try:
             sys.stderr.flush()
             os.write(2, text.encode("utf-8", "replace"))  # one write, past Python's buffers
         except OSError:
             pass
         # The launcher relays each rank's stderr through a pipe and drops what it has not
-        # forwarded when the job is killed: give it a moment to pass the traceback on.
+        # forwarded when the job is killed: give it a moment to pass the text on.
         time.sleep(0.5)
         self.comm.Abort(1)
 
@@ -327,19 +482,17 @@ class DataParallel:
         """Check that the ranks agree on the data and settings, then broadcast rank 0's
         model state. Raises (on every rank) if they disagree."""
         m = self.model
-        sig = (settings, _checksum(X), _checksum(Y), _checksum(W),
-               None if val is None else tuple(_checksum(a) for a in val),
-               m.get_config()["layers"], m.dtype.str, m.params.shape)
-        sigs = self.comm.allgather(sig)
-        for r, s in enumerate(sigs):
-            if s != sigs[0]:
-                what = [name for name, a, b in zip(
-                    ("fit settings", "X", "y", "sample_weight", "validation data",
-                     "architecture", "dtype", "parameters"), sigs[0], s) if a != b]
-                raise _collective(ValueError(
-                    f"distributed fit: rank {r} differs from rank 0 in {', '.join(what)}; "
-                    f"every rank must build the same model and pass the same data and "
-                    f"arguments (each rank takes its own share of every batch)"))
+        self._same("distributed fit", [
+            ("fit settings", settings), ("X", _checksum(X)), ("y", _checksum(Y)),
+            ("sample_weight", _checksum(W)),
+            ("validation data", None if val is None else tuple(_checksum(a) for a in val)),
+            ("architecture", m.get_config()["layers"]), ("dtype", m.dtype.str),
+            ("parameters", m.params.shape), ("exchange", self.exchange),
+            ("overlap", self.overlap), ("bucket_bytes", self.bucket_bytes)],
+            "every rank must build the same model, pass the same data and arguments, and "
+            "create its DataParallel with the same exchange, overlap and bucket_bytes (each "
+            "rank takes its own share of every batch)",
+            shown=("exchange", "overlap", "bucket_bytes"))
         shared = self._use_shared() and self._make_window()
         # Rank 0's state everywhere: weights, optimizer state and counters, random streams.
         self.comm.Bcast(m.params, root=0)
@@ -384,7 +537,15 @@ class DataParallel:
 
     def _use_shared(self):
         """Whether this fit sums through node-shared memory (the same answer on every rank)."""
-        if self.exchange == "allreduce" or self.size == 1:
+        if self.exchange == "allreduce":
+            return False
+        if self.size == 1:
+            if self.exchange == "shared":
+                raise _collective(ValueError(
+                    "exchange='shared' is not possible: the communicator has one process, "
+                    "so there is no memory to share and no gradient to exchange; launch "
+                    "several ranks (mpiexec -n N python -m mpi4py script.py), or use "
+                    "exchange='auto', which then trains as a plain fit"))
             return False
         opt = self.model.optimizer
         counts = set(self.comm.allgather(_ranks_on_node(self.comm)))
@@ -572,17 +733,36 @@ class DataParallel:
                 m._rng_counter += rows * width
             width = layer.output_features(width)
 
-    def _evaluate(self, X, Y, W, batch_size):
-        """Sequential._evaluate_arrays over this rank's rows, reduced across the ranks."""
+    def _evaluate(self, X, Y, W, batch_size, what=None):
+        """Sequential._evaluate_arrays over this rank's rows, reduced across the ranks (in
+        rank order: the same sums on every rank). An error on one rank raises on every
+        rank. With `what`, refuses (on every rank) while fit runs in another thread."""
         m = self.model
         r0, r1 = _shard(0, X.shape[0], self.rank, self.size)
         nm = len(m.metrics)
         sums = np.zeros(2 + 2 * nm)
-        if r1 > r0:
-            total, weight, msums, mcounts = m._evaluate_sums(
-                X[r0:r1], Y[r0:r1], None if W is None else W[r0:r1], batch_size)
-            sums[:] = [total, weight, *msums, *mcounts]
-        self.comm.Allreduce(self.MPI.IN_PLACE, sums, op=self.MPI.SUM)
+        error = None
+        try:
+            if what is not None:
+                m._refuse_during_fit(what)
+            if r1 > r0:
+                total, weight, msums, mcounts = m._evaluate_sums(
+                    X[r0:r1], Y[r0:r1], None if W is None else W[r0:r1], batch_size)
+                sums[:] = [total, weight, *msums, *mcounts]
+        except BaseException as e:
+            error = e
+        every = self.comm.allgather((None if error is None else
+                                     f"{type(error).__name__}: {error}", sums))
+        if error is not None:
+            raise _collective(error)
+        bad = [(r, e) for r, (e, _) in enumerate(every) if e is not None]
+        if bad:
+            r, e = bad[0]
+            raise _collective(RuntimeError(f"distributed evaluation: rank {r} failed ({e}); "
+                                           f"every rank stops"))
+        sums = every[0][1].copy()
+        for _, s in every[1:]:
+            sums += s
         return m._evaluate_logs(sums[0], sums[1], sums[2:2 + nm], sums[2 + nm:])
 
 

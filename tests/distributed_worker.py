@@ -170,6 +170,36 @@ def _rank():
     from mpi4py import MPI
     return MPI.COMM_WORLD.Get_rank()
 
+
+def _error(call):
+    """The message of what call() raised, "TypeName: text", or None when it returned."""
+    try:
+        call()
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _dump(out, obj):
+    with open(os.path.join(out, f"rank{_rank()}.json"), "w") as f:
+        json.dump(obj, f)
+
+
+def evaluations():
+    """DataParallel.evaluate's checks, and its result (the single-process one)."""
+    from nncore.distributed import DataParallel
+    rank = _rank()
+    model, X, y, fit_kw, _ = build("f64_ce_sgd")
+    dp = DataParallel(model)
+    out = {"batch_size": [_error(lambda: dp.evaluate(X, y, batch_size=bs))
+                          for bs in (0, -5, 2.7)]}
+    n = 50 if rank == 1 else len(X)  # rank 1 passes fewer rows
+    out["rows"] = _error(lambda: dp.evaluate(X[:n], y[:n]))
+    Xr = X + 1.0 if rank == 1 else X  # ... other contents
+    out["contents"] = _error(lambda: dp.evaluate(Xr, y))
+    out["logs"] = dp.evaluate(X, y, batch_size=7)
+    return out
+
 class _FailOnRank1(nn.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from mpi4py import MPI
@@ -245,6 +275,51 @@ def main():
 
             os.fdopen = lambda *a, **k: HalfWay(real_fdopen(*a, **k))
         model.fit(X, y, distributed=True, callbacks=[nn.ModelCheckpoint(path)], **fit_kw)
+    elif mode == "behaviour":  # what a user sees; one process would see the same
+        _dump(out, {"evaluate": evaluations()})
+    elif mode == "arguments":  # DataParallel arguments that differ between the ranks
+        from nncore.distributed import DataParallel
+        rank = _rank()
+        out_ = {}
+        for name, mine in (("exchange", "shared" if rank == 0 else "allreduce"),
+                           ("overlap", rank == 0), ("bucket_bytes", 1 + rank * 100000)):
+            model, X, y, fit_kw, _ = build("f32_ce_sgd")
+            kw = {"exchange": "allreduce", name: mine}
+            out_[name] = _error(lambda: DataParallel(model, **kw).fit(X, y, **fit_kw))
+        _dump(out, out_)
+    elif mode == "collective":  # an error on one rank in save, evaluate, DataParallel()
+        from nncore.distributed import DataParallel
+        rank = _rank()
+        model, X, y, fit_kw, _ = build("f64_ce_sgd")
+        dp = DataParallel(model)
+        dp.fit(X, y, **fit_kw)
+        out_ = {"save": _error(lambda: dp.save(os.path.join(out, "missing", "m.safetensors"))),
+                "evaluate": _error(lambda: dp.evaluate(X, y, batch_size=0 if rank else None)),
+                "create": _error(lambda: DataParallel(model, exchange="ring" if rank else
+                                                      "auto"))}
+        dp = DataParallel(model, timeout=30)  # then the job goes on
+        dp.save(os.path.join(out, "m.safetensors"))
+        out_["params"] = model.params.tolist()
+        out_["timeout"] = dp.timeout
+        _dump(out, out_)
+    elif mode == "absent":  # rank 1 ends without calling fit
+        if _rank() == 1:
+            return
+        model, X, y, fit_kw, _ = build("f32_ce_sgd")
+        model.fit(X, y, distributed=True, **fit_kw)
+    elif mode == "threads":  # 4 ranks in two communicators of 2, on a node of 8 cores
+        from mpi4py import MPI
+        from nncore.distributed import DataParallel, threads_per_rank
+        os.cpu_count = lambda: 8
+        sub = MPI.COMM_WORLD.Split(_rank() // 2, _rank())
+        model, X, y, fit_kw, _ = build("f32_ce_sgd")
+        dp = DataParallel(model, sub)
+        out_ = {"n_threads": dp.n_threads, "sub": threads_per_rank(sub)}
+        for var in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE",
+                    "MV2_COMM_WORLD_LOCAL_SIZE", "SLURM_STEP_TASKS_PER_NODE"):
+            os.environ.pop(var, None)  # a launcher that does not say: MPI counts them
+        out_["world"] = threads_per_rank()
+        _dump(out, out_)
     elif mode == "fail":
         model, X, y, fit_kw, _ = build("f64_ce_sgd")
         fit_kw["epochs"] = 1000  # without the abort, rank 0 would wait for rank 1 forever

@@ -1,6 +1,7 @@
 """Data-parallel training on MPI: 2 ranks give the single-process weights and History; a
-failure on one rank ends the job; a launcher without MPI support is reported; a checkpoint
-killed mid-save is cleaned up by the next save.
+failure on one rank ends the job; a launcher without MPI support is reported; ranks that
+disagree (arguments, data, an error in a collective call) raise together, or, when one never
+comes, abort after a timeout; a checkpoint killed mid-save is cleaned up by the next save.
 
 The MPI tests run ``mpiexec -n 2 python -m mpi4py tests/distributed_worker.py ...`` (shared
 memory only, no network). They are skipped, with the reason, when mpi4py or mpiexec is
@@ -73,6 +74,18 @@ def _run(args, timeout=60, env=None):
         pytest.fail(f"{' '.join(args[-3:])} still ran after {timeout} s (a rank waits "
                     f"forever?)\n{out}{err}")
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def _job(tmp_path, mode, n=2, timeout=60, env=None):
+    """Run the worker's mode on n ranks: the JSON each rank wrote."""
+    r = _run([_mpiexec(), "-n", str(n), sys.executable, "-m", "mpi4py", WORKER, mode,
+              str(tmp_path)], timeout=timeout, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ranks = []
+    for rank in range(n):
+        with open(tmp_path / f"rank{rank}.json") as f:
+            ranks.append(json.load(f))
+    return ranks
 
 
 def _ranks(tmp_path_factory, n, mode):
@@ -264,3 +277,125 @@ def test_a_checkpoint_killed_mid_save_is_cleaned_up_at_the_next_save(tmp_path):
     assert os.listdir(tmp_path) == ["model.safetensors"]
     np.testing.assert_array_equal(nn.load_model(tmp_path / "model.safetensors").params,
                                   model.params)
+
+
+@pytest.fixture(scope="module")
+def behaviour(tmp_path_factory):
+    """One job on 2 ranks: the results and errors a user sees (distributed_worker.main)."""
+    return _job(tmp_path_factory.mktemp("mpi"), "behaviour")
+
+
+def test_dataparallel_arguments_that_differ_fail_on_every_rank(tmp_path):
+    """exchange, overlap and bucket_bytes are compared as the other settings are (they used
+    to deadlock the job)."""
+    for d in _job(tmp_path, "arguments"):
+        assert "ValueError: distributed fit: rank 1 differs from rank 0 in exchange " \
+               "('shared' on rank 0, 'allreduce' on rank 1)" in d["exchange"]
+        assert "overlap (True on rank 0, False on rank 1)" in d["overlap"]
+        assert "bucket_bytes (1 on rank 0, 100001 on rank 1)" in d["bucket_bytes"]
+
+
+def test_collective_calls_agree_on_an_error_on_one_rank(tmp_path):
+    """save to a missing folder (rank 0 saves), evaluate with a bad batch_size on rank 1,
+    DataParallel() with a bad exchange on rank 1: every rank raises (they used to leave the
+    others waiting forever); the job then goes on and saves a loadable model."""
+    ranks = _job(tmp_path, "collective")
+    assert ranks[0]["save"].startswith("FileNotFoundError")
+    assert ranks[1]["save"].startswith("RuntimeError: DataParallel.save: rank 0 failed to "
+                                       "save the model (FileNotFoundError")
+    assert ranks[0]["evaluate"].startswith("RuntimeError: DataParallel.evaluate: rank 1 "
+                                           "failed on its arguments (ValueError: batch_size")
+    assert ranks[1]["evaluate"].startswith("ValueError: batch_size must be at least 1")
+    assert ranks[0]["create"].startswith("RuntimeError: DataParallel: rank 1 failed on its "
+                                         "arguments (ValueError: exchange must be one of")
+    assert ranks[1]["create"].startswith("ValueError: exchange must be one of")
+    model = nn.load_model(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(model.params, np.asarray(ranks[0]["params"]))
+    assert [d["timeout"] for d in ranks] == [30.0, 30.0]
+
+
+def test_evaluate_checks_its_arguments_and_the_data(behaviour):
+    """batch_size as model.evaluate checks it; data that differ between ranks are refused
+    on every rank; the result is the single-process one."""
+    model, X, y, _, _ = worker.build("f64_ce_sgd")
+    ref = model.evaluate(X, y)
+    for d in behaviour:
+        e = d["evaluate"]
+        zero, negative, fraction = e["batch_size"]
+        assert zero.startswith("ValueError: batch_size must be at least 1, got 0")
+        assert negative.startswith("ValueError: batch_size must be at least 1, got -5")
+        assert fraction.startswith("TypeError: batch_size must be an integer, got 2.7")
+        assert e["rows"].startswith("ValueError: DataParallel.evaluate: rank 1 differs from "
+                                    "rank 0 in X, y;")
+        assert e["contents"].startswith("ValueError: DataParallel.evaluate: rank 1 differs "
+                                        "from rank 0 in X;")
+        assert set(e["logs"]) == set(ref)
+        for k in ref:
+            np.testing.assert_allclose(e["logs"][k], ref[k], rtol=1e-12, err_msg=k)
+
+
+def test_a_rank_that_never_calls_fit_times_out(tmp_path):
+    """Rank 1 ends without calling fit: with NNCORE_DISTRIBUTED_TIMEOUT, rank 0 gives up
+    after that long and aborts the job with a message (it used to wait forever)."""
+    env = _env()
+    env["NNCORE_DISTRIBUTED_TIMEOUT"] = "1"
+    r = _run([_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", WORKER, "absent",
+              str(tmp_path)], env=env)
+    assert r.returncode != 0
+    assert "rank 0 of 2 waited 1 s (NNCORE_DISTRIBUTED_TIMEOUT=1)" in r.stderr, r.stderr
+    assert "did not all make that call" in r.stderr
+
+
+def test_timeout_argument_is_checked(monkeypatch):
+    """Bad timeouts raise, naming the fix (valid ones: the test above, the collective
+    job)."""
+    _mpiexec()
+    from nncore.distributed import DataParallel
+    model = worker.build("f64_ce_sgd")[0]
+    for bad in (0, -1.0, "soon", float("nan")):
+        with pytest.raises(ValueError, match=r"timeout must be a number of seconds above 0"):
+            DataParallel(model, timeout=bad)
+    monkeypatch.setenv("NNCORE_DISTRIBUTED_TIMEOUT", "never")
+    with pytest.raises(ValueError, match="NNCORE_DISTRIBUTED_TIMEOUT must be a number of "
+                                         r"seconds above 0 \(.*\), got 'never'"):
+        DataParallel(model)
+
+
+def test_threads_per_rank_count_the_ranks_of_the_node(tmp_path):
+    """4 ranks in two communicators of 2 on one node of 8 cores: 2 threads each, not 4."""
+    for d in _job(tmp_path, "threads", n=4, timeout=120):
+        assert d == {"n_threads": 2, "sub": 2, "world": 2}
+
+
+def test_threads_per_rank_from_slurm(monkeypatch):
+    _mpiexec()
+    for var in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 12)
+    monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "4(x2),3")
+    from nncore.distributed import threads_per_rank
+    for node, n in (("0", 4), ("1", 4), ("2", 3)):
+        monkeypatch.setenv("SLURM_NODEID", node)
+        assert threads_per_rank() == 12 // n
+
+
+def test_shared_exchange_with_one_process_is_refused():
+    """exchange="shared" alone (no mpiexec, say) raises, naming the fix; "auto" trains as a
+    plain fit."""
+    _mpiexec()
+    code = ("import sys; sys.path.insert(0, %r); import distributed_worker as w;"
+            "from nncore.distributed import DataParallel;"
+            "m, X, y, kw, _ = w.build('f64_ce_sgd'); dp = DataParallel(m, exchange='shared');"
+            "print(w._error(lambda: dp.fit(X, y, **kw)));"
+            "dp = DataParallel(m); dp.fit(X, y, **kw); print(dp.exchange_used)" % HERE)
+    env = _env()
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
+                "SLURM_STEP_NUM_TASKS"):
+        env.pop(var, None)
+    r = _run([sys.executable, "-c", code], env=env)
+    assert r.returncode == 0, r.stderr
+    refused, used = r.stdout.strip().splitlines()
+    assert refused.startswith("ValueError: exchange='shared' is not possible: the "
+                              "communicator has one process")
+    assert "mpiexec -n N" in refused and "exchange='auto'" in refused
+    assert used == "allreduce"
