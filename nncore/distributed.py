@@ -12,14 +12,14 @@ train.py``). ``model.fit(..., distributed=True)`` (or ``DataParallel(model).fit(
   ranks' gradients *is* the gradient of the global batch;
 * sums the gradients and applies the optimizer step. By default (``exchange="auto"``, when
   several ranks share a node) the ranks of a node keep the parameters, optimizer state and
-  gradients in one MPI shared-memory window: node rank r sums range r of the node's
-  gradients in place, ``Allreduce``-s it with rank r of the other nodes, and updates range
-  r (see :class:`_NodeExchange`). With ``exchange="allreduce"`` every rank sums the whole
-  flat gradient buffer with MPI ``Allreduce`` in place (every parameter lives in it, so
-  nothing is packed): by default one non-blocking ``Iallreduce`` per bucket of layers,
-  started as soon as the backward pass has produced that bucket, so the exchange overlaps
-  the rest of the backward pass (as Horovod does); ``overlap=False`` does one blocking
-  ``Allreduce`` after it; then every rank applies the same optimizer step;
+  gradients in one MPI shared-memory window during each epoch: node rank r sums range r of
+  the node's gradients in place, ``Allreduce``-s it with rank r of the other nodes, and
+  updates range r (see :class:`_NodeExchange`). With ``exchange="allreduce"`` every rank
+  sums the whole flat gradient buffer with MPI ``Allreduce`` in place (every parameter lives
+  in it, so nothing is packed): by default one non-blocking ``Iallreduce`` per bucket of
+  layers, started as soon as the backward pass has produced that bucket, so the exchange
+  overlaps the rest of the backward pass (as Horovod does); ``overlap=False`` does one
+  blocking ``Allreduce`` after it; then every rank applies the same optimizer step;
 * reduces the loss, the metrics and the validation results across ranks, so History is the
   same on every rank; only rank 0 draws the progress bar and runs ModelCheckpoint.
 
@@ -27,6 +27,16 @@ Dropout draws the random numbers of the global batch by row: a rank's shard uses
 numbers the single-process run uses for those rows. The result: N ranks with global batch B
 give the weights of one process with batch B, to rounding (the gradient sums are added in
 another order).
+
+Callbacks run on every rank (ModelCheckpoint on rank 0 only), each rank on its own copy of
+the model: with the shared exchange too, a callback sees weights and optimizer state of its
+own rank, so ``model.params *= 0.5`` halves the weights once, as in one process. The ranks
+must stay alike: callbacks see the same logs on every rank and must make the same changes
+there (learning rate, optimizer settings, weights, optimizer state, random streams, the
+decision to stop). fit compares the ranks after every callback hook and raises on every
+rank, naming what differs; a callback that decides on one rank must share its decision
+(``comm.bcast``). A per-batch callback (``on_train_batch_end``) costs, with the shared
+exchange, a copy of the weights and optimizer state in and out of the window per batch.
 
 Errors: every collective call (``DataParallel(...)``, ``fit``, ``evaluate``, ``save``)
 agrees on failure: an error on some ranks (a bad argument, a missing folder for ``save``)
@@ -37,6 +47,9 @@ same for exceptions outside fit. A rank that never makes a call the others make 
 or took another path) leaves them waiting, as any MPI program; with a timeout
 (``DataParallel(..., timeout=seconds)`` or the environment variable
 ``NNCORE_DISTRIBUTED_TIMEOUT``) the ranks that waited that long abort the job with a message.
+
+The shared window of a fit is freed when the fit ends (``MPI_Win_free`` is collective, so it
+is not left to the garbage collector, which runs at different times on different ranks).
 
 mpi4py is imported only when distributed training is used.
 """
@@ -77,6 +90,11 @@ _TIMEOUT_VAR = "NNCORE_DISTRIBUTED_TIMEOUT"
 _BUCKET_BYTES = 1 << 20       # a bucket closes once it holds this many bytes of gradients
 _CHUNK_ROWS = 16384           # the progress bar hears about every chunk of this many rows
 _EXCHANGES = ("auto", "shared", "allreduce")
+_ADVICE = ("Callbacks run on every rank (ModelCheckpoint on rank 0 only), see the same logs, "
+           "and must make the same changes on every rank: the same learning rate and "
+           "optimizer settings, the same changes to the weights and optimizer state, the "
+           "same decision to stop; a callback that decides on one rank must share its "
+           "decision (comm.bcast)")
 
 
 class LauncherMismatchError(RuntimeError):
@@ -239,6 +257,22 @@ def _shard(start, stop, rank, size):
     return start + m * rank // size, start + m * (rank + 1) // size
 
 
+def _shared_refusal(opt):
+    """Why the shared exchange cannot run this optimizer's update, or None. It updates each
+    rank's range with the optimizer's ranged update (_update): only nncore's own optimizers
+    have one, and an optimizer whose step() is its own would be skipped."""
+    cls, base = type(opt), _optimizers.Optimizer
+    if cls.step is not base.step:
+        return (f"the optimizer {cls.__name__} has a step() of its own, which the shared "
+                f"exchange would skip (each rank updates its range of the shared parameters "
+                f"with nncore's update)")
+    if cls._update is base._update or getattr(cls._update, "__module__", None) != \
+            base.__module__:
+        return (f"the optimizer {cls.__name__} is not one of nncore's (it has no ranged "
+                f"update)")
+    return None
+
+
 class DataParallel:
     """Train a model data-parallel across the ranks of an MPI communicator.
 
@@ -254,16 +288,17 @@ class DataParallel:
     exchange : {"auto", "shared", "allreduce"}, default "auto"
         How the gradients are summed and the update applied. ``"shared"``: the ranks of a
         node keep the parameters, optimizer state and gradients in one MPI shared-memory
-        window; each rank sums its own range of the gradients over the node's ranks (and
-        ``Allreduce`` that range with the ranks of the same node-local rank on the other
-        nodes), then updates that range of the parameters: no copies through MPI within a
-        node, and each rank does 1/N of the update. ``"allreduce"``: every rank
-        ``Allreduce`` the whole gradient buffer and applies the whole update.
-        ``"auto"``: ``"shared"`` when several ranks share a node, every node runs as many
-        ranks and the optimizer is one of nncore's; ``"allreduce"`` otherwise (with one
-        process: the plain fit; :attr:`exchange_used` is then "allreduce"). ``"shared"``
-        with one process raises ValueError (there is nothing to share: launch several
-        ranks, or use "auto").
+        window during each epoch's steps; each rank sums its own range of the gradients over
+        the node's ranks (and ``Allreduce`` that range with the ranks of the same node-local
+        rank on the other nodes), then updates that range of the parameters: no copies
+        through MPI within a node, and each rank does 1/N of the update. It needs every node
+        to run as many ranks, at least two, and one of nncore's optimizers (not a subclass
+        with a ``step()`` of its own, which it would skip); otherwise fit raises
+        ValueError on every rank, also with one process (there is nothing to share: launch
+        several ranks, or use "auto"). ``"allreduce"``: every rank ``Allreduce`` the whole
+        gradient buffer and applies the whole update (the optimizer's own ``step()``).
+        ``"auto"``: ``"shared"`` when it is possible, ``"allreduce"`` otherwise (with one
+        process: the plain fit; :attr:`exchange_used` is then "allreduce").
     overlap : bool, default True
         With ``"allreduce"``: sum each bucket of layers' gradients with a non-blocking
         ``Iallreduce`` as soon as the backward pass has computed them (overlapping the rest
@@ -300,9 +335,10 @@ class DataParallel:
         self.model, self.exchange, self.overlap = model, exchange, overlap
         self.bucket_bytes, self.timeout = bucket_bytes, None
         self.exchange_used = None
-        self._node = None  # during fit with the shared exchange: the _NodeExchange
-        self._window = None  # the last _NodeExchange (kept for the next fit)
+        self._window = None  # during fit with the shared exchange: the node's _NodeExchange
+        self._node = None  # the window while the model is in it (an epoch's steps)
         self._phase = None  # during fit: "arguments", then "training"
+        self._epoch = 0  # during fit: the epoch (from 0)
         error = None
         try:
             self.timeout = _timeout(timeout)
@@ -457,8 +493,42 @@ class DataParallel:
         elif phase == "training":
             self._abort(exc)
 
-    def _any(self, flag):
-        return bool(self.comm.allreduce(bool(flag), op=self.MPI.LOR))
+    def _compare(self, where, stop=None, flag=False, arrays=True):
+        """Collective, after callbacks ran: raise on every rank, naming what differs, unless
+        the ranks have the same learning rate, optimizer settings and counters, random
+        streams, (with `arrays`) weights and optimizer state, (with `stop`) decision to
+        stop. Returns whether any rank passed flag."""
+        m = self.model
+        opt = m.optimizer
+        lr = float(opt.lr)
+        mine = {"learning rate": lr if lr == lr else "nan",
+                "optimizer settings": repr(opt.get_config()),
+                "optimizer step and epoch counters": (opt.steps, opt.epochs),
+                "random streams": repr(m._rng_state())}
+        if arrays:  # a checksum of every array: 0.6 ms for 2.8 MB (crc32 at 4.6 GB/s)
+            mine["weights"] = _checksum(m.params)
+            mine["optimizer state"] = [_checksum(opt.state[k]) for k in sorted(opt.state)]
+        if stop is not None:
+            mine["decision to stop"] = bool(stop)
+        every = self.comm.allgather((mine, bool(flag)))
+        first = every[0][0]
+        diffs = []
+        for key, value in mine.items():
+            r = next((r for r, (theirs, _) in enumerate(every) if theirs[key] != first[key]),
+                     None)
+            if r is None:
+                continue
+            if key in ("learning rate", "optimizer step and epoch counters",
+                       "decision to stop"):
+                diffs.append(f"{key} ({first[key]!r} on rank 0, {every[r][0][key]!r} on "
+                             f"rank {r})")
+            else:
+                diffs.append(f"{key} (rank {r}'s differ from rank 0's)")
+        if diffs:
+            raise _collective(RuntimeError(
+                f"distributed fit: the ranks differ after the callbacks' {where}: "
+                f"{'; '.join(diffs)}. {_ADVICE}"))
+        return any(f for _, f in every)
 
     def _abort(self, exc):
         """An error on this rank alone: the others would wait for it forever."""
@@ -503,29 +573,26 @@ class DataParallel:
         m._set_rng_state(scalars[0])
         opt.lr, opt.steps, opt.epochs = scalars[1:]
         self._setup_buckets()
-        if shared:
-            self._window.open(m)
-            self._node = self._window
-        self.exchange_used = "allreduce" if self._node is None else "shared"
+        self._epoch = 0
+        self.exchange_used = "shared" if shared else "allreduce"
 
     def _make_window(self):
-        """The node's shared window for this model (the last one if it fits). True when every
-        rank has it; if MPI could not allocate it on some rank (a small /dev/shm in a
-        container, say): "shared" raises on every rank, "auto" warns and uses Allreduce."""
+        """The node's shared window for this fit. True when every rank has it; if MPI could
+        not allocate it on some rank (a small /dev/shm in a container, say): "shared" raises
+        on every rank, "auto" warns and uses Allreduce."""
         m = self.model
-        names = sorted(m.optimizer.state)
-        key = (m.params.size, m.dtype.str, tuple(names))
         error = None
-        if self._window is None or self._window.key != key:
-            try:
-                self._window = _NodeExchange(self, m.params.size, m.dtype, names)
-            except self.MPI.Exception as e:
-                self._window, error = None, e
+        try:
+            window = _NodeExchange(self, m.params.size, m.dtype, sorted(m.optimizer.state))
+        except self.MPI.Exception as e:
+            window, error = None, e
         failed = self.comm.allgather(None if error is None else str(error))
         bad = [(r, e) for r, e in enumerate(failed) if e is not None]
         if not bad:
+            self._window = window
             return True
-        self._window = None
+        # Not freed where it exists: freeing is collective over the node, with the rank
+        # that has none.
         r, e = bad[0]
         text = (f"the shared window for the parameters, optimizer state and gradients "
                 f"({m.params.nbytes:,} bytes each) could not be allocated on rank {r} ({e}); "
@@ -547,37 +614,64 @@ class DataParallel:
                     "several ranks (mpiexec -n N python -m mpi4py script.py), or use "
                     "exchange='auto', which then trains as a plain fit"))
             return False
-        opt = self.model.optimizer
         counts = set(self.comm.allgather(_ranks_on_node(self.comm)))
         uniform, fewest = len(counts) == 1, min(counts)
-        usable = type(opt)._update is not _optimizers.Optimizer._update
-        if self.exchange == "shared" and not (uniform and usable and fewest > 1):
-            why = ("the optimizer is not one of nncore's (it has no ranged update)"
-                   if not usable else "the nodes run different numbers of ranks"
-                   if not uniform else "no two ranks share a node")
+        refusal = _shared_refusal(self.model.optimizer)
+        usable = uniform and refusal is None and fewest > 1
+        if self.exchange == "shared" and not usable:
+            why = (refusal if refusal is not None else "the nodes run different numbers of "
+                   "ranks" if not uniform else "no two ranks share a node")
             raise _collective(ValueError(f"exchange='shared' is not possible: {why}; use "
                                          f"exchange='auto' or 'allreduce'"))
-        return uniform and usable and fewest > 1
+        return usable
+
+    def _any(self, stop):
+        """fit's hook after the callbacks' on_epoch_end, with this rank's stop_training:
+        raises on every rank if the callbacks left the ranks different (see _compare; the
+        weights and optimizer state are compared before the next epoch or at the end);
+        returns the decision to stop, the same on every rank."""
+        self._compare(f"on_epoch_end of epoch {self._epoch + 1}", stop=stop, arrays=False)
+        self._epoch += 1
+        return bool(stop)
 
     def _end(self):
-        """After training: the ranks' weights must be identical; if MPI's sums differed
-        between ranks (allowed by the standard, not done by MPICH or Open MPI for
-        commutative sums), rank 0's weights are taken, with a warning."""
-        m = self.model
+        """After training and the callbacks' on_train_end: the ranks must still be alike
+        (raises on every rank if not); the model is back in its own buffers and the window
+        freed either way."""
         self._phase = None
-        self._release()
-        sums = self.comm.allgather(zlib.crc32(memoryview(m.params).cast("B")))
-        if len(set(sums)) > 1:
+        try:
+            self._compare(f"on_epoch_end of epoch {self._epoch} and on_train_end")
+        finally:
+            self._release()
+
+    def _after_training(self):
+        """After an epoch's steps with Allreduce: the ranks' weights must be identical; if
+        MPI's sums differed between ranks (allowed by the standard, not done by MPICH or
+        Open MPI for commutative sums), rank 0's weights and optimizer state are taken, with
+        a warning."""
+        m = self.model
+        opt = m.optimizer
+        names = sorted(opt.state)
+        sums = self.comm.allgather([_checksum(m.params)] +
+                                   [_checksum(opt.state[k]) for k in names])
+        if any(s != sums[0] for s in sums):
             self.comm.Bcast(m.params, root=0)
-            warnings.warn("distributed fit: the ranks' weights differed after training (the "
-                          "MPI library's Allreduce gave different sums on different ranks); "
-                          "rank 0's weights were copied to every rank", RuntimeWarning)
+            for k in names:
+                self.comm.Bcast(opt.state[k], root=0)
+            warnings.warn("distributed fit: the ranks' weights differed after an epoch's "
+                          "training (the MPI library's Allreduce gave different sums on "
+                          "different ranks); rank 0's weights and optimizer state were "
+                          "copied to every rank", RuntimeWarning)
 
     def _release(self):
-        """Collective: the model's own buffers back (with the trained values)."""
+        """Collective: the model back in its own buffers (with the trained values), and the
+        shared window freed."""
         node, self._node = self._node, None
+        window, self._window = self._window, None
         if node is not None:
             node.close()
+        if window is not None:
+            window.free()
 
     def _setup_buckets(self):
         """Group the layers with parameters, from the last, into contiguous ranges of the flat
@@ -599,11 +693,32 @@ class DataParallel:
 
     def _run_epoch(self, X, Y, W, batch_size, on_batch, guard, perm=None):
         """Sequential._run_epoch across the ranks: the same _EpochResult (global sums) on
-        every rank; in the compiled plan's floating-point mode (subnormals flushed)."""
-        with _core.flush_subnormals():
-            return self._run_epoch_ranks(X, Y, W, batch_size, on_batch, guard, perm)
+        every rank; in the compiled plan's floating-point mode (subnormals flushed).
 
-    def _run_epoch_ranks(self, X, Y, W, batch_size, on_batch, guard, perm=None):
+        First checks that the callbacks so far left the ranks alike. With the shared
+        exchange the model moves into the node's window for the epoch's steps, and out of
+        it (into its own buffers) for the callbacks and the validation."""
+        per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
+        e = self._epoch + 1
+        hooks = ("on_train_begin and on_epoch_begin of epoch 1" if e == 1 else
+                 f"on_epoch_end of epoch {e - 1} and on_epoch_begin of epoch {e}")
+        private = self._compare(hooks, flag=per_batch)
+        window = self._window
+        if window is not None:
+            window.open(self.model)
+            self._node = window
+        with _core.flush_subnormals():
+            res = self._run_epoch_ranks(X, Y, W, batch_size, on_batch, guard, perm, private)
+        if window is not None:
+            self._node = None
+            window.close()
+        else:
+            self._after_training()
+        return res
+
+    def _run_epoch_ranks(self, X, Y, W, batch_size, on_batch, guard, perm, private):
+        """The epoch's steps. ``private``: some rank has a per-batch callback; with the
+        shared exchange every rank then moves out of the window around it."""
         from .models import _EpochResult
         MPI, comm, rank, size = self.MPI, self.comm, self.rank, self.size
         m = self.model
@@ -626,6 +741,7 @@ class DataParallel:
         per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
         # Local sums: loss * batch weight, metric sums and counts (reduced at the end).
         local = np.zeros(2 + 2 * nm)
+        batch_metrics = np.zeros(2 * nm)  # this batch's, counted once its loss is finite
         lossbuf = np.zeros(1)
         res = _EpochResult(nm)
         chunk_loss = chunk_weight = 0.0
@@ -653,6 +769,7 @@ class DataParallel:
                 wloc = (W[shard].astype(np.float64) / norm).astype(dtype)
             reqs = []
             loss_local = 0.0
+            batch_metrics[:] = 0.0
             if mloc > 0:
                 bufs, grad = ws.rows(mloc)
                 h = X[shard]
@@ -671,8 +788,8 @@ class DataParallel:
                 lreq = comm.Iallreduce(MPI.IN_PLACE, lossbuf, op=MPI.SUM)
                 for k, metric in enumerate(metrics):
                     s, c = metric(h, yb)
-                    local[2 + k] += s
-                    local[2 + nm + k] += c
+                    batch_metrics[k] = s
+                    batch_metrics[nm + k] = c
                 g = grad
                 for i in range(n_layers - 1, first - 1, -1):
                     g = backward[i](g, inputs[i], bufs[i], m)
@@ -688,22 +805,28 @@ class DataParallel:
                 lreq = comm.Iallreduce(MPI.IN_PLACE, lossbuf, op=MPI.SUM)
                 for buf in buckets.values():
                     reqs.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
+            # The global batch's loss, the same on every rank: a NaN guard stops every rank
+            # at the same batch (before its update, as one process).
             if node is not None:
                 lreq.Wait()
-                loss = float(lossbuf[0])  # the global batch's loss, the same on every rank
+                loss = float(lossbuf[0])
                 if not node.step(loss, guard, res, b):
-                    return res
+                    break
             else:
                 if not buckets:
                     comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
                 MPI.Request.Waitall(reqs + [lreq])
                 loss = float(lossbuf[0])
                 if guard is not None and not guard.after_loss(loss, params, res, b):
-                    return res
+                    break
                 step()
             res.batches += 1
             local[0] += loss * bw
             local[1] += bw
+            local[2:] += batch_metrics
+            if private and node is not None:  # the callbacks see this rank's own copy
+                self._node = None
+                node.close()
             if on_batch is not None:
                 if per_batch:
                     on_batch(b, rows, loss)
@@ -715,10 +838,18 @@ class DataParallel:
                         on_batch(b, chunk_rows, chunk_loss / chunk_weight)
                         chunk_loss = chunk_weight = 0.0
                         chunk_rows = 0
-        # The loss and batch weights are already global; the metrics are this rank's.
+            if private:
+                self._compare(f"on_train_batch_end of batch {b + 1} of epoch "
+                              f"{self._epoch + 1}")
+                if node is not None:
+                    node.open(m)
+                    self._node = node
+        # The loss and batch weights are already global; the metrics are this rank's (of
+        # the batches whose loss was finite, as one process counts them).
         mine = local[2:].copy()
         comm.Allreduce(MPI.IN_PLACE, mine, op=MPI.SUM)
-        res.loss_sum, res.weight_sum = float(local[0]), float(local[1])
+        if res.nonfinite is None:  # else the guard set the bad batch's loss
+            res.loss_sum, res.weight_sum = float(local[0]), float(local[1])
         res.metric_sums = [float(v) for v in mine[:nm]]
         res.metric_counts = [int(v) for v in mine[nm:]]
         return res
@@ -768,7 +899,8 @@ class DataParallel:
 
 class _NodeExchange:
     """The ranks of a node share one MPI window holding the parameters, the optimizer state
-    and one gradient buffer per rank; the model of every rank points into it during fit.
+    and one gradient buffer per rank; the model of every rank points into it during the
+    steps of an epoch (:meth:`open` ... :meth:`close`), into its own buffers otherwise.
 
     A step, after every rank's backward pass: rank r of the node sums range r of the node's
     gradient buffers into its own buffer (then ``Allreduce`` that range with rank r of
@@ -777,13 +909,12 @@ class _NodeExchange:
     through MPI, and each rank does 1/N of the update (an ``Allreduce`` of the whole buffer
     moves it through MPI's shared-memory cells twice, then every rank updates everything).
 
-    The window is kept for the next fit and never freed: an array a callback took from the
-    model during fit stays valid memory.
+    One window per fit, freed at its end (:meth:`free`, collective).
     """
 
     def __init__(self, dp, n, dtype, names):
         MPI = dp.MPI
-        self.MPI, self.key = MPI, (n, np.dtype(dtype).str, tuple(names))
+        self.MPI = MPI
         self.local = _node_comm(dp.comm)
         size, rank = self.local.Get_size(), self.local.Get_rank()
         self.cross = dp.comm.Split(rank, dp.rank)  # rank r of every node
@@ -807,14 +938,14 @@ class _NodeExchange:
         self.others = [buf[r] for q, buf in enumerate(node_grads) if q != rank]
         self.rank = rank
         self.model = self.own = None
+        self.win.Lock_all(MPI.MODE_NOCHECK)  # a passive epoch: loads, stores, Win.Sync
 
     def open(self, model):
-        """Collective: point the model (and its optimizer state) into the window."""
+        """Collective: point the model (and its optimizer state) into the window. The ranks
+        hold the same values (checked before): node rank 0 copies them in."""
         opt = model.optimizer
-        self.win.Lock_all(self.MPI.MODE_NOCHECK)  # a passive epoch: loads, stores, Win.Sync
-        # Node rank 0 copies the state (the same on every rank after the broadcast) and the
-        # parameters (moving its model in), then the others move theirs in (which writes
-        # the same values again, one rank at a time after rank 0 is done).
+        # Node rank 0 copies the state and the parameters (moving its model in), then the
+        # others move theirs in (which writes the same values again, after rank 0 is done).
         self.model, self.own = model, (model.params, model.grads, dict(opt.state))
         if self.rank == 0:
             for k, v in self.state.items():
@@ -835,8 +966,16 @@ class _NodeExchange:
             v[...] = self.state[k]
         m.optimizer.state = state
         self.model = self.own = None
-        self.sync()
+        self.sync()  # every rank has read the window before anyone writes it again
+
+    def free(self):
+        """Collective: release the window's memory (no array into it is left) and the
+        node's communicators."""
+        self.params = self.grads = self.state = self.mine = self.others = None
         self.win.Unlock_all()
+        self.win.Free()
+        self.cross.Free()
+        self.local.Free()
 
     def sync(self):
         """The node's ranks meet; each sees the others' stores made before."""
@@ -875,14 +1014,7 @@ def _resolve(model, distributed):
         return distributed
     MPI = _mpi()
     if distributed is True or isinstance(distributed, MPI.Comm):
-        comm = get_comm(None if distributed is True else distributed)
-        # One DataParallel per model and communicator, so its shared window is reused.
-        kept = model.__dict__.setdefault("_data_parallel", [])
-        for dp in kept:
-            if dp.comm == comm:
-                return dp
-        dp = DataParallel(model, comm)
-        kept.append(dp)
-        return dp
+        # A new one each fit (collective, as fit): nothing of it outlives the fit.
+        return DataParallel(model, get_comm(None if distributed is True else distributed))
     raise TypeError(f"distributed must be True, False, an mpi4py communicator or a "
                     f"DataParallel, got {distributed!r}")

@@ -200,6 +200,130 @@ def evaluations():
     out["logs"] = dp.evaluate(X, y, batch_size=7)
     return out
 
+
+# ---- what a user's code does (each function also runs in one process, as the reference) --
+class ClippedSGD(nn.SGD):
+    """A user's optimizer: SGD whose step() clips the gradients first."""
+
+    def step(self):
+        np.clip(self._grads, -0.01, 0.01, out=self._grads)
+        super().step()
+
+
+def clipped(distributed=False, exchange="auto"):
+    """(weights, exchange used) after fitting with ClippedSGD."""
+    from nncore.distributed import DataParallel
+    model, X, y, fit_kw, _ = build("f64_ce_sgd")
+    model.compile(ClippedSGD(lr=0.05, momentum=0.9), "cross_entropy", metrics=["accuracy"])
+    if not distributed:
+        model.fit(X, y, **fit_kw)
+        return model.params.copy(), None
+    dp = DataParallel(model, exchange=exchange)
+    dp.fit(X, y, **fit_kw)
+    return model.params.copy(), dp.exchange_used
+
+
+class Halve(nn.Callback):
+    """Changes the weights in place at the end of every epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.params *= 0.5
+
+
+class ShrinkFirstLayer(nn.Callback):
+    """Changes a layer's weights in place after batch 2 of every epoch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2:
+            self.model.layers[0].W[...] *= 0.75
+
+
+def in_place(distributed=False, exchange="auto", per_batch=False):
+    """The weights after a fit whose callbacks change them in place."""
+    from nncore.distributed import DataParallel
+    model, X, y, fit_kw, _ = build("f64_ce_sgd")
+    callbacks = [Halve()] + ([ShrinkFirstLayer()] if per_batch else [])
+    fit = DataParallel(model, exchange=exchange).fit if distributed else model.fit
+    fit(X, y, callbacks=callbacks, **fit_kw)
+    return model.params.copy()
+
+
+def nan_stop(distributed=False, exchange="auto"):
+    """History of a fit that diverges with on_nan="stop" (a metric too)."""
+    import warnings
+
+    from nncore.distributed import DataParallel
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 8)) * 10
+    Y = rng.standard_normal((64, 2)) * 100
+    model = nn.Sequential([nn.Dense(8, 16, activation="relu"), nn.Dense(16, 2)],
+                          dtype="float64", seed=0)
+    model.compile(nn.SGD(lr=0.5, momentum=0.5), "mse", metrics=["mae"])
+    fit = DataParallel(model, exchange=exchange).fit if distributed else model.fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # TerminateOnNaN's
+        history = fit(X, Y, epochs=5, batch_size=8, shuffle=False, verbose=0, on_nan="stop")
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+class _OnRank(nn.Callback):
+    """What a callback does on one rank only (a rank-dependent callback)."""
+
+    def __init__(self, rank, epoch_begin=None, epoch_end=None):
+        self.rank, self.epoch_begin, self.epoch_end = rank, epoch_begin, epoch_end
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1 and _rank() == self.rank and self.epoch_begin:
+            self.epoch_begin(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1 and _rank() == self.rank and self.epoch_end:
+            self.epoch_end(self.model)
+
+
+def _set_lr(model):
+    model.optimizer.lr = 0.01
+
+
+def _halve(model):
+    model.params *= 0.5
+
+
+def diverging_callbacks(exchange):
+    """The errors of fits whose callbacks differ between the ranks."""
+    from nncore.distributed import DataParallel
+    out = {}
+    rank = _rank()
+    cases = {
+        "lr": [_OnRank(1, epoch_begin=_set_lr)],
+        "weights": [_OnRank(0, epoch_end=_halve)],
+        # Rank 1 stops after epoch 1 (the loss went down: no improvement in "max" mode).
+        "stop": [nn.EarlyStopping("loss", mode="min" if rank == 0 else "max")],
+    }
+    for name, callbacks in cases.items():
+        model, X, y, fit_kw, _ = build("f64_ce_sgd")
+        with_all = dict(fit_kw, epochs=4)
+        out[name] = _error(lambda: DataParallel(model, exchange=exchange).fit(
+            X, y, callbacks=callbacks, **with_all))
+    return out
+
+
+def _shm_mapped():
+    """Bytes of /dev/shm this process has mapped (MPI's shared windows among them)."""
+    total = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and fields[5].startswith("/dev/shm/"):
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                total += hi - lo
+    return total
+
+
+def _shm_used():
+    st = os.statvfs("/dev/shm")
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
 class _FailOnRank1(nn.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from mpi4py import MPI
@@ -276,7 +400,16 @@ def main():
             os.fdopen = lambda *a, **k: HalfWay(real_fdopen(*a, **k))
         model.fit(X, y, distributed=True, callbacks=[nn.ModelCheckpoint(path)], **fit_kw)
     elif mode == "behaviour":  # what a user sees; one process would see the same
-        _dump(out, {"evaluate": evaluations()})
+        out_ = {"clipped": {e: clipped(True, e)[0].tolist() for e in ("auto", "allreduce")},
+                "clipped_used": clipped(True, "auto")[1],
+                "clipped_shared": _error(lambda: clipped(True, "shared"))}
+        for exchange in ("shared", "allreduce"):
+            out_[f"in_place_{exchange}"] = in_place(True, exchange).tolist()
+            out_[f"in_place_batch_{exchange}"] = in_place(True, exchange, True).tolist()
+            out_[f"nan_stop_{exchange}"] = nan_stop(True, exchange)
+            out_[f"diverging_{exchange}"] = diverging_callbacks(exchange)
+        out_["evaluate"] = evaluations()
+        _dump(out, out_)
     elif mode == "arguments":  # DataParallel arguments that differ between the ranks
         from nncore.distributed import DataParallel
         rank = _rank()
@@ -320,6 +453,25 @@ def main():
             os.environ.pop(var, None)  # a launcher that does not say: MPI counts them
         out_["world"] = threads_per_rank()
         _dump(out, out_)
+    elif mode == "leak":  # 100 fits: a new DataParallel, distributed=True, a Dup'ed comm
+        from mpi4py import MPI
+        from nncore.distributed import DataParallel
+        model, X, y, fit_kw, _ = build("f32_ce_sgd")
+        fit_kw.update(epochs=1, validation_split=0.0)
+        mapped, used = [], []
+        for i in range(100):
+            if i % 3 == 0:
+                DataParallel(model).fit(X, y, **fit_kw)
+            elif i % 3 == 1:
+                model.fit(X, y, distributed=True, **fit_kw)
+            else:
+                comm = MPI.COMM_WORLD.Dup()
+                model.fit(X, y, distributed=comm, **fit_kw)
+                comm.Free()
+            if i in (9, 99):
+                mapped.append(_shm_mapped())
+                used.append(_shm_used())
+        _dump(out, {"mapped": mapped, "used": used})
     elif mode == "fail":
         model, X, y, fit_kw, _ = build("f64_ce_sgd")
         fit_kw["epochs"] = 1000  # without the abort, rank 0 would wait for rank 1 forever

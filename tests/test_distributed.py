@@ -1,7 +1,8 @@
 """Data-parallel training on MPI: 2 ranks give the single-process weights and History; a
 failure on one rank ends the job; a launcher without MPI support is reported; ranks that
-disagree (arguments, data, an error in a collective call) raise together, or, when one never
-comes, abort after a timeout; a checkpoint killed mid-save is cleaned up by the next save.
+disagree (arguments, data, callbacks, an error in a collective call) raise together, or,
+when one never comes, abort after a timeout; shared windows are freed; a checkpoint killed
+mid-save is cleaned up by the next save.
 
 The MPI tests run ``mpiexec -n 2 python -m mpi4py tests/distributed_worker.py ...`` (shared
 memory only, no network). They are skipped, with the reason, when mpi4py or mpiexec is
@@ -399,3 +400,75 @@ def test_shared_exchange_with_one_process_is_refused():
                               "communicator has one process")
     assert "mpiexec -n N" in refused and "exchange='auto'" in refused
     assert used == "allreduce"
+
+
+def _close(a, b, tol=TOL["float64"]):
+    a, b = np.asarray(a), np.asarray(b)
+    rel = np.max(np.abs(a - b)) / np.max(np.abs(b))
+    assert rel <= tol, f"differ by {rel:.2e} relative"
+
+
+def test_a_users_optimizer_runs_its_own_step(behaviour):
+    """An SGD subclass clipping in step(): "auto" sums with Allreduce and runs that step
+    (the single-process weights); "shared", which would skip it, is refused on every rank."""
+    ref, _ = worker.clipped()
+    plain = worker.build("f64_ce_sgd")[0]  # the same fit without the clipping differs
+    for d in behaviour:
+        for exchange in ("auto", "allreduce"):
+            _close(d["clipped"][exchange], ref)
+        assert d["clipped_used"] == "allreduce"
+        msg = d["clipped_shared"]
+        assert msg.startswith("ValueError: exchange='shared' is not possible")
+        assert "ClippedSGD has a step() of its own" in msg and "'allreduce'" in msg
+    assert not np.allclose(plain.params, ref)
+
+
+@pytest.mark.parametrize("exchange", ["shared", "allreduce"])
+@pytest.mark.parametrize("per_batch", [False, True])
+def test_callbacks_changing_weights_in_place_act_once(behaviour, exchange, per_batch):
+    """model.params *= 0.5 at each epoch's end (and a layer scaled after batch 2) in every
+    rank's callbacks: the weights of one process, with the shared window too."""
+    ref = worker.in_place(per_batch=per_batch)
+    key = f"in_place_batch_{exchange}" if per_batch else f"in_place_{exchange}"
+    for d in behaviour:
+        _close(d[key], ref)
+
+
+@pytest.mark.parametrize("exchange", ["shared", "allreduce"])
+def test_callbacks_that_differ_between_ranks_fail_on_every_rank(behaviour, exchange):
+    """A learning rate set on one rank, weights halved on one rank, EarlyStopping deciding
+    differently: every rank raises after that epoch's callbacks, naming what differs."""
+    for d in behaviour:
+        errors = d[f"diverging_{exchange}"]
+        assert errors["lr"].startswith("RuntimeError: distributed fit: the ranks differ after "
+                                       "the callbacks' on_epoch_end of epoch 1 and "
+                                       "on_epoch_begin of epoch 2: learning rate (0.05 on "
+                                       "rank 0, 0.01 on rank 1)")
+        assert "on_epoch_end of epoch 2 and on_epoch_begin of epoch 3: weights (rank 1's " \
+               "differ from rank 0's)" in errors["weights"]
+        assert "on_epoch_end of epoch 2: decision to stop (False on rank 0, True on rank 1)" \
+            in errors["stop"]
+        for msg in errors.values():
+            assert "must make the same changes on every rank" in msg
+
+
+@pytest.mark.parametrize("exchange", ["shared", "allreduce"])
+def test_nan_stop_history_matches_one_process(behaviour, exchange):
+    """on_nan="stop": the stopped epoch's metric is the mean over its finite batches."""
+    ref = worker.nan_stop()
+    assert np.isfinite(ref["mae"][-1]) and not np.isfinite(ref["loss"][-1])
+    for d in behaviour:
+        hist = d[f"nan_stop_{exchange}"]
+        assert set(hist) == set(ref)
+        for k in ref:
+            np.testing.assert_allclose(hist[k], ref[k], rtol=1e-12, err_msg=k)
+
+
+def test_shared_windows_are_freed(tmp_path):
+    """100 fits in a loop (a new DataParallel, distributed=True, a Dup'ed communicator):
+    the /dev/shm memory mapped by each rank stays flat."""
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("needs /proc/self/maps (Linux) to see the mapped /dev/shm files")
+    for d in _job(tmp_path, "leak", timeout=120):
+        after_10, after_100 = d["mapped"]
+        assert after_100 == after_10, d
