@@ -29,7 +29,7 @@ enum nn_status {
 };
 
 // ---------------------------------------------------------------------------------------------
-// CPU paths, dispatch and threads (cpu.c)
+// CPU paths, dispatch and threads (cpu.c, runtime.c)
 
 enum nn_cpu_path { NN_CPU_GENERIC = 0, NN_CPU_AVX2 = 1, NN_CPU_AVX512 = 2, NN_CPU_N_PATHS = 3 };
 

@@ -10,7 +10,7 @@
 // `head` elements are then loaded as the last lanes of the vector ending there, and every later
 // load of b is aligned. Lane i holds the elements p = head + i (mod VL), in the order lane
 // (head + i) % VL holds them without this: rotated back before the sums, each output is
-// bitwise what it is unaligned (1x256x784 f32: 14.2 -> 10 us). 0 when not so.
+// bitwise what it is unaligned. 0 when not so.
 NN_INLINE int NN_CAT(DOT, head)(const T *b, nn_int ldb, nn_int k) {
     const nn_int vb = VL * (nn_int)sizeof(T);
     if (VL == 1 || (ldb * (nn_int)sizeof(T)) % vb != 0) return 0;
@@ -72,10 +72,9 @@ NN_UNROLL(4)
 #if VL > 1
 // Batch 1, n <= VL outputs at a time: one accumulator per output (VL independent chains of
 // FMAs) and all their horizontal sums at once - the VL x VL tile of accumulators transposed,
-// its rows added - instead of one horizontal sum per output (1x256x784 f32: 9.3 -> 7.9 us),
-// and no copy of B^T for a short k either (1x10x1024 f64: 4.0 -> 3.1 us). Each output is
-// summed the same way wherever it is in its group, so the thread count does not change it;
-// rows are aligned as in the body above (DOT head).
+// its rows added - instead of one horizontal sum per output, and no copy of B^T for a short
+// k either. Each output is summed the same way wherever it is in its group, so the thread
+// count does not change it; rows are aligned as in the body above (DOT head).
 NN_INLINE TARGET void NN_CAT(DOT, row)(nn_int k, const T *NN_RESTRICT a,
                                         const T *NN_RESTRICT b, nn_int ldb, T *NN_RESTRICT c,
                                         int n, int accumulate) {

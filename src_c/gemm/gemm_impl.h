@@ -34,13 +34,10 @@ static void NN_T(pack_b)(const KERNELS_T *K, T *NN_RESTRICT dst, const T *NN_RES
                          nn_int ldb, int trans, nn_int p0, nn_int kc, nn_int j0, nn_int nc,
                          int nr) {
     if (!trans) {  // b(p, j) = b[p * ldb + j]
-        // Each row of the block is read once, in order, and dealt out to the strips (a strip
-        // at a time read nr values from each of kc rows ldb apart, which no prefetcher
-        // follows: f64 32x1024x1024, 38% of the time in that copy). G rows go together, a
-        // strip of each in turn, with the same strip of the next G rows prefetched: eight
-        // rows in flight, as in the plan's gather_rows. 1024-1024-1024-10 at batch 256: one
-        // thread +1-2.4%, two +0.5-1.2% (3 sets of 8-10 rounds against a row at a time);
-        // 784-256-128-10 within 1% either way.
+        // Each row of the block is read once, in order, and dealt out to the strips: a strip
+        // at a time would read nr values from each of kc rows ldb apart, which no prefetcher
+        // follows. G rows go together, a strip of each in turn, with the same strip of the
+        // next G rows prefetched: eight rows in flight, as in the plan's gather_rows.
         const nn_int G = 4, line = 64 / (nn_int)sizeof(T);
         for (nn_int p = 0; p < kc; p += G) {
             const nn_int rows = kc - p < G ? kc - p : G;
@@ -138,9 +135,7 @@ static void NN_T(short_rows)(const KERNELS_T *K, nn_int kc, const T *a, nn_int r
 
 // The k block of the packed path: kc, or the whole of k when that is at most half a block
 // more and an mr x k panel of A still fits in L1. Two blocks, the second short, cost an extra
-// pass over c and a short k loop (f32, one thread, GFLOP/s: 512x512x512 166-175 -> 175-181,
-// 1000x1000x500 157-168 -> 168-176, dZ.W^T 256x1024x512 159-166 -> 174-176; AVX2 +3-7%).
-// f64 stays at kc (256; 298 by the L1 rule on AVX-512): its 384 was 5-10% slower.
+// pass over c and a short k loop.
 static inline nn_int NN_T(k_block)(const KERNELS_T *K, nn_int k) {
     return k <= K->kc + K->kc / 2 && K->mr * k * (nn_int)sizeof(T) <= NN_K_ONE_BLOCK_BYTES
                ? k : K->kc;
@@ -152,9 +147,9 @@ static inline nn_int NN_T(k_block)(const KERNELS_T *K, nn_int k) {
 
 // Before each kernel call of a panel that ends with the optimizer step, the step's rows of
 // the next panel (the parameters and optimizer state under those columns, nn_update.arrays)
-// are fetched, so that the step finds them in L1 instead of waiting on memory for each row:
-// for a gradient beyond L2 (1024-1024-1024-10 at batch 256: the update 6.5% -> 2.3% of the
-// step by perf). For one that stays in L2 it only cost (784-256-128-10 at batch 64: -3%).
+// are fetched, so that the step finds them in L1 instead of waiting on memory for each row.
+// Only for a gradient of more than NN_UPD_PREFETCH_BYTES, beyond L2: for one that stays in
+// L2 the prefetches only cost.
 static inline void NN_T(prefetch_step_rows)(const struct NN_T(gemm_args) *g, nn_int i0,
                                             nn_int rows, nn_int j0, nn_int cols) {
     const nn_int off = g->c + i0 * g->ldc + j0 - (const T *)g->upd->origin;
@@ -176,16 +171,14 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
     const int mr = K->mr, nr = K->nr;
     const nn_int kcb = NN_T(k_block)(K, g->k), kc_max = g->k < kcb ? g->k : kcb;
     // A short k (x^T.dZ: k is the batch) makes the kc x nc block of B shorter: it may then be
-    // wider for the same L2 budget, so that A is packed fewer times (once per nc columns;
-    // x^T.dZ 1024x256x1024: packing 11% -> 6% of the product, by perf). The K blocking, and
-    // so every sum, stays as it is.
+    // wider for the same L2 budget, so that A is packed fewer times (once per nc columns).
+    // The K blocking, and so every sum, stays as it is.
     const nn_int nc_step = K->kc * K->nc / kc_max / nr * nr;
     nn_int nc_max = (n1 - n0 + nr - 1) / nr * nr, mc_max = (m1 - m0 + mr - 1) / mr * mr;
     if (nc_max > nc_step) nc_max = nc_step;
     if (mc_max > K->mc) mc_max = K->mc;
     // All rows in one block (m <= mc: a batch of up to 480) and several column blocks: A's
-    // panels for every k block are kept, so A is packed once, not once per nc columns
-    // (256x1024x1024 on one thread: x packed twice, 5% of the product).
+    // panels for every k block are kept, so A is packed once, not once per nc columns.
     const int a_keep = m1 - m0 <= K->mc && n1 - n0 > nc_step &&
                        mc_max * g->k * (nn_int)sizeof(T) <= NN_A_KEEP_BYTES;
     T *ap = (T *)nn_workspace(NN_WS_GEMM_A,
@@ -193,8 +186,8 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
     T *bp = (T *)nn_workspace(NN_WS_GEMM_B, (size_t)(kc_max * nc_max) * sizeof(T));
     // A gradient whose tiles are final after one k block, with an optimizer step that need not
     // find them in c (nn_update.scratch): a panel of tiles (mr x nc) is formed in a buffer of
-    // its own, stepped from there while in L1/L2, and never written to c. 784-256-128-10 at
-    // batch 64: the 0.8 MB of dW1 no longer pass through the caches with W1 and its momentum.
+    // its own, stepped from there while in L1/L2, and never written to c, so that dW does not
+    // pass through the caches beside W and its momentum.
     T *panel = NULL;
     if (g->upd && g->upd->scratch && kc_max == g->k && !g->accumulate && !g->epilogue) {
         panel = (T *)nn_workspace(NN_WS_GEMM_PANEL, (size_t)(mr * nc_max) * sizeof(T));
@@ -235,8 +228,8 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
                                       (int)rows, (int)cols, acc);
                         if (last) NN_T(epilogue_tile)(g, ic + ir, jc + jr, rows, cols);
                     }
-                    // The step on the panel's rows at once: a call per tile updated 32
-                    // values of each of 12 rows at a time.
+                    // The step on the panel's rows at once, nc values of each: a call per
+                    // tile would update only nr values of each of mr rows at a time.
                     if (last) NN_T(update_block)(g, ic + ir, jc, rows, nc, panel, nc_max);
                 }
             }
@@ -247,9 +240,8 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
 
 #ifndef NN_DIRECT_MAX_M
 // Up to this many rows, a B of at most 512 columns that fits in the L2 budget of a packed
-// block (1 MiB, cpu.c) is read in place: packing it costs more than it saves (64x784x256
-// f32, 2 threads: 125 -> 98 us; 128x784x256: 189 -> 172 us; but 128x256x1024 is 1.2x and a
-// 4 MiB B 1.7x faster packed).
+// block (1 MiB, cpu.c) is read in place: packing it costs more than it saves. A wider or
+// larger B is faster packed.
 #define NN_DIRECT_MAX_M 128
 #define NN_DIRECT_B_BYTES ((nn_int)1 << 20)
 #endif
@@ -277,7 +269,7 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
     // B's rows a whole number of vectors long but not starting on a vector boundary (NumPy
     // aligns large arrays to 16 bytes): every load of B would straddle two cache lines, so the
     // columns before the first boundary take a narrow tile of their own and the others start
-    // on it (1x784x256 f32: 11.1 -> 8.3 us). A column's sums are the same in any tile.
+    // on it. A column's sums are the same in any tile.
     const nn_int vb = K->nr_narrow * (nn_int)sizeof(T);  // a vector's bytes
     nn_int head = 0;
     if ((g->ldbd * (nn_int)sizeof(T)) % vb == 0) {
@@ -285,18 +277,16 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
         if (head >= n1 - n0) head = 0;
     }
     // Whether B stays in L2. A last panel of a few rows takes the short kernel only then: each
-    // of its calls reads the strip of B again, and a B read from memory (rows a page apart do
-    // not stay in L2) made 32x1024x1024 f32 41% slower (594 -> 841 us).
+    // of its calls reads the strip of B again: cheap from L2, not from memory (rows a page
+    // apart do not stay in L2).
     const int b_in_l2 = g->k * g->ldbd * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES;
     if (form == 2 && !b_in_l2 &&
         (g->ldbd * (nn_int)sizeof(T)) % 2048 == 0 && (n1 - n0) % K->nr_narrow == 0) {
         // One row against a B that does not stay in L2, its rows a multiple of 2 KiB apart
         // (widths 512, 1024, 2048 float32): the row form's 64 rows of a k block would share
         // one or two sets of L1 lines. The stream kernel instead, all of this thread's columns
-        // at once, a k block at a time (the same blocks, so the same sums). 1 thread, B in L3,
-        // f32 (us): 1x1024x1024 51-52 -> 47-48, 1x2048x1024 135-142 -> 104-105, 1x512x1024
-        // 23-24 -> 22, 1x1536x700 53 -> 49-50; with other strides the row form was as fast
-        // or faster (1x1100x1000 44 -> 56, 1x256x4400 51 -> 53.5).
+        // at once, a k block at a time (the same blocks, so the same sums). With other
+        // strides the row form is as fast or faster.
         for (nn_int pc = 0; pc < g->k; pc += kb) {
             nn_int kc = g->k - pc < kb ? g->k - pc : kb;
             K->stream(kc, g->a + pc * cs_a, rs_a, cs_a, g->bd + pc * g->ldbd + n0, g->ldbd,
@@ -312,7 +302,7 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
             width = j0 == n0 && head ? head : n1 - j0 < nr ? n1 - j0 : nr;
             // A narrow edge takes the one-vector kernel: same sums, a fraction of the work.
             // The one-row kernel is eight vectors wide: up to two vectors, two one-vector
-            // calls instead (f64, 1x1024x10: 5.0 -> 2.4 us).
+            // calls instead.
             nn_int step = form == 2 && width <= 2 * K->nr_narrow ? K->nr_narrow : width;
             for (nn_int jr = j0; jr < j0 + width; jr += step) {
                 nn_int cols = j0 + width - jr < step ? j0 + width - jr : step;
@@ -365,16 +355,12 @@ static int NN_T(gemm_block_dot)(const struct NN_T(gemm_args) *g, const KERNELS_T
 // element of B is used a few times only, and a B no wider than one tile (an output layer)
 // would make a packed panel mostly padding: both read B in place whatever k is.
 // Up to 32 rows and 1024 of k, a B read in place from memory as the kernel goes beats packing
-// it first, whatever its size (32x1024x1024: f64 1.60 -> 1.39 ms, f32 0.76 -> 0.66 ms; with k
-// 2048 a column strip spans more pages than the TLB holds) - but not a transposed B, which
-// would be copied whole.
+// it first, whatever its size (with k 2048 a column strip spans more pages than the TLB
+// holds) - but not a transposed B, which would be copied whole.
 // But x^T.dZ (A read transposed) of 256 rows or more, 2^21 multiply-adds or more and B whole
 // tiles wide is packed: read in place, each 12-row tile takes 48 bytes from each of k rows
-// of x, m values apart, again for every column strip (256x128x64: f32 140 -> 169 GFLOP/s on
-// one thread, 249 -> 307 on two, f64 84 -> 95; 784-256-128-10 at batch 64 on one thread
-// +2-3%). Below 256 rows or 2^21 (256x128x32: 0.96x), or with a last strip of a few columns
-// (the direct path gives it a narrow kernel; 300x100x70 f32, two threads 233 -> 181), packing
-// lost or tied.
+// of x, m values apart, again for every column strip. Below 256 rows or 2^21, or with a last
+// strip of a few columns (the direct path gives it a narrow kernel), packing loses or ties.
 static int NN_T(use_direct)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k, int trans_a,
                             int trans_b) {
     const int tall_xt = trans_a && m >= 256 && n % K->nr == 0 && m * n * k >= ((nn_int)1 << 21);
@@ -487,9 +473,9 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
         n >= 256 && (m <= 16 || (m <= 32 && m * n * k >= ((nn_int)1 << 24)))) {
         // A . B^T at batch 5-32 (dX = dZ . W^T): the paths below would copy or pack all of
         // B^T for a few rows of A. C^T = B . A^T reads B's rows in place as its A, and packs
-        // only A^T (k x m, small); then one transpose (n x m) writes C. 16x1024x1024 f64:
-        // 1.68 -> 0.49 ms; 32x1024x1024 f32: 0.81 -> 0.45 ms. (Smaller products at 32 rows
-        // gain on one thread and lose on two.) Its inner call has n >= 256 rows: no loop.
+        // only A^T (k x m, small); then one transpose (n x m) writes C. Over 16 rows only
+        // from 2^24 multiply-adds: smaller products gain on one thread but lose on two. Its
+        // inner call has n >= 256 rows: no loop.
         return NN_T(gemm_as_transpose)(K, c, a, b, m, n, k, lda, ldb, ldc, 0, 1, n_threads);
     }
     struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
@@ -525,17 +511,12 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
     int nt = nn_threads_for(n_threads, m * n * k,
                             m == 1 ? NN_PAR_MIN_ROW_FLOPS : NN_PAR_MIN_FLOPS);
     if (nt > m_tiles * n_tiles) nt = (int)(m_tiles * n_tiles);
-    // The update as the tiles are finished pays on several threads for parameters that fit
-    // in the caches (784-256-128-10 at batch 64, 2 threads: +11%): each thread updates what it
-    // computed, while the other products run. On one thread it pays only where the packed
-    // path updates a panel of rows at a time (784-256-128-10 at batch 64: the update 13% ->
-    // 10% of the step); the direct path's tiles run down a column strip, 32 values of each
-    // row (64-128-10: -10%); there the caller updates the whole of c right after. Layers of
-    // any size: with the next panel's rows fetched ahead (gemm_block_packed), layers over 1
-    // MiB gained too (one thread / two: 1024-1024-1024-10 at batch 256 +1-2% / +5%, at batch
-    // 64 +5% / +12%; 784-512-10 at batch 128 +7% / +17%; float64 784-256-128-10 at batch 64
-    // +13% / +25%), where a 1 MiB cap had left them to the caller (-3% then, without the
-    // prefetch and the panel buffer).
+    // The update as the tiles are finished pays on several threads: each thread updates what
+    // it computed, while the other products run. On one thread it pays only where the packed
+    // path updates a panel of rows at a time; the direct path's tiles run down a column strip,
+    // nr values of each row, so there the caller updates the whole of c right after. It pays
+    // for layers of any size, those beyond the caches too, because the packed path fetches
+    // the next panel's rows ahead (gemm_block_packed).
     if (nt <= 1 && block != NN_T(gemm_block_packed)) g.upd = NULL, *tiled = 0;
     if (nt <= 1) {
         if (transpose_b) K->transpose((T *)g.bd, g.ldbd, b, ldb, n, k);
@@ -545,8 +526,8 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
     int tm = 1, tn = nt, status = NN_OK;
     NN_T(split)(m_tiles, n_tiles, mr, nr, nt, &tm, &tn);
     // The copy of b^T: when each thread has columns of its own, it copies them itself (read
-    // back from its own cache: a copy made by one core and read by the other cost more than
-    // it saved, 64x128x256 took as long on 2 threads as on 1); else one copy before.
+    // back from its own cache: a copy made by one core and read by the other costs more than
+    // it saves); else one copy before.
     if (transpose_b && tm > 1) {
         K->transpose((T *)g.bd, g.ldbd, b, ldb, n, k);
         transpose_b = 0;
@@ -618,12 +599,12 @@ static int NN_T(gemm_run)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_i
 
 // Where a dense layer's forward product y (m, n) = x (m, k) . w (k, n) splits its sums over k
 // (0: it does not). On two threads the backward's dW = x^T . dz (k, n) is split by rows of w,
-// and each thread updates its rows of w as they are final (gemm_core); the forward, split by
-// columns of y, had each thread read half of the rows the other one had just written: w's
-// lines went from one core's cache to the other's twice a step (784-256-128-10 at batch 64:
-// 80 us of a 440 us step). Split over k at the same row as dW, each thread reads the rows
-// it updates. Chosen by shape alone (with dW's two-thread split), so the sums are the same
-// on any number of threads: y = x[:, :k0] . w[:k0] + x[:, k0:] . w[k0:].
+// and each thread updates its rows of w as they are final (gemm_core); a forward split by
+// columns of y would have each thread read half of the rows the other one had just written,
+// moving w's lines from one core's cache to the other's twice a step. Split over k at the
+// same row as dW, each thread reads the rows it updates. Chosen by shape alone (with dW's
+// two-thread split), so the sums are the same on any number of threads:
+// y = x[:, :k0] . w[:k0] + x[:, k0:] . w[k0:].
 static nn_int NN_T(forward_k_split)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k) {
     if (m > NN_KSPLIT_MAX_M || n <= K->nr || m * n * k < 2 * NN_PAR_MIN_FLOPS) return 0;
     nn_int k_tiles = (k + K->mr - 1) / K->mr, n_tiles = (n + K->nr - 1) / K->nr;

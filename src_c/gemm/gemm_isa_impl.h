@@ -1,7 +1,7 @@
 // gemm_isa_impl.h - instantiates one path's GEMM kernels for one dtype: the packed
-// micro-kernel, the six direct forms, the inner-product kernel and the transpose, named
-// nn_<form>_<ISA>_<SUF>. The including gemm_kernels_*.c defines ISA, TARGET, T, SUF,
-// MR_MAIN, NR_MAIN (a multiple of VL), DOT_N and the vector macros:
+// micro-kernel, the six direct forms, the stream kernel, the inner-product kernel and the
+// transpose, named nn_<form>_<ISA>_<SUF>. The including kernels/*.c defines ISA, TARGET, T,
+// SUF, MR_MAIN, NR_MAIN (a multiple of VL), DOT_N and the vector macros:
 //   V, VL (lanes), VM (a lane mask), VZERO(), VSET1(x), VLOAD(p), VSTORE(p, v),
 //   VMASK(n) (the first n lanes, 0 <= n <= VL), VLOADM(p, mk) (masked-off lanes are 0 and
 //   never read), VSTOREM(p, mk, v), VFMA(a, b, c) (a * b + c), VADD(a, b), VHSUM(v),
@@ -71,7 +71,7 @@
 // sums as the other kernels: each column's products added in k order from zero, then to c
 // (with accumulate). Where it pays: gemm_block_direct.
 #ifndef NN_STREAM_ROWS
-#define NN_STREAM_ROWS 4  // 8 was slower (1x1024x1024 f32: 48 -> 67 us)
+#define NN_STREAM_ROWS 4  // 8 rows at a time: 1.4x slower (1x1024x1024 f32)
 #endif
 TARGET void NN_KNAME(stream)(nn_int k, const T *NN_RESTRICT a, nn_int rs_a, nn_int cs_a,
                              const T *NN_RESTRICT b, nn_int ldb, T *NN_RESTRICT c, nn_int ldc,

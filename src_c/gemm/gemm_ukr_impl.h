@@ -41,9 +41,7 @@ NN_UNROLL(8)
     (void)rs_a, (void)cs_a, (void)ldb;
     for (nn_int p = 0; p < k; p++, a += MR, b += NR) {
         // B's panel streams from L2, a k step's NR values at a time: fetch it NN_PF_STEPS
-        // steps ahead, which the hardware prefetcher alone did not keep up with (one thread:
-        // 256x1024x1024 f32 +3-5%, the 1024-1024-1024-10 network +7-9%; 784-256-128-10,
-        // whose large products are mostly direct, within noise).
+        // steps ahead, which the hardware prefetcher alone does not keep up with.
         NN_PREFETCH(b + NN_PF_STEPS * NR);
         if (NR * sizeof(T) > 64) NN_PREFETCH(b + NN_PF_STEPS * NR + 64 / sizeof(T));
 #define A_AT(i) a[i]

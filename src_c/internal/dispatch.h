@@ -37,7 +37,7 @@ typedef void (*nn_dot_f64_t)(nn_int k, const double *a, nn_int lda, const double
     struct nn_gemm_kernels_##SUF {                                                            \
         int mr, nr, nr_row;    /* micro-tile; the row form's width */                         \
         int nr_narrow, dot_n;  /* the narrow form's width (one vector); the dot kernel's n */ \
-        nn_int mc, kc, nc;     /* cache blocks: A block mc x kc in L2, B kc x nc in L3 */     \
+        nn_int mc, kc, nc;     /* cache blocks: B kc x nc in L2, A mc x kc from L3 */        \
         nn_ukr_##SUF##_t packed, direct[3][2], stream;                                        \
         nn_dot_##SUF##_t dot;                                                                 \
         void (*transpose)(T *dst, nn_int ldd, const T *src, nn_int lds, nn_int rows,          \
@@ -54,7 +54,7 @@ struct nn_dispatch {
 
 const struct nn_dispatch *nn_dispatch_get(void);
 
-// The kernels of each path (gemm_kernels_*.c), named nn_<form>_<isa>_<dtype>: forms packed,
+// The kernels of each path (gemm/kernels/*.c), named nn_<form>_<isa>_<dtype>: forms packed,
 // direct, direct_short, direct_narrow, direct_short_narrow, direct_row, direct_row_narrow and
 // stream (nn_ukr_*_t), dot (nn_dot_*_t) and transpose.
 #define NN_DECLARE_GEMM_KERNELS_T(isa, T, SUF)                                                \

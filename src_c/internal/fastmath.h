@@ -1,5 +1,5 @@
 // fastmath.h - the type-generic libm the kernels call (NN_T(nn_exp)(x): expf or exp), with
-// exact-enough inline versions where libm was the bottleneck.
+// exact-enough inline versions where libm is the bottleneck.
 #ifndef NN_INTERNAL_FASTMATH_H
 #define NN_INTERNAL_FASTMATH_H
 
@@ -14,12 +14,12 @@ NN_INLINE float nn_exp_f32(float x) { return expf(x); }
 NN_INLINE double nn_exp_f64(double x) { return exp(x); }
 // exp that returns 0 instead of a subnormal (x < log of the smallest normal number):
 // subnormals change nothing a network computes but cost a slow path in exp and in every
-// later multiplication (training digits slowed 3x once its logits spread past 88).
-// float: inline and branch-free, so that a row of them (softmax) is vectorised - libm's expf
-// through the PLT, one at a time, was 2/3 of the softmax cross-entropy and 10% of a
-// 64-128-10 training step. In double: 2^(x log2 e) = 2^k 2^r, k the nearest integer (by the
-// 1.5 2^52 rounding trick), |r| <= 1/2, 2^r by its Taylor series to degree 8 (relative error
-// below 3e-10), 2^k put into the exponent bits, then rounded once to float: within 0.504 ulp
+// later multiplication.
+// float: inline and branch-free, so that a row of them (softmax) is vectorised, where libm's
+// expf is a call per element through the PLT. In double: 2^(x log2 e) = 2^k 2^r, k the
+// nearest integer (by the 1.5 2^52 rounding trick), |r| <= 1/2, 2^r by its Taylor series to
+// degree 8 (relative error below 3e-10), 2^k put into the exponent bits, then rounded once to
+// float: within 0.504 ulp
 // (tools/check_expf.c, against exp in double at every float in [-87.34, 88.72]; glibc's expf
 // gives another float for 1 in 12,000 of them).
 // -inf and x < -87.34 give 0, +inf and x > 88.72 give inf, NaN gives NaN.
@@ -49,8 +49,7 @@ NN_INLINE float nn_expz_f32(float x) {
 NN_INLINE double nn_expz_f64(double x) { return x < -708.39641853226408 ? 0.0 : exp(x); }
 // x, or 0 when x is subnormal (NaN passes): for state that decays geometrically, like a
 // momentum buffer whose gradient is 0 (a dead relu unit): 0.9^n x reaches the subnormals
-// after ~800 steps and stays there for ~200 more, each multiply on the slow path (a 16-16-10
-// network's SGD update went from 0.1 to 7 us).
+// after ~800 steps and stays there for ~200 more, each multiply on the slow path.
 // FLT_MIN and DBL_MIN are the smallest normal numbers, 2^-126 and 2^-1022. (fabs, not a pair
 // of comparisons joined by &&: that is control flow, which stops the compiler from
 // vectorising the loop around it.)
@@ -65,10 +64,10 @@ NN_INLINE double nn_log1p_f64(double x) { return log1p(x); }
 // log1p(e) for 0 <= e <= 1 (NaN passes): the softplus term log1p(exp(-|x|)) of the BCE loss.
 // float: inline, in double: s = e / (2 + e) <= 1/3, log1p(e) = 2 atanh(s) = 2 s (1 + s^2/3 +
 // s^4/5 + ... + s^14/15) (relative error below 2e-9), rounded once to float: within 0.52 ulp
-// (checked against log1p in double at every 7th float in [0, 1]).
-// glibc's log1pf took 24 of 125 ns per sample of the seed network's training step (2-3-1,
-// batch 1): it is on the loss's dependency chain, and the step is bound by its chains' latency
-// (hence Estrin's scheme below, not Horner's). double: glibc's log1p.
+// (checked against log1p in double at every 7th float in [0, 1]). Inline because it is on
+// the loss's dependency chain and a tiny network's step is bound by its chains' latency
+// (hence Estrin's scheme below, not Horner's), where glibc's log1pf is a call. double:
+// glibc's log1p.
 NN_INLINE float nn_log1p_unit_f32(float e) {
     double d = e, s = d / (2 + d), s2 = s * s, s4 = s2 * s2;
     // 1 + s2/3 + ... + s14/15 by Estrin's scheme: a short dependency chain

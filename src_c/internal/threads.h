@@ -15,16 +15,12 @@
 // ---- threads --------------------------------------------------------------------------------
 
 // Below this much work per thread a parallel region costs more than it saves (an OpenMP fork
-// and join costs microseconds). Measured on 2 cores (Sapphire Rapids): a GEMM gains from a
-// second thread from about 2^20 multiply-adds (64x128x128: 10.7 -> 8.3 us) and loses below
-// (64x128x64: 6.2 -> 7.3 us); an element-wise pass from about 2^16 elements.
+// and join costs microseconds): each is where a second thread starts to pay.
 #define NN_PAR_MIN_ELEMS ((nn_int)1 << 15)  // element-wise kernels, per thread
 #define NN_PAR_MIN_FLOPS ((nn_int)1 << 19)  // GEMM multiply-adds per thread
 // One row of C (a one-sample predict) is bound by reading B, not by arithmetic: two threads
-// each read half of B's columns, from their own core's cache when it stays there, from 2^15
-// multiply-adds a thread (128 KiB of float32 B). Two threads, B in L2/L3 (us): 1x256x784
-// 7.6-9.0 -> 4.5-5.2, 1x512x512 10.8-12.2 -> 6.3-7.4, 1x1024x64 2.5-2.7 -> 2.1-2.25 (2^16 a
-// thread: 2.5); 1x256x128 (2^14 a thread) 1.30 -> 1.5: one thread.
+// each read half of B's columns, from their own core's cache when it stays there, and pay
+// from 2^15 multiply-adds a thread (128 KiB of float32 B).
 #define NN_PAR_MIN_ROW_FLOPS ((nn_int)1 << 15)
 
 // How many threads to use for `work` units when each thread should get at least `grain`.
@@ -36,10 +32,10 @@ int nn_threads_for(int n_threads, nn_int work, nn_int grain);
 // inputs as zero (x86-64 MXCSR: FTZ | DAZ). The compiled plan sets them for its calls
 // (nn_plan_train, nn_plan_forward), as XLA and oneDNN do: late in training, gradients of
 // well-learnt samples fall below the smallest normal number and every multiply-add on them
-// takes a microcode assist (digits 64-128-10 fell from 1.25 M to 0.61 M samples/s within 30
-// epochs). Only values below 2^-126 (float) / 2^-1022 (double) change. A parallel region's
-// workers take their caller's bits (NN_FP_INHERIT), so results never depend on the thread
-// count; the kernels called on their own keep whatever mode the caller has (IEEE by default).
+// takes a microcode assist. Only values below 2^-126 (float) / 2^-1022 (double) change. A
+// parallel region's workers take their caller's bits (nn_fp_inherit), so results never depend
+// on the thread count; the kernels called on their own keep whatever mode the caller has
+// (IEEE by default).
 #if defined(NN_X86_64)
 #define NN_FP_FLUSH 0x8040u  // FTZ (bit 15) | DAZ (bit 6)
 NN_INLINE unsigned nn_fp_get(void) { return _mm_getcsr(); }

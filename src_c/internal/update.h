@@ -14,9 +14,9 @@
 // grad + r * ldg, or with grad NULL from the gradient buffer itself.
 // With scratch set, the gradient buffer need not receive the gradients the step reads: a GEMM
 // may then form a panel of dW in a small buffer of its own and step from there, so that dW
-// is never written out (784-256-128-10 at batch 64: 0.8 MB a step less through the caches,
-// beside W and its momentum). The plan sets it except on the last batch of a call (the
-// model's grads are then the last batch's when it returns) and under the NaN guard.
+// is never written out and does not pass through the caches beside W and its momentum. The
+// plan sets it except on the last batch of a call (the model's grads are then the last
+// batch's when it returns) and under the NaN guard.
 // arrays lists what the step reads and writes at the same offsets (the parameters and the
 // optimizer's state; NULL-terminated, may be empty): a GEMM may fetch the rows of its next
 // block ahead (see gemm_block_packed).

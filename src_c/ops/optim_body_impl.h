@@ -61,8 +61,7 @@ struct NN_T(adam_args) {
 
 // The arguments of one nn_adam_update call at step t >= 1 (scalars derived in double).
 // Below g_min, (1 - beta2) g^2 is subnormal: it is taken as 0. It could not change a
-// normal v, and forming it costs a microcode assist per element (tiny gradients made a
-// step 8x slower).
+// normal v, and forming it costs a microcode assist per element.
 static inline struct NN_T(adam_args) NN_T(adam_args_make)(T *p, T *m, T *v, T *vmax,
                                                           const T *grad, double lr,
                                                           double beta1, double beta2,

@@ -49,11 +49,11 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
     });
 }
 
-// nn_update's range functions (common.h): the update of the selected CPU path over the rows
-// of a block - the compiled plan's dW tiles, while they are in L1. The loop over the rows is
-// compiled into each path's variant: a call per row cost more than a 32-wide row's update.
-// Row r's gradients are at grad + r * ldg, or with grad NULL at the args' own gradient
-// buffer (at off + r * ld, like the parameters).
+// nn_update's range functions (internal/update.h): the update of the selected CPU path over
+// the rows of a block - the compiled plan's dW tiles, while they are in L1. The loop over the
+// rows is compiled into each path's variant: a call per row costs more than a 32-wide row's
+// update. Row r's gradients are at grad + r * ldg, or with grad NULL at the args' own
+// gradient buffer (at off + r * ld, like the parameters).
 struct NN_T(block) {
     const void *args;
     nn_int rows, cols, ld;

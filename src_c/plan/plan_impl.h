@@ -102,13 +102,10 @@ struct NN_T(rows) {
 // Rows perm[0 .. m) of x (rows of f values) into dst. They come from all over the data set
 // (memory, not cache), so what counts is how many lines are on their way at once. Rows of
 // 1 KiB or more are copied NN_GATHER_ROWS at a time, a line of each in turn, while the next
-// NN_GATHER_ROWS rows are prefetched line by line: eight rows in flight. Copied one after
-// the other with the row after next prefetched in one burst (as shorter rows still are),
-// 784 floats a row came at 5.9 GB/s (64 rows) and 8.1 GB/s (256 rows); this way at 9.1 and
-// 11.8 GB/s (timed alone, the caches flushed between batches; 8 rows at a time: 8.7 and
-// 11.0). In fit, one thread: 784-256-128-10 +2-2.5%, 256-128-10 at batch 32 +9%; but 64
-// and 128 inputs were 6% and 5% slower than one row at a time. With enough to copy, the
-// rows are shared out over the threads (64 mnist rows, 200 KB, kept one thread waiting).
+// NN_GATHER_ROWS rows are prefetched line by line: eight rows in flight (groups of 8 are
+// slower). Shorter rows are copied one after the other, the row after next prefetched in one
+// burst: for them the groups are slower. With enough to copy, the rows are shared out over
+// the threads (64 rows of 784 floats, 200 KB, copied by one thread keep the other waiting).
 #ifndef NN_GATHER_ROWS
 #define NN_GATHER_ROWS 4
 #endif
@@ -155,7 +152,7 @@ static inline struct NN_T(rows) NN_T(plan_rows)(const nn_plan *pl, const T *x, c
         T *gw = w ? (T *)pl->rows_w : NULL;
         int64_t *gl = labels ? pl->rows_labels : NULL;
         // Element loops, not memcpy: for the tiny step's rows of a few values a memcpy call
-        // per row cost more than the copy (measured on 2-3-1 at batch 8: +5 ns a row).
+        // per row costs more than the copy.
         NN_T(gather_rows)(gx, x, perm + start, m, f, pl->n_threads);
         for (nn_int i = 0; i < m; i++) {
             const int64_t k = perm[start + i];
@@ -240,9 +237,8 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
 
         // The optimizer step runs inside the backward pass: each layer's parameters are
         // updated as soon as their gradient is final (see gemm_core: on several threads tile
-        // by tile, in L1), rather than in a pass over every parameter after it, which re-read
-        // all the gradients from memory (a third of a 784-256-128-10 step at batch 64 on 2
-        // threads; the step is 6-18% faster). Same arithmetic per element, so the same bits.
+        // by tile, in L1), rather than in a pass over every parameter after it, which would
+        // re-read all the gradients from memory. Same arithmetic per element, so the same bits.
         struct NN_T(sgd_args) sgd;
         struct NN_T(adam_args) adam;
         // The gradients need not reach pl->grads, except on a call's last batch (they are the
@@ -332,7 +328,7 @@ static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x
 }
 
 // The entry points: the plan's work runs with subnormals flushed (see NN_FP_FLUSH in
-// common.h), and the caller's floating-point mode is put back before returning.
+// internal/threads.h), and the caller's floating-point mode is put back before returning.
 int NN_T(nn_plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
                         const int64_t *labels, const T *w, const int64_t *perm, nn_int n,
                         nn_int bs, nn_int b0, nn_int b1) {

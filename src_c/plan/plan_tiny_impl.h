@@ -12,14 +12,10 @@
 // kernels' bits on every CPU path; tests/test_plan.py checks it against the kernels called
 // one by one.
 //
-// Measured on the seed network 2-3-1 at batch 1 (one thread, C time per sample; the kernel
-// by kernel plan took 190 ns): 100 ns as plain loops over run-time sizes; 85 ns with the
-// layer width a constant of the loops (one copy per width 1..NN_TINY_MAX_OUT), the common SGD
-// settings constants (NN_TINY_SGD_*), the row bodies always inlined, and no auto-
-// vectorisation (a vector load of values just stored one by one stalls on store forwarding,
-// and setting up vector loops costs more than 1-8 elements gain); 80 ns with the BCE's log1p
-// inline (common.h). The same step with every size a compile-time constant runs in 45 ns:
-// what is left is the price of run-time shapes.
+// The loops take the layer width as a constant (one copy per width 1..NN_TINY_MAX_OUT) and
+// the common SGD settings as constants (NN_TINY_SGD_*), the row bodies are always inlined,
+// and nothing is auto-vectorised: a vector load of values just stored one by one stalls on
+// store forwarding, and setting up vector loops costs more than 1-8 elements gain.
 
 #ifndef NN_PLAN_TINY_ONCE  // dtype-independent definitions, once
 #define NN_PLAN_TINY_ONCE

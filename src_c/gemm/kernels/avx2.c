@@ -1,4 +1,4 @@
-// gemm_kernels_avx2.c - AVX2+FMA GEMM kernels: 6 x 16 floats, 6 x 8 doubles (12 ymm
+// avx2.c - AVX2+FMA GEMM kernels: 6 x 16 floats, 6 x 8 doubles (12 ymm
 // accumulators of the 16); edges with maskload/maskstore; inner products 4 x 2.
 #include "internal/port.h"
 #include "internal/dispatch.h"

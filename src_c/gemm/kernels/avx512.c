@@ -1,4 +1,4 @@
-// gemm_kernels_avx512.c - AVX-512 GEMM kernels: 12 x 32 floats, 12 x 16 doubles (24 zmm
+// avx512.c - AVX-512 GEMM kernels: 12 x 32 floats, 12 x 16 doubles (24 zmm
 // accumulators of the 32); edges with lane masks; inner products 4 x 4.
 #include "internal/port.h"
 #include "internal/dispatch.h"

@@ -1,4 +1,4 @@
-// gemm_kernels_generic.c - the portable GEMM kernels: the same bodies as the SIMD paths with
+// generic.c - the portable GEMM kernels: the same bodies as the SIMD paths with
 // one-lane "vectors" (plain C, auto-vectorised for the baseline ISA where the compiler can):
 // 4 x 8 floats, 4 x 4 doubles; inner products 4 x 4.
 #include "internal/port.h"
