@@ -60,29 +60,41 @@ static void NN_T(plan_metrics)(const nn_plan *pl, nn_plan_stats *st, const T *ou
     }
 }
 
+#include "plan_tiny_impl.h"
+
 // The forward pass of m rows; layer i's input is left in layers[i].x. Returns the output.
-static const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
-                               int *status) {
+// tiny (a constant where it is inlined): the tiny step's one-thread loops for dense layers
+// and activations instead of the kernels (plan_tiny_impl.h); the same arithmetic.
+NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
+                                  int *status, const int tiny) {
     const T *h = x;
     for (int i = 0; i < pl->n_layers; i++) {
         nn_plan_layer *L = &pl->layers[i];
         L->x = h;
         if (L->kind == NN_LAYER_DENSE) {
-            int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
-                                           (const T *)L->w, (const T *)L->b, m, L->in, L->out,
-                                           L->act, (T)L->alpha, pl->n_threads);
-            if (s != NN_OK) {
-                *status = s;
-                return NULL;
+            if (tiny) {
+                NN_T(tiny_dense_fwd)((T *)L->y, (T *)L->z, h, (const T *)L->w, (const T *)L->b,
+                                     m, L->in, L->out, L->act, (T)L->alpha);
+            } else {
+                int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
+                                               (const T *)L->w, (const T *)L->b, m, L->in,
+                                               L->out, L->act, (T)L->alpha, pl->n_threads);
+                if (s != NN_OK) {
+                    *status = s;
+                    return NULL;
+                }
             }
             h = (const T *)L->y;
         } else if (L->kind == NN_LAYER_ACTIVATION) {
-            NN_T(nn_activation_forward)((T *)L->y, h, m, L->out, L->act, (T)L->alpha,
-                                        pl->n_threads);
+            if (tiny)
+                NN_T(tiny_act_fwd)((T *)L->y, h, m, L->out, L->act, (T)L->alpha);
+            else
+                NN_T(nn_activation_forward)((T *)L->y, h, m, L->out, L->act, (T)L->alpha,
+                                            pl->n_threads);
             h = (const T *)L->y;
         } else if (training && L->p > 0) {  // dropout; the identity when not training
             NN_T(nn_dropout_forward)((T *)L->y, L->mask, h, m * L->out, L->p, pl->dropout_seed,
-                                     pl->rng_counter, pl->n_threads);
+                                     pl->rng_counter, tiny ? 1 : pl->n_threads);
             pl->rng_counter += (uint64_t)(m * L->out);
             h = (const T *)L->y;
         }
@@ -190,8 +202,6 @@ static int NN_T(plan_account)(nn_plan *pl, nn_plan_stats *st, double loss, doubl
     return NN_OK;
 }
 
-#include "plan_tiny_impl.h"
-
 // Whether the optimizer step can run inside the backward pass (nn_update): every dense layer's
 // parameters and gradients at the same offsets of params and grads. Every parameter belongs
 // to a dense layer; what lies between them (alignment) is zero, and stays zero either way.
@@ -207,38 +217,104 @@ static int NN_T(plan_fusable)(const nn_plan *pl) {
     return 1;
 }
 
-static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
-                           const int64_t *labels, const T *w, const int64_t *perm, nn_int n,
-                           nn_int bs, nn_int b0, nn_int b1) {
-    // x (n, n_features); t (n, n_outputs) or labels (n); w (n) or NULL; perm (n) or NULL
-    if (perm != NULL && (pl->rows_x == NULL || (t != NULL && pl->rows_t == NULL) ||
-                         (labels != NULL && pl->rows_labels == NULL) ||
-                         (w != NULL && pl->rows_w == NULL)))
-        return NN_ERR_ARG;
-    if (NN_T(tiny_fits)(pl, bs))
-        return NN_T(plan_train_tiny)(pl, st, x, t, labels, w, perm, n, bs, b0, b1);
-    const int fused = NN_T(plan_fusable)(pl);
+// The backward pass of m rows from the loss gradient in pl->grad, with the optimizer step:
+// inside it where the step can run as each layer's gradient is final (u, or the tiny step's
+// per-element update tu in mode), else after it over every parameter.
+NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
+                             const struct NN_T(tiny_sgd) *tu, int mode, const int tiny) {
+    T *params = (T *)pl->params;
+    T *g = (T *)pl->grad;
+    for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
+        nn_plan_layer *L = &pl->layers[i];
+        if (L->kind == NN_LAYER_DENSE) {
+            if (tiny) {
+                NN_T(tiny_dense_bwd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, (const T *)L->x,
+                                     (T *)L->w, (T *)L->b, (const T *)L->y, (const T *)L->z,
+                                     m, L->in, L->out, L->act, (T)L->alpha, tu,
+                                     (T *)L->w - params, L->b ? (T *)L->b - params : 0, mode);
+            } else {
+                int s = NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
+                                                    (const T *)L->x, (const T *)L->w,
+                                                    (const T *)L->y, (const T *)L->z, m, L->in,
+                                                    L->out, L->act, (T)L->alpha, 0, u,
+                                                    pl->n_threads);
+                if (s != NN_OK) return s;
+            }
+            g = (T *)L->dx;
+        } else if (L->kind == NN_LAYER_ACTIVATION) {
+            const T *z = nn_activation_needs_z(L->act, L->alpha) ? (const T *)L->x : NULL;
+            if (tiny)
+                NN_T(tiny_act_bwd)((T *)L->dx, g, (const T *)L->y, (const T *)L->x, m, L->out,
+                                   L->act, (T)L->alpha);
+            else
+                NN_T(nn_activation_backward)((T *)L->dx, g, (const T *)L->y, z, m, L->out,
+                                             L->act, (T)L->alpha, pl->n_threads);
+            g = (T *)L->dx;
+        } else if (L->p > 0) {
+            NN_T(nn_dropout_backward)(g, g, L->mask, m * L->out, L->p,
+                                      tiny ? 1 : pl->n_threads);
+        }
+    }
+    if (tiny ? mode != NN_TINY_SGD_END : u != NULL) return NN_OK;
+    // the whole step after the backward pass (the tiny step: its body on this thread)
+    if (pl->optimizer == NN_OPT_SGD) {
+        if (tiny) {
+            struct NN_T(sgd_args) a = NN_T(sgd_args_make)(
+                params, (T *)pl->state1, (const T *)pl->grads, pl->lr, pl->momentum,
+                pl->dampening, pl->weight_decay, pl->nesterov, pl->steps == 0);
+            NN_T(sgd_body)(&a, 0, pl->n_params);
+        } else {
+            NN_T(nn_sgd_update)(params, (T *)pl->state1, (const T *)pl->grads, pl->n_params,
+                                pl->lr, pl->momentum, pl->dampening, pl->weight_decay,
+                                pl->nesterov, pl->steps == 0, pl->n_threads);
+        }
+    } else if (tiny) {
+        struct NN_T(adam_args) a = NN_T(adam_args_make)(
+            params, (T *)pl->state1, (T *)pl->state2, (T *)pl->state3, (const T *)pl->grads,
+            pl->lr, pl->beta1, pl->beta2, pl->eps, pl->weight_decay, pl->steps + 1,
+            pl->amsgrad, pl->decoupled);
+        NN_T(adam_body)(&a, 0, pl->n_params);
+    } else {
+        NN_T(nn_adam_update)(params, (T *)pl->state1, (T *)pl->state2, (T *)pl->state3,
+                             (const T *)pl->grads, pl->n_params, pl->lr, pl->beta1, pl->beta2,
+                             pl->eps, pl->weight_decay, pl->steps + 1, pl->amsgrad,
+                             pl->decoupled, pl->n_threads);
+    }
+    return NN_OK;
+}
+
+// The batch loop: batches b0 .. b1 - 1 of nn_plan_train's arrays, each gathered, forward,
+// loss, accounted, measured, backward with the optimizer step. tiny is a constant at each
+// call, so the loop is compiled once for tiny networks (every product at most NN_GEMM_TINY
+// multiply-adds: plain loops on one thread, no kernel set-up) and once for the rest.
+NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
+                                 const int64_t *labels, const T *w, const int64_t *perm,
+                                 nn_int n, nn_int bs, nn_int b0, nn_int b1, const int tiny) {
+    // The optimizer step: see plan_bwd. The general step runs it inside the backward pass when
+    // every dense layer's parameters and gradients share offsets (nn_update: tile by tile, in
+    // L1, on several threads); the tiny step fuses plain SGD element by element.
+    const int fused = !tiny && NN_T(plan_fusable)(pl);
+    struct NN_T(tiny_sgd) tu;
+    const int mode = tiny ? NN_T(tiny_setup)(pl, &tu) : NN_TINY_SGD_END;
     for (nn_int b = b0; b < b1; b++) {
         nn_int start = b * bs, m = n - start < bs ? n - start : bs;
         struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, perm, start, m);
-        const T *xb = r.x, *tb = r.t, *wb = r.w;
+        const T *tb = r.t, *wb = r.w;
         const int64_t *lb = r.labels;
         double bw = r.weight;
         if (bw == 0) continue;  // weights that sum to 0: the weighted mean is undefined
         int status = NN_OK;
-        const T *out = NN_T(plan_fwd)(pl, xb, m, 1, &status);
+        const T *out = NN_T(plan_fwd)(pl, r.x, m, 1, &status, tiny);
         if (out == NULL) return status;
         double loss = 0;
-        status = NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, NN_REDUCE_MEAN);
+        status = tiny ? NN_T(tiny_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, bw)
+                      : NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m,
+                                        NN_REDUCE_MEAN);
         if (status != NN_OK) return status;
         status = NN_T(plan_account)(pl, st, loss, bw, b);
         if (status != NN_OK) return status;
-        NN_T(plan_metrics)(pl, st, out, tb, lb, m);
+        if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, out, tb, lb, m);
 
-        // The optimizer step runs inside the backward pass: each layer's parameters are
-        // updated as soon as their gradient is final (see gemm_core: on several threads tile
-        // by tile, in L1), rather than in a pass over every parameter after it, which would
-        // re-read all the gradients from memory. Same arithmetic per element, so the same bits.
         struct NN_T(sgd_args) sgd;
         struct NN_T(adam_args) adam;
         // The gradients need not reach pl->grads, except on a call's last batch (they are the
@@ -263,45 +339,27 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
             upd.fn = NN_T(nn_adam_tile), upd.args = &adam;
             u = &upd;
         }
-        T *g = (T *)pl->grad;
-        for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
-            nn_plan_layer *L = &pl->layers[i];
-            if (L->kind == NN_LAYER_DENSE) {
-                status = NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
-                                                     (const T *)L->x, (const T *)L->w,
-                                                     (const T *)L->y, (const T *)L->z, m,
-                                                     L->in, L->out, L->act, (T)L->alpha, 0, u,
-                                                     pl->n_threads);
-                if (status != NN_OK) return status;
-                g = (T *)L->dx;
-            } else if (L->kind == NN_LAYER_ACTIVATION) {
-                NN_T(nn_activation_backward)((T *)L->dx, g, (const T *)L->y,
-                                             nn_activation_needs_z(L->act, L->alpha)
-                                                 ? (const T *)L->x : NULL,
-                                             m, L->out, L->act, (T)L->alpha, pl->n_threads);
-                g = (T *)L->dx;
-            } else if (L->p > 0) {
-                NN_T(nn_dropout_backward)(g, g, L->mask, m * L->out, L->p, pl->n_threads);
-            }
-        }
-        if (!fused) {  // the whole step after the backward pass
-            if (pl->optimizer == NN_OPT_SGD)
-                NN_T(nn_sgd_update)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads,
-                                    pl->n_params, pl->lr, pl->momentum, pl->dampening,
-                                    pl->weight_decay, pl->nesterov, pl->steps == 0,
-                                    pl->n_threads);
-            else
-                NN_T(nn_adam_update)((T *)pl->params, (T *)pl->state1, (T *)pl->state2,
-                                     (T *)pl->state3, (const T *)pl->grads, pl->n_params,
-                                     pl->lr, pl->beta1, pl->beta2, pl->eps, pl->weight_decay,
-                                     pl->steps + 1, pl->amsgrad, pl->decoupled,
-                                     pl->n_threads);
-        }
+        if (tiny) tu.first = pl->steps == 0;
+        status = NN_T(plan_bwd)(pl, m, u, &tu, mode, tiny);
+        if (status != NN_OK) return status;
         pl->steps++;
         st->batches++;
         st->last_loss = loss;
     }
     return NN_OK;
+}
+
+static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
+                           const int64_t *labels, const T *w, const int64_t *perm, nn_int n,
+                           nn_int bs, nn_int b0, nn_int b1) {
+    // x (n, n_features); t (n, n_outputs) or labels (n); w (n) or NULL; perm (n) or NULL
+    if (perm != NULL && (pl->rows_x == NULL || (t != NULL && pl->rows_t == NULL) ||
+                         (labels != NULL && pl->rows_labels == NULL) ||
+                         (w != NULL && pl->rows_w == NULL)))
+        return NN_ERR_ARG;
+    if (NN_T(tiny_fits)(pl, bs))
+        return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 1);
+    return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 0);
 }
 
 static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x, const T *t,
@@ -312,7 +370,7 @@ static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x
         nn_int m = n - start < cap ? n - start : cap;
         int status = NN_OK;
         struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, NULL, start, m);
-        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, &status);
+        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, &status, 0);
         if (h == NULL) return status;
         if (out != NULL) memcpy(out + start * d, h, (size_t)(m * d) * sizeof(T));
         if (st == NULL || (t == NULL && labels == NULL)) continue;

@@ -267,98 +267,18 @@ NN_INLINE int NN_T(tiny_loss)(const nn_plan *pl, double *loss, T *grad, const T 
     return NN_OK;
 }
 
-// Batches b0 .. b1 - 1 (nn_plan_train's arguments), the SGD update in the given mode.
-static int NN_T(tiny_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
-                              const int64_t *labels, const T *w, const int64_t *perm,
-                              nn_int n, nn_int bs, nn_int b0, nn_int b1,
-                              struct NN_T(tiny_sgd) *u, int mode) {
-    T *params = (T *)pl->params;
-    for (nn_int b = b0; b < b1; b++) {
-        nn_int start = b * bs, m = n - start < bs ? n - start : bs;
-        struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, perm, start, m);
-        const T *xb = r.x, *tb = r.t, *wb = r.w;
-        const int64_t *lb = r.labels;
-        double bw = r.weight;
-        if (bw == 0) continue;  // weights that sum to 0: the weighted mean is undefined
-        const T *h = xb;
-        for (int i = 0; i < pl->n_layers; i++) {
-            nn_plan_layer *L = &pl->layers[i];
-            L->x = h;
-            if (L->kind == NN_LAYER_DENSE) {
-                NN_T(tiny_dense_fwd)((T *)L->y, (T *)L->z, h, (const T *)L->w, (const T *)L->b,
-                                     m, L->in, L->out, L->act, (T)L->alpha);
-                h = (const T *)L->y;
-            } else if (L->kind == NN_LAYER_ACTIVATION) {
-                NN_T(tiny_act_fwd)((T *)L->y, h, m, L->out, L->act, (T)L->alpha);
-                h = (const T *)L->y;
-            } else if (L->p > 0) {
-                NN_T(nn_dropout_forward)((T *)L->y, L->mask, h, m * L->out, L->p,
-                                         pl->dropout_seed, pl->rng_counter, 1);
-                pl->rng_counter += (uint64_t)(m * L->out);
-                h = (const T *)L->y;
-            }
-        }
-        double loss = 0;
-        int status = NN_T(tiny_loss)(pl, &loss, (T *)pl->grad, h, tb, lb, wb, m, bw);
-        if (status != NN_OK) return status;
-        status = NN_T(plan_account)(pl, st, loss, bw, b);
-        if (status != NN_OK) return status;
-        if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, h, tb, lb, m);
-
-        u->first = pl->steps == 0;
-        T *g = (T *)pl->grad;
-        for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
-            nn_plan_layer *L = &pl->layers[i];
-            if (L->kind == NN_LAYER_DENSE) {
-                NN_T(tiny_dense_bwd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, (const T *)L->x,
-                                     (T *)L->w, (T *)L->b, (const T *)L->y, (const T *)L->z,
-                                     m, L->in, L->out, L->act, (T)L->alpha, u,
-                                     (T *)L->w - params, L->b ? (T *)L->b - params : 0, mode);
-                g = (T *)L->dx;
-            } else if (L->kind == NN_LAYER_ACTIVATION) {
-                NN_T(tiny_act_bwd)((T *)L->dx, g, (const T *)L->y, (const T *)L->x, m, L->out,
-                                   L->act, (T)L->alpha);
-                g = (T *)L->dx;
-            } else if (L->p > 0) {
-                NN_T(nn_dropout_backward)(g, g, L->mask, m * L->out, L->p, 1);
-            }
-        }
-        if (mode == NN_TINY_SGD_END) {
-            if (pl->optimizer == NN_OPT_SGD) {
-                struct NN_T(sgd_args) a = NN_T(sgd_args_make)(
-                    params, (T *)pl->state1, (const T *)pl->grads, pl->lr, pl->momentum,
-                    pl->dampening, pl->weight_decay, pl->nesterov, pl->steps == 0);
-                NN_T(sgd_body)(&a, 0, pl->n_params);
-            } else {
-                struct NN_T(adam_args) a = NN_T(adam_args_make)(
-                    params, (T *)pl->state1, (T *)pl->state2, (T *)pl->state3,
-                    (const T *)pl->grads, pl->lr, pl->beta1, pl->beta2, pl->eps,
-                    pl->weight_decay, pl->steps + 1, pl->amsgrad, pl->decoupled);
-                NN_T(adam_body)(&a, 0, pl->n_params);
-            }
-        }
-        pl->steps++;
-        st->batches++;
-        st->last_loss = loss;
-    }
-    return NN_OK;
-}
-
-// nn_plan_train for a plan where tiny_fits(pl, bs).
-static int NN_T(plan_train_tiny)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
-                                 const int64_t *labels, const T *w, const int64_t *perm,
-                                 nn_int n, nn_int bs, nn_int b0, nn_int b1) {
+// The tiny step's SGD settings (tu) and how it applies them (an NN_TINY_SGD_* mode).
+static int NN_T(tiny_setup)(const nn_plan *pl, struct NN_T(tiny_sgd) *tu) {
     struct NN_T(sgd_args) a =
         NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads, pl->lr,
                             pl->momentum, pl->dampening, pl->weight_decay, pl->nesterov, 0);
     struct NN_T(tiny_sgd) u = {a.buf, a.lr, a.mom, a.keep, a.wd, a.use_wd, a.use_mom,
                                a.nesterov, 0};
-    int mode = NN_TINY_SGD_END;
-    if (pl->optimizer == NN_OPT_SGD && NN_T(tiny_sgd_fusable)(pl))
-        mode = a.use_wd || a.nesterov ? NN_TINY_SGD_ANY
-               : a.use_mom            ? NN_TINY_SGD_MOMENTUM
-                                      : NN_TINY_SGD_PLAIN;
-    return NN_T(tiny_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, &u, mode);
+    *tu = u;
+    if (pl->optimizer != NN_OPT_SGD || !NN_T(tiny_sgd_fusable)(pl)) return NN_TINY_SGD_END;
+    return a.use_wd || a.nesterov ? NN_TINY_SGD_ANY
+           : a.use_mom            ? NN_TINY_SGD_MOMENTUM
+                                  : NN_TINY_SGD_PLAIN;
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
