@@ -844,6 +844,8 @@ class DataParallel:
                 if node is not None:
                     node.open(m)
                     self._node = node
+        if guard is not None and res.nonfinite is None and res.batches:
+            self._check_last_update(guard, res, node)
         # The loss and batch weights are already global; the metrics are this rank's (of
         # the batches whose loss was finite, as one process counts them).
         mine = local[2:].copy()
@@ -853,6 +855,26 @@ class DataParallel:
         res.metric_sums = [float(v) for v in mine[:nm]]
         res.metric_counts = [int(v) for v in mine[nm:]]
         return res
+
+    def _check_last_update(self, guard, res, node):
+        """The epoch's last update has no next loss to check it (NanGuard.after_epoch): its
+        weights are checked, each rank its range of the shared parameters (or all of its
+        own), and every rank takes the same decision: a NaN/inf anywhere puts back the
+        weights of the last finite loss on every rank, and res says so."""
+        m = self.model
+        part = node.range if node is not None else slice(None)
+        mine = m.params[part]
+        i = _core.first_nonfinite(mine) if mine.size else -1
+        found = self.comm.allgather(None if i < 0 else mine[i].item())
+        bad = [v for v in found if v is not None]
+        if not bad:
+            return
+        if guard.valid:
+            np.copyto(m.params[part], guard.backup[part])
+        if node is not None:
+            node.sync()  # every range is back before the window closes
+        res.nonfinite = (res.batches - 1, bad[0], "weights")
+        res.loss_sum, res.weight_sum = bad[0], 1.0
 
     def _advance_dropout(self, rows):
         """Move the dropout counter past a global batch of `rows` rows (what the ranks that

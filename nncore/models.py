@@ -593,7 +593,7 @@ class Sequential:
                         if shuffle else None)
                 res = run_epoch(X, Y, W, batch_size, on_batch, guard, perm)
                 if guard is not None and res.nonfinite is None and dp is None:
-                    guard.after_epoch(self.params, res)
+                    guard.after_epoch(self.params, res)  # dp checks its ranks itself
                 if res.nonfinite is not None and on_nan == "raise":
                     self._nonfinite = res.nonfinite
                     err = NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1],

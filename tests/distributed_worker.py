@@ -266,6 +266,30 @@ def nan_stop(distributed=False, exchange="auto"):
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
+def last_update(distributed=False, exchange="auto"):
+    """Each epoch one batch whose update makes the weights infinite, with on_nan="raise"
+    and "stop": (the error, the weights left) for each."""
+    import warnings
+
+    from nncore.distributed import DataParallel
+    out = {}
+    for on_nan in ("raise", "stop"):
+        model = nn.Sequential([nn.Dense(1, 1)], dtype="float64", seed=0)
+        model.compile(nn.SGD(lr=1e300), "mse")
+        X, Y = np.ones((4, 1)), np.full((4, 1), 1e10)
+        fit = DataParallel(model, exchange=exchange).fit if distributed else model.fit
+        err = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                fit(X, Y, epochs=3, batch_size=4, shuffle=False, verbose=0, on_nan=on_nan)
+            except nn.NonFiniteLossError as e:
+                err = str(e)
+        out[on_nan] = {"error": err, "params": model.params.tolist(),
+                       "epochs": len(model.history.history.get("loss", []))}
+    return out
+
+
 class _OnRank(nn.Callback):
     """What a callback does on one rank only (a rank-dependent callback)."""
 
@@ -407,6 +431,7 @@ def main():
             out_[f"in_place_{exchange}"] = in_place(True, exchange).tolist()
             out_[f"in_place_batch_{exchange}"] = in_place(True, exchange, True).tolist()
             out_[f"nan_stop_{exchange}"] = nan_stop(True, exchange)
+            out_[f"last_update_{exchange}"] = last_update(True, exchange)
             out_[f"diverging_{exchange}"] = diverging_callbacks(exchange)
         out_["evaluate"] = evaluations()
         _dump(out, out_)

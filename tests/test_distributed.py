@@ -464,6 +464,16 @@ def test_nan_stop_history_matches_one_process(behaviour, exchange):
             np.testing.assert_allclose(hist[k], ref[k], rtol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("exchange", ["shared", "allreduce"])
+def test_the_last_update_of_a_fit_is_checked_on_every_rank(behaviour, exchange):
+    """An update that makes the weights infinite, the last of its epoch: every rank puts back
+    the weights before it and raises or stops, as one process does."""
+    ref = worker.last_update()
+    assert "a weight became inf" in ref["raise"]["error"] and ref["stop"]["epochs"] == 1
+    for d in behaviour:
+        assert d[f"last_update_{exchange}"] == ref
+
+
 def test_shared_windows_are_freed(tmp_path):
     """100 fits in a loop (a new DataParallel, distributed=True, a Dup'ed communicator):
     the /dev/shm memory mapped by each rank stays flat."""
