@@ -66,6 +66,7 @@ import zlib
 import numpy as np
 
 from . import _core
+from . import _engine
 from . import _threads
 from . import layers as _layers
 from . import optimizers as _optimizers
@@ -372,7 +373,7 @@ class DataParallel:
 
         Collective: every rank passes the same data (compared, as fit does) and holds the
         same weights; an error on any rank (a bad argument, say) raises on every rank."""
-        from .models import _PREDICT_BATCH
+        from ._engine import PREDICT_BATCH as _PREDICT_BATCH
         m = self.model
         what = "DataParallel.evaluate"
         self._arrive("evaluate")
@@ -692,7 +693,7 @@ class DataParallel:
         self._buckets = {i: m.grads[lo:hi] for i, (lo, hi) in buckets.items()}
 
     def _run_epoch(self, X, Y, W, batch_size, on_batch, guard, perm=None):
-        """Sequential._run_epoch across the ranks: the same _EpochResult (global sums) on
+        """The engine's run_epoch across the ranks: the same EpochResult (global sums) on
         every rank; in the compiled plan's floating-point mode (subnormals flushed).
 
         First checks that the callbacks so far left the ranks alike. With the shared
@@ -719,7 +720,6 @@ class DataParallel:
     def _run_epoch_ranks(self, X, Y, W, batch_size, on_batch, guard, perm, private):
         """The epoch's steps. ``private``: some rank has a per-batch callback; with the
         shared exchange every rank then moves out of the window around it."""
-        from .models import _EpochResult
         MPI, comm, rank, size = self.MPI, self.comm, self.rank, self.size
         m = self.model
         layers = m._layers
@@ -735,7 +735,7 @@ class DataParallel:
         grads, params, dtype = m.grads, m.params, m.dtype
         node = self._node
         buckets = self._buckets if self.overlap and node is None else {}
-        ws = m._training_ws(-(-batch_size // size))
+        ws = m._engine.training_ws(-(-batch_size // size))
         inputs = ws.inputs
         n = X.shape[0]
         per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
@@ -743,7 +743,7 @@ class DataParallel:
         local = np.zeros(2 + 2 * nm)
         batch_metrics = np.zeros(2 * nm)  # this batch's, counted once its loss is finite
         lossbuf = np.zeros(1)
-        res = _EpochResult(nm)
+        res = _engine.EpochResult(nm)
         chunk_loss = chunk_weight = 0.0
         chunk_rows = 0
         for b, start in enumerate(range(0, n, batch_size)):
@@ -751,7 +751,7 @@ class DataParallel:
             rows = stop - start
             r0, r1 = _shard(start, stop, rank, size)
             mloc = r1 - r0
-            # This rank's rows: through perm when given (a copy), as Sequential._run_epoch.
+            # This rank's rows: through perm when given (a copy), as the engine's run_epoch.
             shard = slice(r0, r1) if perm is None else perm[r0:r1]
             if W is None:
                 bw = float(rows)
@@ -899,7 +899,7 @@ class DataParallel:
             if what is not None:
                 m._refuse_during_fit(what)
             if r1 > r0:
-                total, weight, msums, mcounts = m._evaluate_sums(
+                total, weight, msums, mcounts = m._engine.evaluate_sums(
                     X[r0:r1], Y[r0:r1], None if W is None else W[r0:r1], batch_size)
                 sums[:] = [total, weight, *msums, *mcounts]
         except BaseException as e:

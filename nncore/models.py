@@ -24,7 +24,6 @@ from ._validation import check_finite_array, check_sample_weight, check_weight_s
 __all__ = ["Sequential"]
 
 _PREDICT_BATCH = _engine.PREDICT_BATCH
-_EpochResult = _engine.EpochResult  # distributed.py's import, until it uses the engine
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys",
                                            ["missing_keys", "unexpected_keys"])
@@ -379,13 +378,6 @@ class Sequential:
         """{"loss": ..., metric: ...} over validated arrays (inference mode)."""
         return self._evaluate_logs(*self._engine.evaluate_sums(X, Y, W, batch_size))
 
-
-    # Until distributed.py speaks to the engine (issue 23): its old names.
-    def _training_ws(self, rows):
-        return self._engine.training_ws(rows)
-
-    def _evaluate_sums(self, X, Y, W, batch_size):
-        return self._engine.evaluate_sums(X, Y, W, batch_size)
 
     def _evaluate_logs(self, total, weight, sums, counts):
         d = 1 if self.loss.labels else self.n_outputs
