@@ -18,14 +18,17 @@ int nn_gemm_ex_f64(double *c, const double *a, const double *b, nn_int m, nn_int
                    int accumulate, const double *bias, double *z, nn_int ldz, int act,
                    double alpha, int n_threads);
 
-// A dense layer's forward product y = act(x . w + bias) (nn_gemm_ex's epilogue), with its
-// sums split over k in two where the backward updates w in two halves of rows (gemm.c).
-int nn_gemm_forward_f32(float *y, const float *x, const float *w, nn_int m, nn_int n,
-                        nn_int k, const float *bias, float *z, int act, float alpha,
-                        int n_threads);
-int nn_gemm_forward_f64(double *y, const double *x, const double *w, nn_int m, nn_int n,
-                        nn_int k, const double *bias, double *z, int act, double alpha,
-                        int n_threads);
+// Where a two-thread product c (rows, cols) on the packed path splits its rows (the row), or
+// 0 when it splits the columns or is one tile wide (the direct path then takes it). A dense
+// layer's forward splits its sums over k at the row where its backward's dW = x^T . dz
+// (in, out) splits, so each thread reads the rows of w it updates (ops/dense_impl.h).
+nn_int nn_gemm_row_split_f32(nn_int rows, nn_int cols);
+nn_int nn_gemm_row_split_f64(nn_int rows, nn_int cols);
+
+// 1 when c (m, n) (+)= a (m, k) . b (k, n) takes the direct path, whose kernels form the whole
+// sum over k before adding it to c: a second part of k then accumulates onto c in its tiles.
+int nn_gemm_is_direct_f32(nn_int m, nn_int n, nn_int k);
+int nn_gemm_is_direct_f64(nn_int m, nn_int n, nn_int k);
 
 // The GEMM of nn_gemm (no epilogue) applying upd (not NULL) to each block of c once it is
 // final: c is a block of the gradient buffer upd->origin.

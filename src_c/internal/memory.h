@@ -14,7 +14,7 @@ enum nn_ws_slot {
     NN_WS_GEMM_B,       // packed panels of B
     NN_WS_GEMM_CT,      // C^T, for a product formed transposed (gemm_as_transpose)
     NN_WS_GEMM_BT,      // a row-major copy of b^T for the direct path
-    NN_WS_GEMM_SPLIT,   // the second half-k product of a split dense forward (nn_gemm_forward)
+    NN_WS_DENSE_SPLIT,  // the second half-k product of a split dense forward (dense_impl.h)
     NN_WS_GEMM_PANEL,   // a panel of dW stepped by the optimizer without being written out
     NN_WS_LOSS_CHUNKS,  // a loss's per-chunk partial sums (losses_impl.h)
     NN_WS_SLOTS

@@ -1,6 +1,8 @@
 // dense.c - the dense layer: fused forward (GEMM + bias + activation) and backward.
 #include "internal/port.h"
 #include "internal/threads.h"
+#include "internal/memory.h"
+#include "internal/dispatch.h"
 #include "internal/update.h"
 #include "gemm/gemm.h"
 #include "ops/ops.h"
