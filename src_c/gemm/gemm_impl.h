@@ -129,27 +129,19 @@ static void NN_T(short_rows)(const KERNELS_T *K, nn_int kc, const T *a, nn_int r
             (int)(rows - i < NN_MR_SHORT ? rows - i : NN_MR_SHORT), (int)cols, acc);
 }
 
-#ifndef NN_K_ONE_BLOCK_BYTES
-#define NN_K_ONE_BLOCK_BYTES ((nn_int)28 << 10)  // an mr x k panel of A, in L1
-#endif
-
 // The k block of the packed path: kc, or the whole of k when that is at most half a block
 // more and an mr x k panel of A still fits in L1. Two blocks, the second short, cost an extra
 // pass over c and a short k loop.
 static inline nn_int NN_T(k_block)(const KERNELS_T *K, nn_int k) {
-    return k <= K->kc + K->kc / 2 && K->mr * k * (nn_int)sizeof(T) <= NN_K_ONE_BLOCK_BYTES
+    return k <= K->kc + K->kc / 2 && K->mr * k * (nn_int)sizeof(T) <= K->rules.k_one_block_bytes
                ? k : K->kc;
 }
-
-#ifndef NN_UPD_PREFETCH_BYTES
-#define NN_UPD_PREFETCH_BYTES ((nn_int)1 << 20)
-#endif
 
 // Before each kernel call of a panel that ends with the optimizer step, the step's rows of
 // the next panel (the parameters and optimizer state under those columns, nn_update.arrays)
 // are fetched, so that the step finds them in L1 instead of waiting on memory for each row.
-// Only for a gradient of more than NN_UPD_PREFETCH_BYTES, beyond L2: for one that stays in
-// L2 the prefetches only cost.
+// Only for a gradient of more than rules.upd_prefetch_bytes, beyond L2: for one that stays
+// in L2 the prefetches only cost.
 static inline void NN_T(prefetch_step_rows)(const struct NN_T(gemm_args) *g, nn_int i0,
                                             nn_int rows, nn_int j0, nn_int cols) {
     const nn_int off = g->c + i0 * g->ldc + j0 - (const T *)g->upd->origin;
@@ -160,10 +152,6 @@ static inline void NN_T(prefetch_step_rows)(const struct NN_T(gemm_args) *g, nn_
             for (nn_int q = 0; q < cols; q += 64 / (nn_int)sizeof(T)) NN_PREFETCH_W(row + q);
         }
 }
-
-#ifndef NN_A_KEEP_BYTES
-#define NN_A_KEEP_BYTES ((nn_int)4 << 20)  // a whole packed A kept: at most this much
-#endif
 
 // C rows [m0, m1) x columns [n0, n1), packed path, on the calling thread.
 static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNELS_T *K,
@@ -180,7 +168,7 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
     // All rows in one block (m <= mc: a batch of up to 480) and several column blocks: A's
     // panels for every k block are kept, so A is packed once, not once per nc columns.
     const int a_keep = m1 - m0 <= K->mc && n1 - n0 > nc_step &&
-                       mc_max * g->k * (nn_int)sizeof(T) <= NN_A_KEEP_BYTES;
+                       mc_max * g->k * (nn_int)sizeof(T) <= K->rules.a_keep_bytes;
     T *ap = (T *)nn_workspace(NN_WS_GEMM_A,
                               (size_t)(mc_max * (a_keep ? g->k : kc_max)) * sizeof(T));
     T *bp = (T *)nn_workspace(NN_WS_GEMM_B, (size_t)(kc_max * nc_max) * sizeof(T));
@@ -194,7 +182,7 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
         if (!panel) return NN_ERR_NOMEM;
     }
     if (!ap || !bp) return NN_ERR_NOMEM;
-    const int prefetch = g->upd && g->m * g->n * (nn_int)sizeof(T) > NN_UPD_PREFETCH_BYTES;
+    const int prefetch = g->upd && g->m * g->n * (nn_int)sizeof(T) > K->rules.upd_prefetch_bytes;
 
     for (nn_int jc = n0; jc < n1; jc += nc_step) {
         nn_int nc = n1 - jc < nc_step ? n1 - jc : nc_step;
@@ -238,21 +226,10 @@ static int NN_T(gemm_block_packed)(const struct NN_T(gemm_args) *g, const KERNEL
     return NN_OK;
 }
 
-#ifndef NN_DIRECT_MAX_M
-// Up to this many rows, a B of at most 512 columns that fits in the L2 budget of a packed
-// block (1 MiB, cpu.c) is read in place: packing it costs more than it saves. A wider or
-// larger B is faster packed.
-#define NN_DIRECT_MAX_M 128
-#define NN_DIRECT_B_BYTES ((nn_int)1 << 20)
-#endif
-
 // A small batch (m <= NN_MR_SHORT) uses each row of B for a few multiply-adds only: B is then
-// streamed in blocks of this many rows, every column strip of a block before the next block,
-// so that its rows are read nearly in order (the prefetchers follow) rather than one strip
-// down all k rows at a time. Chosen by shape alone, like every path here.
-#ifndef NN_KB_SHORT
-#define NN_KB_SHORT 64
-#endif
+// streamed in blocks of rules.kb_short rows, every column strip of a block before the next
+// block, so that its rows are read nearly in order (the prefetchers follow) rather than one
+// strip down all k rows at a time.
 
 // The direct kernel form for m rows: 0 (mr rows), 1 (short: NN_MR_SHORT rows), 2 (one row).
 static inline int NN_T(direct_form)(nn_int m) { return m == 1 ? 2 : m <= NN_MR_SHORT ? 1 : 0; }
@@ -265,7 +242,7 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
     const int mr = form == 2 ? 1 : form == 1 ? NN_MR_SHORT : K->mr;
     const int nr = form == 2 ? K->nr_row : K->nr;
     const nn_int rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
-    const nn_int kb = form ? NN_KB_SHORT : g->k;
+    const nn_int kb = form ? K->rules.kb_short : g->k;
     // B's rows a whole number of vectors long but not starting on a vector boundary (NumPy
     // aligns large arrays to 16 bytes): every load of B would straddle two cache lines, so the
     // columns before the first boundary take a narrow tile of their own and the others start
@@ -279,7 +256,7 @@ static int NN_T(gemm_block_direct)(const struct NN_T(gemm_args) *g, const KERNEL
     // Whether B stays in L2. A last panel of a few rows takes the short kernel only then: each
     // of its calls reads the strip of B again: cheap from L2, not from memory (rows a page
     // apart do not stay in L2).
-    const int b_in_l2 = g->k * g->ldbd * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES;
+    const int b_in_l2 = g->k * g->ldbd * (nn_int)sizeof(T) <= K->rules.read_b_bytes;
     if (form == 2 && !b_in_l2 &&
         (g->ldbd * (nn_int)sizeof(T)) % 2048 == 0 && (n1 - n0) % K->nr_narrow == 0) {
         // One row against a B that does not stay in L2, its rows a multiple of 2 KiB apart
@@ -345,28 +322,27 @@ static int NN_T(gemm_block_dot)(const struct NN_T(gemm_args) *g, const KERNELS_T
     return NN_OK;
 }
 
-#ifndef NN_DOT_MIN_K
-#define NN_DOT_MIN_K 32  // measured: dZ.W^T at batch 1 with 10 outputs (k = 10) 0.7x NumPy
-#endif
-
 // Packing pays for itself only when each packed element is reused many times; below these
-// sizes the direct path is faster (measured in benchmarks/bench_gemm.py). The choice depends
-// on the shape alone, never on the thread count. With a few rows (a small batch) each
-// element of B is used a few times only, and a B no wider than one tile (an output layer)
-// would make a packed panel mostly padding: both read B in place whatever k is.
-// Up to 32 rows and 1024 of k, a B read in place from memory as the kernel goes beats packing
-// it first, whatever its size (with k 2048 a column strip spans more pages than the TLB
-// holds) - but not a transposed B, which would be copied whole.
-// But x^T.dZ (A read transposed) of 256 rows or more, 2^21 multiply-adds or more and B whole
-// tiles wide is packed: read in place, each 12-row tile takes 48 bytes from each of k rows
-// of x, m values apart, again for every column strip. Below 256 rows or 2^21, or with a last
-// strip of a few columns (the direct path gives it a narrow kernel), packing loses or ties.
+// sizes the direct path is faster (measured in benchmarks/bench_gemm.py). With a few rows
+// (direct_rows: a small batch) each element of B is used a few times only, and a B no wider
+// than one tile (an output layer) would make a packed panel mostly padding: both read B in
+// place whatever k is; so do products of a short k and little work (direct_k, direct_work).
+// Up to thin_rows rows and thin_k of k, a B read in place from memory as the kernel goes
+// beats packing it first, whatever its size (with a longer k a column strip spans more pages
+// than the TLB holds) - but not a transposed B, which would be copied whole. Up to read_rows
+// rows, a B of at most read_cols columns that fits in read_b_bytes (the L2 budget of a packed
+// block, cpu.c) is read in place too. But x^T.dZ (A read transposed) of xt_rows rows or more,
+// xt_work multiply-adds or more and B whole tiles wide is packed: read in place, each tile
+// takes a few values from each of k rows of x, m values apart, again for every column strip.
 static int NN_T(use_direct)(const KERNELS_T *K, nn_int m, nn_int n, nn_int k, int trans_a,
                             int trans_b) {
-    const int tall_xt = trans_a && m >= 256 && n % K->nr == 0 && m * n * k >= ((nn_int)1 << 21);
-    return m <= 16 || n <= K->nr || (k <= 512 && m * n * k <= ((nn_int)1 << 22) && !tall_xt) ||
-           (m <= 32 && k <= 1024 && !trans_b) ||
-           (m <= NN_DIRECT_MAX_M && n <= 512 && k * n * (nn_int)sizeof(T) <= NN_DIRECT_B_BYTES);
+    const struct nn_gemm_rules *R = &K->rules;
+    const int tall_xt = trans_a && m >= R->xt_rows && n % K->nr == 0 && m * n * k >= R->xt_work;
+    return m <= R->direct_rows || n <= K->nr ||
+           (k <= R->direct_k && m * n * k <= R->direct_work && !tall_xt) ||
+           (m <= R->thin_rows && k <= R->thin_k && !trans_b) ||
+           (m <= R->read_rows && n <= R->read_cols &&
+            k * n * (nn_int)sizeof(T) <= R->read_b_bytes);
 }
 
 // Products too small for a micro-kernel's set-up to pay (a tiny network at batch 1: 1x2x3):
@@ -442,6 +418,52 @@ static int NN_T(gemm_as_transpose)(const KERNELS_T *K, T *c, const T *a, const T
     return s;
 }
 
+// How a product runs: the one place that chooses, from its shape alone (so the sums never
+// depend on the thread count), with the thresholds of the CPU path's rules (dispatch.h).
+#ifndef NN_GEMM_PATHS_ONCE  // dtype-independent, once
+#define NN_GEMM_PATHS_ONCE
+enum {
+    NN_GEMM_PATH_TINY,      // plain loops (nn_gemm_tiny)
+    NN_GEMM_PATH_T_NARROW,  // formed as C^T = B^T . A, then one transpose
+    NN_GEMM_PATH_T_ROWS,    // formed as C^T = B . A^T, then one transpose
+    NN_GEMM_PATH_DOT,       // inner products (gemm_block_dot)
+    NN_GEMM_PATH_DIRECT,    // operands read in place (gemm_block_direct)
+    NN_GEMM_PATH_PACKED     // packed, cache-blocked (gemm_block_packed)
+};
+#endif
+
+// The path of c (m, n) (+)= op(a) . op(b) (k), and the kernels *K of the CPU path in use.
+// NN_GEMM_TINY is a constant of the core, not a rule: the plan's tiny step relies on it.
+static int NN_T(gemm_select)(const KERNELS_T **K_out, nn_int m, nn_int n, nn_int k,
+                             int trans_a, int trans_b, int accumulate, int epilogue) {
+    if (m * n * k <= NN_GEMM_TINY) return NN_GEMM_PATH_TINY;
+    const KERNELS_T *K = *K_out = &nn_dispatch_get()->NN_T(gemm);
+    const struct nn_gemm_rules *R = &K->rules;
+    const int plain = !accumulate && !epilogue;
+    // A . B with a narrow B, A read transposed (dW = x^T . dZ of an output layer): a narrow
+    // tile would use n of each vector's lanes. C^T = B^T . A puts the long side along the
+    // vectors, then one transpose (n x m, small) writes C. Same sums.
+    if (trans_a && !trans_b && plain && n <= K->nr_narrow && m > n && k > 1)
+        return NN_GEMM_PATH_T_NARROW;
+    // A . B^T at batch 5-32 (dX = dZ . W^T): the paths below would copy or pack all of B^T for
+    // a few rows of A. C^T = B . A^T reads B's rows in place as its A, and packs only A^T
+    // (k x m, small); then one transpose (n x m) writes C. Past bt_rows rows only from
+    // bt_wide_work multiply-adds: smaller products gain on one thread but lose on two. Its
+    // inner call has n >= bt_min_cols rows: no loop.
+    if (trans_b && !trans_a && plain && m > NN_MR_SHORT && k >= R->bt_min_k &&
+        n >= R->bt_min_cols &&
+        (m <= R->bt_rows || (m <= R->bt_wide_rows && m * n * k >= R->bt_wide_work)))
+        return NN_GEMM_PATH_T_ROWS;
+    // A . B^T at batch 1 to 4: inner products, unless they are too short to pay for their
+    // horizontal sums (then B^T is copied, k x n, which is small then); at batch 1 the sums of
+    // a vector of outputs are formed together, so any k.
+    if (trans_b && !trans_a && m <= NN_MR_SHORT &&
+        (k >= R->dot_min_k || NN_T(dot_width)(K, m) > K->dot_n))
+        return NN_GEMM_PATH_DOT;
+    return NN_T(use_direct)(K, m, n, k, trans_a, trans_b) ? NN_GEMM_PATH_DIRECT
+                                                         : NN_GEMM_PATH_PACKED;
+}
+
 // The GEMM; with upd, *tiled tells whether the tiles applied it (else the caller does).
 static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_int k,
                            nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
@@ -458,39 +480,24 @@ static int NN_T(gemm_core)(T *c, const T *a, const T *b, nn_int m, nn_int n, nn_
         }
         return NN_OK;
     }
-    if (m * n * k <= NN_GEMM_TINY)
+    const KERNELS_T *K = NULL;
+    const int path = NN_T(gemm_select)(&K, m, n, k, trans_a, trans_b, accumulate, epilogue);
+    if (path == NN_GEMM_PATH_TINY)
         return NN_T(nn_gemm_tiny)(c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
                                   bias, z, ldz, act, alpha);
-    const KERNELS_T *K = &nn_dispatch_get()->NN_T(gemm);
-    if (trans_a && !trans_b && !accumulate && !epilogue && n <= K->nr_narrow && m > n &&
-        k > 1) {
-        // A . B with a narrow B, A read transposed (dW = x^T . dZ of an output layer): a
-        // narrow tile would use n of each vector's lanes. C^T = B^T . A instead puts the long
-        // side along the vectors, then one transpose (n x m, small) writes C. Same sums.
+    if (path == NN_GEMM_PATH_T_NARROW)
         return NN_T(gemm_as_transpose)(K, c, a, b, m, n, k, lda, ldb, ldc, 1, 0, n_threads);
-    }
-    if (trans_b && !trans_a && !accumulate && !epilogue && m > NN_MR_SHORT && k >= 128 &&
-        n >= 256 && (m <= 16 || (m <= 32 && m * n * k >= ((nn_int)1 << 24)))) {
-        // A . B^T at batch 5-32 (dX = dZ . W^T): the paths below would copy or pack all of
-        // B^T for a few rows of A. C^T = B . A^T reads B's rows in place as its A, and packs
-        // only A^T (k x m, small); then one transpose (n x m) writes C. Over 16 rows only
-        // from 2^24 multiply-adds: smaller products gain on one thread but lose on two. Its
-        // inner call has n >= 256 rows: no loop.
+    if (path == NN_GEMM_PATH_T_ROWS)
         return NN_T(gemm_as_transpose)(K, c, a, b, m, n, k, lda, ldb, ldc, 0, 1, n_threads);
-    }
     struct NN_T(gemm_args) g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
                                 bias, z, ldz, act, alpha, epilogue, b, ldb, upd};
     *tiled = upd != NULL;
     int (*block)(const struct NN_T(gemm_args) *, const KERNELS_T *, nn_int, nn_int, nn_int,
                  nn_int);
     int mr = K->mr, nr = K->nr, transpose_b = 0;
-    // A . B^T at batch 1 to 4: inner products, unless they are too short to pay for their
-    // horizontal sums (then B^T is copied, k x n, which is small then); at batch 1 the sums of
-    // a vector of outputs are formed together, so any k.
-    if (trans_b && !trans_a && m <= NN_MR_SHORT &&
-        (k >= NN_DOT_MIN_K || NN_T(dot_width)(K, m) > K->dot_n)) {
+    if (path == NN_GEMM_PATH_DOT) {
         block = NN_T(gemm_block_dot), mr = NN_MR_SHORT, nr = (int)NN_T(dot_width)(K, m);
-    } else if (NN_T(use_direct)(K, m, n, k, trans_a, trans_b)) {
+    } else if (path == NN_GEMM_PATH_DIRECT) {
         block = NN_T(gemm_block_direct);
         int form = NN_T(direct_form)(m);
         if (form) mr = form == 2 ? 1 : NN_MR_SHORT;

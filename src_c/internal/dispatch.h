@@ -33,6 +33,31 @@ typedef void (*nn_dot_f64_t)(nn_int k, const double *a, nn_int lda, const double
 // (NN_MR_SHORT rows), 2 for the row form (1 row, nr_row columns); w = 1 for the narrow form
 // (one vector, nr_narrow columns, instead of nr or nr_row). stream: one row against a B that
 // comes from L3 or memory, n a multiple of one vector (gemm_isa_impl.h).
+// Where the GEMM's paths take over (gemm_select in gemm/gemm_impl.h, which explains each
+// rule), and the sizes its blocks work in: multiply-adds, rows, columns, k, or bytes of an
+// operand. Part of each path's table entry, so that a path's kernels can move them; every
+// choice depends on the shape alone, never on the thread count.
+struct nn_gemm_rules {
+    nn_int direct_rows;                 // m <= this: B read in place (direct path)
+    nn_int direct_k, direct_work;       // k <= and m n k <= these: direct
+    nn_int thin_rows, thin_k;           // m <= and k <= these, B not transposed: direct
+    nn_int read_rows, read_cols, read_b_bytes;  // m, n and B's bytes at most these: direct
+    nn_int xt_rows, xt_work;            // x^T.dZ at least this tall and large: packed
+    nn_int dot_min_k;                   // A.B^T at batch 1-4: inner products from this k
+    nn_int bt_min_k, bt_min_cols;       // A.B^T at batch 5-32 formed transposed from these,
+    nn_int bt_rows, bt_wide_rows, bt_wide_work;  // up to bt_rows, or bt_wide_rows from work
+    nn_int k_one_block_bytes;           // packed: a k of up to 1.5 kc is one block if its
+                                        // mr x k panel of A is at most this (in L1)
+    nn_int a_keep_bytes;                // packed: a whole packed A kept, at most this
+    nn_int upd_prefetch_bytes;          // packed: the step's next rows fetched beyond this
+    nn_int kb_short;                    // direct, 1-4 rows: B streamed in blocks of k rows
+};
+
+// The values of every x86-64 path and the portable one.
+#define NN_GEMM_RULES                                                                         \
+    {16, 512, (nn_int)1 << 22, 32, 1024, 128, 512, (nn_int)1 << 20, 256, (nn_int)1 << 21, 32, \
+     128, 256, 16, 32, (nn_int)1 << 24, (nn_int)28 << 10, (nn_int)4 << 20, (nn_int)1 << 20, 64}
+
 #define NN_GEMM_KERNELS(T, SUF)                                                               \
     struct nn_gemm_kernels_##SUF {                                                            \
         int mr, nr, nr_row;    /* micro-tile; the row form's width */                         \
@@ -42,6 +67,7 @@ typedef void (*nn_dot_f64_t)(nn_int k, const double *a, nn_int lda, const double
         nn_dot_##SUF##_t dot;                                                                 \
         void (*transpose)(T *dst, nn_int ldd, const T *src, nn_int lds, nn_int rows,          \
                           nn_int cols); /* dst(c, r) = src(r, c) */                           \
+        struct nn_gemm_rules rules;                                                           \
     };
 NN_GEMM_KERNELS(float, f32)
 NN_GEMM_KERNELS(double, f64)
@@ -85,7 +111,7 @@ const struct nn_dispatch *nn_dispatch_get(void);
      {{nn_direct_##isa##_##SUF, nn_direct_narrow_##isa##_##SUF},                              \
       {nn_direct_short_##isa##_##SUF, nn_direct_short_narrow_##isa##_##SUF},                  \
       {nn_direct_row_##isa##_##SUF, nn_direct_row_narrow_##isa##_##SUF}},                     \
-     nn_stream_##isa##_##SUF, nn_dot_##isa##_##SUF, nn_transpose_##isa##_##SUF}
+     nn_stream_##isa##_##SUF, nn_dot_##isa##_##SUF, nn_transpose_##isa##_##SUF, NN_GEMM_RULES}
 
 NN_DECLARE_GEMM_KERNELS(generic)
 #ifdef NN_X86_64
