@@ -9,15 +9,20 @@ Usage
 From the repository root, after ``python setup.py build_ext --inplace -q``::
 
     python benchmarks/bench_training.py --quick     # smoke run (CI): < 1 minute, any peers
-    python benchmarks/bench_training.py             # full run: about 16 minutes (2 rounds)
+    python benchmarks/bench_training.py             # full run: 20-30 minutes (2 rounds)
     python benchmarks/bench_training.py --peers nncore,torch --threads 1
+    python benchmarks/bench_training.py --peers nncore,jax --rows seed --kinds sgd
 
 ``--peers`` picks among ``nncore,numpy,torch,jax,sklearn`` (default: all; a peer that is not
 installed is skipped with a note, so ``--quick`` runs with NumPy and nncore alone).
 ``--threads default,1`` (the default) runs everything with each library's default threads and
-again with one thread. ``--json PATH`` (default ``bench_training.json``) receives every row
-and the machine; ``--plot PATH`` (default ``bench_training.png``, ``''`` for none) draws the
-samples/s when matplotlib is installed.
+again with one thread. ``--rows seed,digits`` keeps the networks whose "name/batch" contains
+one of the words; ``--kinds sgd,adam,predict`` (default: all three) picks the measurements.
+``--shuffle`` reshuffles every epoch inside the timed region (below). ``--json PATH``
+(default ``bench_training.json``) receives every row and the machine; ``--plot PATH``
+(default ``bench_training.png``, ``''`` for none) draws the samples/s when matplotlib is
+installed. ``tools/ab_bench.py`` runs this script's nncore rows for two builds of nncore,
+alternated round by round.
 
 What is measured
 ----------------
@@ -30,21 +35,37 @@ Networks / batch sizes (hidden layers relu, output logits)::
 
 Data: seeded standard-normal features, labels from a fixed random linear teacher (argmax of
 ``X @ T``; ``X @ t > 0`` for the seed network), the same arrays for every peer; the sample
-count is a multiple of the batch size, so every batch is full.
+count is a multiple of the batch size, so every batch is full. A full epoch is 20,000 samples
+or more (wide: 4,096, whose epoch lasts a good fraction of a second anyway), so a call per
+epoch costs nothing that shows; ``--quick`` uses small epochs (a smoke test, not figures).
 
-Training (SGD, lr 0.01, momentum 0.9; shuffled every epoch, inside the timed region):
+Each peer gets the data in its own form before the clock starts: NumPy arrays for nncore,
+batches cut in advance for the NumPy MLP and PyTorch (views, a list of (x, y) pairs), device
+arrays staged as (steps, batch, features) for JAX. The samples come in a random order already,
+so by default every peer takes them in that order each epoch: the clock sees training alone.
+``--shuffle`` reshuffles every epoch inside the timed region, each peer its fastest way:
+``fit(shuffle=True)``; ``np.random.Generator.permutation`` and a gather; ``torch.randperm``
+and a gather; for JAX a NumPy permutation (``jax.random.permutation`` of 20,000 took 22 ms
+here, 30 times NumPy's) and one jitted gather into the staged arrays;
+``MLPClassifier(shuffle=True)``.
 
-* ``nncore``   ``model.fit(X, y, epochs=E, batch_size=B, shuffle=True, verbose=0)``.
+Training (SGD, lr 0.01, momentum 0.9):
+
+* ``nncore``   ``model.fit(X, y, epochs=E, batch_size=B, shuffle=False, verbose=0)``.
 * ``numpy``    a plain NumPy MLP: forward with ``@``, loss, backward, in-place momentum update.
-* ``torch``    ``nn.Sequential`` of ``Linear``/``ReLU``, ``optim.SGD``; per batch
-  ``zero_grad``, loss, ``backward``, ``step``; ``torch.randperm`` each epoch.
+* ``torch``    ``nn.Sequential`` of ``Linear``/``ReLU``, ``optim.SGD``, a plain loop over the
+  batches: ``zero_grad``, loss, ``backward``, ``step``.
 * ``jax_step`` a ``jax.jit`` train step (hand-written SGD/Adam with PyTorch's formulas; params
-  and optimizer state donated) called once per batch; it cuts its batch out of the epoch's
-  shuffled arrays with ``lax.dynamic_slice``; the shuffle is one jitted call per epoch.
-* ``jax_scan`` the whole epoch as one jitted function: permutation, reshape into batches,
-  ``lax.scan`` of the same step.
+  and optimizer state donated) called once per batch from Python; it takes the staged arrays
+  and the step's index (device scalars made in advance) and indexes inside the jit.
+* ``jax_scan`` JAX at its best: the whole epoch is one jitted call, a ``lax.scan`` of the same
+  step over the staged (steps, batch, features) arrays; compiled with ``lower().compile()``
+  and run once before the clock. Both JAX peers return the parameters and optimizer state
+  alone, so XLA drops the loss value (returning the epoch's mean loss cost 15% on the seed
+  network; nncore's fit computes it, for its History). ``lax.scan(unroll=2)`` made the seed
+  network 10 times slower here.
 * ``sklearn``  ``MLPClassifier(solver="sgd", momentum=0.9, nesterovs_momentum=False,
-  alpha=0, batch_size=B, shuffle=True)``, one ``partial_fit`` per epoch. It applies to every
+  alpha=0, batch_size=B, shuffle=False)``, one ``partial_fit`` per epoch. It applies to every
   network here (two classes give one logistic output, i.e. the seed network).
 
 Each measurement: one warm-up epoch (JAX compiles before it; the compile time is reported
@@ -108,17 +129,20 @@ from collections import namedtuple
 import numpy as np
 
 # Prefer the in-place build of this checkout (as bench_gemm.py does); otherwise the installed
-# nncore (CI runs the benchmarks from a temporary directory after `pip install .`).
+# nncore (CI runs the benchmarks from a temporary directory after `pip install .`). A PYTHONPATH
+# that holds an nncore package wins: tools/ab_bench.py points it at each build it compares.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if glob.glob(os.path.join(ROOT, "nncore", "_core*.so")):
+if glob.glob(os.path.join(ROOT, "nncore", "_core*.so")) and not any(
+        os.path.isfile(os.path.join(d, "nncore", "__init__.py"))
+        for d in os.environ.get("PYTHONPATH", "").split(os.pathsep) if d):
     sys.path.insert(0, ROOT)
 
 Net = namedtuple("Net", "name sizes batch n_quick n_full")
 NETS = (
-    Net("seed 2-3-1", (2, 3, 1), 1, 512, 2048),
+    Net("seed 2-3-1", (2, 3, 1), 1, 512, 20000),
     Net("digits 64-128-10", (64, 128, 10), 32, 2048, 32768),
-    Net("mnist 784-256-128-10", (784, 256, 128, 10), 64, 2048, 16384),
-    Net("mnist 784-256-128-10", (784, 256, 128, 10), 256, 4096, 16384),
+    Net("mnist 784-256-128-10", (784, 256, 128, 10), 64, 2048, 20480),
+    Net("mnist 784-256-128-10", (784, 256, 128, 10), 256, 4096, 20480),
     Net("wide 1024-1024-1024-10", (1024, 1024, 1024, 10), 256, 512, 4096),
 )
 ADAM_QUICK = ("digits 64-128-10/32",)
@@ -133,6 +157,7 @@ SGD_LR, MOMENTUM, ADAM_LR = 0.01, 0.9, 1e-3
 PREDICT_BATCH = 256
 
 PEERS = ("nncore", "numpy", "torch", "jax", "sklearn")
+KINDS = ("sgd", "adam", "predict")
 MODULES = {"nncore": "nncore", "numpy": "numpy", "torch": "torch", "jax": "jax",
            "sklearn": "sklearn"}
 COLUMNS = ("nncore", "numpy", "torch", "jax_step", "jax_scan", "sklearn")  # table order
@@ -291,7 +316,7 @@ def nncore_peer(threads):
                                   zip(net.sizes[:-1], net.sizes[1:], acts)],
                                  dtype="float32", seed=seed)
 
-    def trainer(net, opt, X, y):
+    def trainer(net, opt, X, y, shuffle):
         model = build(net)
         optimizer = (nncore.SGD(lr=SGD_LR, momentum=MOMENTUM) if opt == "sgd" else
                      nncore.Adam(lr=ADAM_LR))
@@ -299,7 +324,7 @@ def nncore_peer(threads):
                       loss="bce_with_logits" if net.sizes[-1] == 1 else "cross_entropy")
 
         def train(epochs):
-            model.fit(X, y, epochs=epochs, batch_size=net.batch, shuffle=True, verbose=0)
+            model.fit(X, y, epochs=epochs, batch_size=net.batch, shuffle=shuffle, verbose=0)
         return train, lambda: model.evaluate(X, y)["loss"], {}
 
     def predictor(net, X):
@@ -307,7 +332,7 @@ def nncore_peer(threads):
         return lambda x: model.predict(x)
 
     return {"version": nncore.__version__, "threads_used": nncore.get_num_threads(),
-            "trainer": trainer, "predictor": predictor}
+            "file": nncore.__file__, "trainer": trainer, "predictor": predictor}
 
 
 class NumpyMLP:
@@ -379,18 +404,23 @@ def numpy_peer(threads):
     if threads == 1:
         numpy_peer.limit = threadpool_limits(limits=1)  # kept for the process's lifetime
 
-    def trainer(net, opt, X, y):
+    def trainer(net, opt, X, y, shuffle):
         mlp = NumpyMLP(net.sizes, opt)
         rng = np.random.default_rng(0)
         lr = SGD_LR if opt == "sgd" else ADAM_LR
         n, B = X.shape[0], net.batch
 
+        def batches(X, y):
+            return [(X[s:s + B], y[s:s + B]) for s in range(0, n, B)]
+        staged = batches(X, y)
+
         def train(epochs):
             for _ in range(epochs):
-                perm = rng.permutation(n)
-                Xp, yp = X[perm], y[perm]
-                for s in range(0, n, B):
-                    mlp.train_batch(Xp[s:s + B], yp[s:s + B], lr)
+                if shuffle:
+                    perm = rng.permutation(n)
+                    staged[:] = batches(X[perm], y[perm])
+                for xb, yb in staged:
+                    mlp.train_batch(xb, yb, lr)
         return train, lambda: float(mlp.loss_and_grad(mlp.forward(X), y)[0]), {}
 
     def predictor(net, X):
@@ -413,7 +443,7 @@ def torch_peer(threads):
                 mods.append(torch.nn.ReLU())
         return torch.nn.Sequential(*mods)
 
-    def trainer(net, opt, X, y):
+    def trainer(net, opt, X, y, shuffle):
         model = build(net)
         binary = net.sizes[-1] == 1
         loss_fn = torch.nn.BCEWithLogitsLoss() if binary else torch.nn.CrossEntropyLoss()
@@ -422,14 +452,16 @@ def torch_peer(threads):
         Xt = torch.from_numpy(X)
         yt = torch.from_numpy(y[:, None] if binary else y)
         n, B = X.shape[0], net.batch
+        staged = list(zip(Xt.split(B), yt.split(B)))
 
         def train(epochs):
             for _ in range(epochs):
-                perm = torch.randperm(n)
-                Xp, yp = Xt[perm], yt[perm]
-                for s in range(0, n, B):
+                if shuffle:
+                    perm = torch.randperm(n)
+                    staged[:] = zip(Xt[perm].split(B), yt[perm].split(B))
+                for xb, yb in staged:
                     optimizer.zero_grad()
-                    loss = loss_fn(model(Xp[s:s + B]), yp[s:s + B])
+                    loss = loss_fn(model(xb), yb)
                     loss.backward()
                     optimizer.step()
 
@@ -503,56 +535,57 @@ def jax_peer(threads):
         params = tm(lambda p, mi, vi: p - step * mi / (jnp.sqrt(vi) / corr + eps), params, m, v)
         return params, (t, m, v), loss
 
-    def trainer(net, opt, X, y):
+    def trainer(net, opt, X, y, shuffle):
         n, B, nb = X.shape[0], net.batch, X.shape[0] // net.batch
         Xj, yj = jnp.asarray(X), jnp.asarray(y)
-        base = jax.random.PRNGKey(0)
+        rng = np.random.default_rng(0)
 
-        def shuffle(epoch, X, y):
-            perm = jax.random.permutation(jax.random.fold_in(base, epoch), n)
-            return X[perm], y[perm]
+        def stage(X, y, perm=None):  # (steps, batch, features), (steps, batch)
+            if perm is not None:
+                X, y = X[perm], y[perm]
+            return X.reshape(nb, B, -1), y.reshape((nb, B) + y.shape[1:])
 
-        def step(params, state, Xp, yp, i):
-            xb = lax.dynamic_slice_in_dim(Xp, i * B, B)
-            yb = lax.dynamic_slice_in_dim(yp, i * B, B)
-            return update(params, state, xb, yb, opt)
+        def step(params, state, Xs, ys, i):
+            return update(params, state, Xs[i], ys[i], opt)[:2]
 
-        def epoch_fn(params, state, X, y, epoch):
-            Xp, yp = shuffle(epoch, X, y)
-            Xb, yb = Xp.reshape(nb, B, -1), yp.reshape((nb, B) + yp.shape[1:])
-
+        def epoch_fn(params, state, Xs, ys):  # no losses out: XLA drops the loss value
             def body(carry, batch):
-                p, s, loss = update(*carry, *batch, opt)
-                return (p, s), loss
-            (params, state), losses = lax.scan(body, (params, state), (Xb, yb))
-            return params, state, losses.mean()
+                return update(*carry, *batch, opt)[:2], None
+            return lax.scan(body, (params, state), (Xs, ys))[0]
 
         params = init(net.sizes)
         state = opt_init(params, opt)
+        staged = jax.block_until_ready(stage(Xj, yj))
+        index = jax.block_until_ready([jnp.int32(i) for i in range(nb)])
         t0 = time.perf_counter()
-        shuffle_c = jax.jit(shuffle).lower(0, Xj, yj).compile()
-        step_c = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, Xj, yj, 0).compile()
+        if shuffle:
+            stage_c = jax.jit(stage).lower(Xj, yj, jnp.arange(n, dtype=jnp.int32)).compile()
+        step_c = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, *staged,
+                                                            index[0]).compile()
         t_step = time.perf_counter() - t0
         t0 = time.perf_counter()
-        epoch_c = jax.jit(epoch_fn, donate_argnums=(0, 1)).lower(params, state, Xj, yj,
-                                                                 0).compile()
+        epoch_c = jax.jit(epoch_fn, donate_argnums=(0, 1)).lower(params, state,
+                                                                 *staged).compile()
         t_scan = time.perf_counter() - t0
-        box = {"params": params, "state": state, "epoch": 0}
+        box = {"params": params, "state": state}
+
+        def epoch_data():
+            if not shuffle:
+                return staged
+            return stage_c(Xj, yj, jnp.asarray(rng.permutation(n).astype(np.int32)))
 
         def train_step(epochs):
             p, s = box["params"], box["state"]
             for _ in range(epochs):
-                Xp, yp = shuffle_c(box["epoch"], Xj, yj)
-                box["epoch"] += 1
-                for i in range(nb):
-                    p, s, loss = step_c(p, s, Xp, yp, i)
+                Xs, ys = epoch_data()
+                for i in index:
+                    p, s = step_c(p, s, Xs, ys, i)
             box["params"], box["state"] = jax.block_until_ready((p, s))
 
         def train_scan(epochs):
             p, s = box["params"], box["state"]
             for _ in range(epochs):
-                p, s, loss = epoch_c(p, s, Xj, yj, box["epoch"])
-                box["epoch"] += 1
+                p, s = epoch_c(p, s, *epoch_data())
             box["params"], box["state"] = jax.block_until_ready((p, s))
 
         def reset():  # the scan variant starts from the same initial weights
@@ -584,11 +617,11 @@ def sklearn_peer(threads):
         sklearn_peer.limit = threadpool_limits(limits=1)
     warnings.filterwarnings("ignore", module="sklearn")
 
-    def trainer(net, opt, X, y):
+    def trainer(net, opt, X, y, shuffle):
         labels = y.astype(np.int64)
         classes = np.arange(max(net.sizes[-1], 2))
         common = dict(hidden_layer_sizes=net.sizes[1:-1], activation="relu", alpha=0.0,
-                      batch_size=net.batch, max_iter=1, shuffle=True, random_state=0)
+                      batch_size=net.batch, max_iter=1, shuffle=shuffle, random_state=0)
         if opt == "sgd":
             clf = MLPClassifier(solver="sgd", momentum=MOMENTUM, nesterovs_momentum=False,
                                 learning_rate_init=SGD_LR, **common)
@@ -611,8 +644,14 @@ PEER_FNS = {"nncore": nncore_peer, "numpy": numpy_peer, "torch": torch_peer, "ja
             "sklearn": sklearn_peer}
 
 
+def wanted(args, kind, net):
+    """Whether --kinds and --rows select this measurement (kind: sgd, adam or predict)."""
+    return kind in args.kinds and (not args.rows or any(w in key(net) for w in args.rows))
+
+
 def worker(args):
-    """Measure one peer at one thread setting; write JSON to args.out."""
+    """Measure one peer at one thread setting; write JSON to args.out. tools/ab_bench.py runs
+    this for the nncore peer (``--worker nncore --out PATH``) with PYTHONPATH at each build."""
     threads = 1 if args.threads == ["1"] else "default"
     result = {"peer": args.worker, "threads": threads, "rows": [], "notes": []}
     try:
@@ -627,9 +666,9 @@ def worker(args):
     result.update({k: v for k, v in peer.items() if k not in ("trainer", "predictor")})
     adam = ADAM_QUICK if args.quick else ADAM_FULL
     jobs = [(net, "sgd") for net in NETS] + [(net, "adam") for net in NETS if key(net) in adam]
-    for net, opt in jobs:
+    for net, opt in [(net, opt) for net, opt in jobs if wanted(args, opt, net)]:
         X, y = make_data(net, net_n(net, args.quick))
-        trains, eval_loss, extra = peer["trainer"](net, opt, X, y)
+        trains, eval_loss, extra = peer["trainer"](net, opt, X, y, args.shuffle)
         if not isinstance(trains, dict):
             trains = {args.worker: trains}
         for name, train in trains.items():
@@ -651,8 +690,8 @@ def worker(args):
     if peer["predictor"] is not None:
         want = PREDICT_QUICK if args.quick else [key(net) for net in NETS]
         for net in NETS:
-            if key(net) not in want or any(r["kind"] == "predict" and r["config"] == net.name
-                                           for r in result["rows"]):
+            if key(net) not in want or not wanted(args, "predict", net) or any(
+                    r["kind"] == "predict" and r["config"] == net.name for r in result["rows"]):
                 continue
             X, _ = make_data(net, PREDICT_BATCH)
             made = peer["predictor"](net, X)
@@ -720,7 +759,9 @@ def run_child(args, extra, env=None):
         out = os.path.join(tmp, "out.json")
         cmd = [sys.executable, os.path.abspath(__file__), *extra, "--out", out,
                "--patience", str(args.patience), "--min-time", str(args.min_time),
-               "--reps", str(args.reps)] + (["--quick"] if args.quick else [])
+               "--reps", str(args.reps), "--rows", ",".join(args.rows),
+               "--kinds", ",".join(args.kinds)] + (["--quick"] if args.quick else []) + (
+                   ["--shuffle"] if args.shuffle else [])
         proc = subprocess.run(cmd, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
                               stderr=None, text=True)
         if proc.returncode != 0 or not os.path.exists(out):
@@ -980,6 +1021,14 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="small data, short runs (CI)")
     p.add_argument("--peers", default=",".join(PEERS), help=f"subset of {','.join(PEERS)}")
     p.add_argument("--threads", default="default,1", help="'default', '1' or both (default)")
+    p.add_argument("--rows", default="",
+                   help="networks whose 'name/batch' contains one of these comma-separated "
+                        "words, e.g. 'seed,digits', '/256' (default: all)")
+    p.add_argument("--kinds", default=",".join(KINDS),
+                   help=f"measurements among {','.join(KINDS)} (default: all)")
+    p.add_argument("--shuffle", action="store_true",
+                   help="reshuffle every epoch inside the timed region (default: the same "
+                        "random order every epoch, staged before the clock)")
     p.add_argument("--rounds", type=int, default=None,
                    help="measure every peer this many times, interleaved, and keep each row's "
                         "best (2 full, 1 quick)")
@@ -999,6 +1048,13 @@ def parse_args(argv=None):
     bad = [x for x in args.peers if x not in PEERS]
     if bad:
         p.error(f"--peers: unknown {bad}; choose from {','.join(PEERS)}")
+    args.rows = [w for w in args.rows.split(",") if w]
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    if any(k not in KINDS for k in args.kinds):
+        p.error(f"--kinds: choose among {','.join(KINDS)}, got {','.join(args.kinds)}")
+    if args.rows and not any(any(w in key(net) for w in args.rows) for net in NETS):
+        p.error(f"--rows {','.join(args.rows)} matches none of "
+                f"{', '.join(key(net) for net in NETS)}")
     args.threads = [t.strip() for t in args.threads.split(",")]
     if any(t not in ("default", "1") for t in args.threads):
         p.error(f"--threads takes 'default', '1' or 'default,1', got {args.threads}")
@@ -1081,12 +1137,14 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
 
-    cmd = "python benchmarks/bench_training.py" + (" --quick" if args.quick else "")
+    cmd = "python benchmarks/bench_training.py" + (" --quick" if args.quick else "") + (
+        " --shuffle" if args.shuffle else "")
     vers = ", ".join(f"{LABELS.get(p, p)} {v['version']}" for p, v in versions.items())
     print(f"## Training throughput, samples/s, float32 (`{cmd}`)\n")
     print(f"{info['cpu']}, {info['cpu_count']} CPUs; {vers}. SGD lr {SGD_LR}, momentum "
           f"{MOMENTUM}; higher is better; ratios > 1: nncore faster.\n")
-    print(train_table(rows, "sgd", True))
+    if any(r["kind"] == "train" and r["optimizer"] == "sgd" for r in rows):
+        print(train_table(rows, "sgd", True))
     if any(r["kind"] == "train" and r["optimizer"] == "adam" for r in rows):
         print(f"\n### Adam (lr {ADAM_LR}), samples/s\n")
         print(train_table(rows, "adam", False))
