@@ -144,15 +144,25 @@ class NanGuard:
         """After an epoch whose losses were all finite: its last update has no next loss to
         check it, so the weights are checked instead. False when one is NaN/inf: the
         parameters of the last finite loss are back and res says where (batch, value)."""
-        i = _core.first_nonfinite(params)
-        if i < 0 or res.batches == 0:
+        value = self.first_bad(params)
+        if value is None or res.batches == 0:
             return True
-        value = params[i].item()
+        self.restore_weights(params, res, value)
+        return False
+
+    @staticmethod
+    def first_bad(params):
+        """The first NaN/inf of params, or None."""
+        i = _core.first_nonfinite(params) if params.size else -1
+        return None if i < 0 else params[i].item()
+
+    def restore_weights(self, params, res, value, part=slice(None)):
+        """A weight became ``value`` (NaN/inf) in the epoch's last update: the range ``part``
+        of params gets back the weights of the last finite loss, and res says so."""
         if self.valid:
-            np.copyto(params, self.backup)
+            np.copyto(params[part], self.backup[part])
         res.nonfinite = (res.batches - 1, value, "weights")
         res.loss_sum, res.weight_sum = value, 1.0
-        return False
 
 
 class EpochResult:

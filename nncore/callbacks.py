@@ -15,7 +15,6 @@ import warnings
 import numpy as np
 
 from . import _core
-
 from . import schedules as _schedules
 from ._docs import inherit_docs
 from ._validation import check_int, check_number

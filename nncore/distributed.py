@@ -861,20 +861,15 @@ class DataParallel:
         weights are checked, each rank its range of the shared parameters (or all of its
         own), and every rank takes the same decision: a NaN/inf anywhere puts back the
         weights of the last finite loss on every rank, and res says so."""
-        m = self.model
+        params = self.model.params
         part = node.range if node is not None else slice(None)
-        mine = m.params[part]
-        i = _core.first_nonfinite(mine) if mine.size else -1
-        found = self.comm.allgather(None if i < 0 else mine[i].item())
+        found = self.comm.allgather(guard.first_bad(params[part]))
         bad = [v for v in found if v is not None]
         if not bad:
             return
-        if guard.valid:
-            np.copyto(m.params[part], guard.backup[part])
+        guard.restore_weights(params, res, bad[0], part)
         if node is not None:
             node.sync()  # every range is back before the window closes
-        res.nonfinite = (res.batches - 1, bad[0], "weights")
-        res.loss_sum, res.weight_sum = bad[0], 1.0
 
     def _advance_dropout(self, rows):
         """Move the dropout counter past a global batch of `rows` rows (what the ranks that

@@ -364,16 +364,7 @@ class Sequential:
             W = check_sample_weight(sample_weight, names[2], X.shape[0], self.dtype)
         return X, Y, W
 
-    # ---- passes ----------------------------------------------------------------------------
-
-
-
-    # ---- the compiled plan ------------------------------------------------------------------
-
-
-
-
-
+    # ---- evaluation over validated arrays ----------------------------------------------------
     def _evaluate_arrays(self, X, Y, W, batch_size):
         """{"loss": ..., metric: ...} over validated arrays (inference mode)."""
         return self._evaluate_logs(*self._engine.evaluate_sums(X, Y, W, batch_size))
