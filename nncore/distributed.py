@@ -120,27 +120,30 @@ def _mpi():
     return MPI
 
 
-def _launcher_size():
-    """(processes the launcher says it started, the variable that says so), or (1, None)."""
-    for var in _LAUNCHER_SIZE_VARS:
+def _first_count(names, minimum):
+    """(the first of the environment variables ``names`` holding an integer >= minimum, the
+    variable), or (None, None)."""
+    for var in names:
         try:
             n = int(os.environ.get(var, ""))
         except ValueError:
             continue
-        if n > 1:
+        if n >= minimum:
             return n, var
-    return 1, None
+    return None, None
+
+
+def _launcher_size():
+    """(processes the launcher says it started, the variable that says so), or (1, None)."""
+    n, var = _first_count(_LAUNCHER_SIZE_VARS, 2)
+    return (1, None) if n is None else (n, var)
 
 
 def _launcher_local_size():
     """Processes the launcher started on this node, or None if it does not say."""
-    for var in _LAUNCHER_LOCAL_VARS:
-        try:
-            n = int(os.environ.get(var, ""))
-        except ValueError:
-            continue
-        if n >= 1:
-            return n
+    n, _ = _first_count(_LAUNCHER_LOCAL_VARS, 1)
+    if n is not None:
+        return n
     # srun: SLURM_STEP_TASKS_PER_NODE is "2(x3),1" (tasks per node, node by node).
     spec, node = os.environ.get("SLURM_STEP_TASKS_PER_NODE"), os.environ.get("SLURM_NODEID")
     try:

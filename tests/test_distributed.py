@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import nncore as nn
+from nncore import distributed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "distributed_worker.py")
@@ -174,6 +175,14 @@ def test_launcher_without_mpi_is_reported():
     assert "OMPI_COMM_WORLD_SIZE=2" in r.stderr
 
 
+def _env_without_launcher():
+    """The tests' environment as a script started without mpiexec sees it."""
+    env = _env()
+    for var in distributed._LAUNCHER_SIZE_VARS:
+        env.pop(var, None)
+    return env
+
+
 def test_one_process_is_a_communicator_of_one():
     """Without a launcher, distributed=True trains alone and gives the plain fit."""
     _mpiexec()
@@ -181,10 +190,7 @@ def test_one_process_is_a_communicator_of_one():
             "import nncore as nn;"
             "m, X, y, kw, _ = w.build('f64_ce_sgd'); m.fit(X, y, distributed=True, **kw);"
             "p, _, _ = w.train('f64_ce_sgd'); print(np.max(np.abs(m.params - p)))" % HERE)
-    env = _env()
-    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
-                "SLURM_STEP_NUM_TASKS"):
-        env.pop(var, None)
+    env = _env_without_launcher()
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60, env=env)
     assert r.returncode == 0, r.stderr
@@ -389,10 +395,7 @@ def test_shared_exchange_with_one_process_is_refused():
             "m, X, y, kw, _ = w.build('f64_ce_sgd'); dp = DataParallel(m, exchange='shared');"
             "print(w._error(lambda: dp.fit(X, y, **kw)));"
             "dp = DataParallel(m); dp.fit(X, y, **kw); print(dp.exchange_used)" % HERE)
-    env = _env()
-    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
-                "SLURM_STEP_NUM_TASKS"):
-        env.pop(var, None)
+    env = _env_without_launcher()
     r = _run([sys.executable, "-c", code], env=env)
     assert r.returncode == 0, r.stderr
     refused, used = r.stdout.strip().splitlines()
