@@ -17,8 +17,8 @@ labels from a fixed random linear teacher; ``--rows`` samples (default 10240: 40
 epoch). Every run uses one OpenMP thread per process (``OMP_NUM_THREADS=1``):
 
 * ``1 process``       the plain ``model.fit`` (the compiled plan), no MPI;
-* ``1 rank``          ``fit(distributed=True)`` under ``mpiexec -n 1``: the per-layer path of
-                      distributed training with nobody to exchange with (its overhead);
+* ``1 rank``          ``fit(distributed=True)`` under ``mpiexec -n 1``: the plain fit's plan
+                      with the distributed checks around each epoch (their overhead);
 * ``2 ranks shared``  ``mpiexec -n 2``, the default exchange: the node's ranks share the
                       parameters and gradients in an MPI shared-memory window; each sums
                       and updates half of them (``DataParallel(model)``);
@@ -184,10 +184,12 @@ def main():
               f"{r['speedup_best']:.2f}x ({r['speedup_median']:.2f}x) | "
               f"{100 * r['efficiency_best']:.0f}% ({100 * r['efficiency_median']:.0f}%) |")
     if not quick:
-        two = next(r for r in rows if r["config"] == "2 ranks shared")
-        verdict = "met" if two["speedup_best"] >= 1.6 else "NOT met"
-        print(f"\ntarget: 2 ranks >= 1.6x one process: {verdict} "
-              f"({two['speedup_best']:.2f}x best, {two['speedup_median']:.2f}x median)")
+        print()
+        for config, target in (("1 rank", 0.95), ("2 ranks shared", 1.6)):
+            r = next(r for r in rows if r["config"] == config)
+            verdict = "met" if r["speedup_best"] >= target else "NOT met"
+            print(f"target: {config} >= {target}x one process: {verdict} "
+                  f"({r['speedup_best']:.2f}x best, {r['speedup_median']:.2f}x median)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": {k: getattr(args, k) for k in

@@ -10,6 +10,7 @@ cdef extern from "nncore.h" nogil:
         NN_ERR_LABEL
         NN_ERR_NOMEM
         NN_ERR_CPU
+        NN_ERR_HOOK
 
     enum nn_cpu_path:
         NN_CPU_GENERIC
@@ -163,6 +164,13 @@ cdef extern from "nncore.h" nogil:
         void *dx
         uint8_t *mask
         const void *x
+        int hook
+
+    enum:
+        NN_HOOK_LAYER
+        NN_HOOK_GRADS
+        NN_HOOK_UPDATED
+    ctypedef int (*nn_plan_hook)(void *ctx, int event, int layer, double *loss) noexcept nogil
 
     ctypedef struct nn_plan:
         int n_layers
@@ -193,6 +201,10 @@ cdef extern from "nncore.h" nogil:
         void *rows_w
         int64_t *rows_labels
         int n_threads
+        nn_int update_lo, update_hi
+        nn_plan_hook hook
+        void *hook_ctx
+        int shard_rank, shard_size
 
     ctypedef struct nn_plan_stats:
         double loss_sum, weight_sum

@@ -775,6 +775,23 @@ cdef void *_buf(object a, str name, int typenum, nn_int size) except? NULL:
     return cnp.PyArray_DATA(arr)
 
 
+cdef int _plan_hook(void *ctx, int event, int layer, double *loss) noexcept with gil:
+    """nn_plan_hook: the plan's events to its exchange object (see Plan.data_parallel); an
+    exception stops the plan, and Plan.train raises it."""
+    cdef Plan plan = <Plan>ctx
+    try:
+        if event == NN_HOOK_LAYER:
+            plan.exchange.layer_done(layer)
+        elif event == NN_HOOK_GRADS:
+            loss[0] = plan.exchange.grads_done(loss[0])
+        else:
+            plan.exchange.updated()
+        return NN_OK
+    except BaseException as e:
+        plan.hook_error = e
+        return NN_ERR_HOOK
+
+
 cdef class Plan:
     """A model's training step compiled into one C loop (``nn_plan`` in nncore.h).
 
@@ -788,6 +805,8 @@ cdef class Plan:
     cdef int typenum
     cdef list keep
     cdef nn_int row_work  # multiply-adds per row of inference
+    cdef object exchange  # data-parallel: the object the hook calls (data_parallel)
+    cdef object hook_error
 
     def __cinit__(self):
         self.plan.layers = NULL
@@ -891,7 +910,33 @@ cdef class Plan:
             p.rows_t = _buf(rt, "rows_t", t, cap * n_outputs)
         p.rows_w = _buf(rw, "rows_w", t, cap)
         p.n_threads = _threads(n_threads)
+        p.update_lo, p.update_hi = 0, p.n_params
+        p.shard_rank, p.shard_size = 0, 1
         self.reset_stats()
+
+    def data_parallel(self, exchange=None, int rank=0, int size=1, layers=(), update=None):
+        """Train as rank ``rank`` of ``size`` (nn_plan's hook), or as one process again when
+        exchange is None. Each global batch of ``train`` is split over the ranks; for each
+        batch the plan calls ``exchange.layer_done(i)`` after the backward pass of each layer
+        i in ``layers`` (last first), ``exchange.grads_done(loss)`` after the backward pass
+        (it sums the ranks' gradients into grads over at least ``update``, and returns the
+        sum of the ranks' losses), and ``exchange.updated()`` after the update.
+        ``update``: the (start, stop) range of the parameters this rank updates (and the NaN
+        guard keeps), default all."""
+        cdef nn_plan *p = &self.plan
+        lo, hi = (0, p.n_params) if update is None else update
+        if not (0 <= rank < size and 0 <= lo <= hi <= p.n_params):
+            raise ValueError("data_parallel: rank or update range out of bounds")
+        if exchange is not None and p.rows_w == NULL:
+            raise ValueError("data_parallel needs a plan built with rows buffers")
+        for i in range(p.n_layers):
+            p.layers[i].hook = exchange is not None and i in layers
+        p.update_lo, p.update_hi = lo, hi
+        self.exchange = exchange
+        if exchange is None:
+            p.shard_rank, p.shard_size, p.hook, p.hook_ctx = 0, 1, NULL, NULL
+        else:
+            p.shard_rank, p.shard_size, p.hook, p.hook_ctx = rank, size, _plan_hook, <void *>self
 
     # -- counters the caller keeps in step ------------------------------------------------
     property lr:
@@ -995,8 +1040,10 @@ cdef class Plan:
         batches take rows perm[b * batch_size ...] (the bits of training on x[perm], t[perm],
         w[perm]). Returns False when a non-finite loss stopped it."""
         cdef nn_int n = x.shape[0]
-        if batch_size < 1 or batch_size > self.plan.capacity:
-            raise ValueError(f"batch_size must be in [1, {self.plan.capacity}]")
+        cdef nn_int share = (batch_size + self.plan.shard_size - 1) // self.plan.shard_size
+        if batch_size < 1 or share > self.plan.capacity:
+            raise ValueError(f"batch_size must be in [1, {self.plan.capacity}] (rows a rank "
+                             f"runs)")
         if b0 < 0 or b1 > (n + batch_size - 1) // batch_size or b0 > b1:
             raise ValueError("batch range out of bounds")
         if t is None:
@@ -1017,6 +1064,9 @@ cdef class Plan:
             else:
                 s = nn_plan_train_f64(&self.plan, &self.st, <double *>px, <double *>pt, pl,
                                       <double *>pw, pp, n, batch_size, b0, b1)
+        if s == NN_ERR_HOOK:
+            error, self.hook_error = self.hook_error, None
+            raise error
         if s == NN_ERR_ARG:
             return False
         _status(s, "training plan")

@@ -346,7 +346,8 @@ class Engine:
             res.loss_sum, res.weight_sum = last, 1.0
         return res
 
-    def run_epoch(self, X, Y, W, batch_size, on_batch=None, guard=None, perm=None):
+    def run_epoch(self, X, Y, W, batch_size, on_batch=None, guard=None, perm=None,
+                  shard=None):
         """Train one epoch over the rows of X in order, or in the order of ``perm``, in
         batches of batch_size (the last one may be smaller). The arrays are validated.
 
@@ -358,16 +359,28 @@ class Engine:
         non-finite check: a batch whose loss is NaN/inf stops the epoch before its update and
         the parameters that gave the last finite loss are put back.
 
-        This is the seam for a compiled plan: it must produce the same EpochResult.
+        ``shard``: data-parallel training (distributed.py), an object with ``rank``,
+        ``size``, ``layers``, ``update`` and the events ``layer_done(i)``,
+        ``grads_done(loss) -> loss`` and ``updated()``: the contract of
+        :meth:`nncore._core.Plan.data_parallel`. Each rank runs its share of every batch;
+        the result's loss and weights are then global, its metrics this rank's.
         """
-        ws = self.training_ws(batch_size)
+        size = 1 if shard is None else shard.size
+        ws = self.training_ws(-(-batch_size // size))
         plan = self.plan(ws, guard)
-        if plan is not None:
+        if plan is None:
+            with _core.flush_subnormals():  # the plan's floating-point mode: the plan's bits
+                return self.run_epoch_python(ws, X, Y, W, batch_size, on_batch, guard, perm,
+                                             shard)
+        if shard is None:
             return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard, perm)
-        with _core.flush_subnormals():  # the plan's floating-point mode: the plan's bits
-            return self.run_epoch_python(ws, X, Y, W, batch_size, on_batch, guard, perm)
+        plan.data_parallel(shard, shard.rank, shard.size, shard.layers, shard.update)
+        try:
+            return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard, perm)
+        finally:
+            plan.data_parallel(None)
 
-    def run_epoch_python(self, ws, X, Y, W, batch_size, on_batch, guard, perm):
+    def run_epoch_python(self, ws, X, Y, W, batch_size, on_batch, guard, perm, shard=None):
         """run_epoch kernel by kernel: the plan's reference twin, and the engine of models
         with a layer, loss, metric or optimizer of the user's own."""
         model = self.model
@@ -376,46 +389,103 @@ class Engine:
         forward = [layer._forward for layer in layers]
         backward = [layer._backward for layer in layers]
         loss_kernel = type(model.loss)._kernel
-        step = model.optimizer.step
         metrics = [m._batch for m in model.metrics]
         res = EpochResult(len(metrics))
         inputs = ws.inputs
-        params = model.params
+        params, grads, opt = model.params, model.grads, model.optimizer
+        rank, size = (0, 1) if shard is None else (shard.rank, shard.size)
+        lo, hi = (0, params.size) if shard is None else shard.update
+        part, hooked = slice(lo, hi), () if shard is None else shard.layers
+        # Data-parallel: each row's weight is w / (d * the global batch's weight), the loss
+        # summed: the ranks' losses and gradients add up to the global batch's mean.
+        per_row = 1.0 if model.loss.labels else float(model.n_outputs)
+        dropout = [isinstance(layer, _layers.Dropout) and layer.p > 0 for layer in layers]
+        widths = [layer.output_features(n) for layer, n in zip(layers, self._inputs())]
         n = X.shape[0]
         for b, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
-            m = stop - start
-            bufs, grad = ws.rows(m)
-            rows = slice(start, stop) if perm is None else perm[start:stop]  # perm: copies
-            yb = Y[rows]
-            if W is None:
-                wb, bw = None, m
-            else:
-                wb = W[rows]
-                bw = sum(wb.tolist())  # in order, in double: the compiled plan's sum
-                if bw == 0.0:  # nothing to learn from (and the weighted mean is undefined)
-                    continue
-            h = X[rows]
-            for i in range(L):
-                inputs[i] = h
-                h = forward[i](h, bufs[i], True, model)
-            loss = loss_kernel(h, yb, wb, "mean", grad=grad)[0]
-            if guard is not None and not guard.after_loss(loss, params, res, b):
-                return res
-            res.loss_sum += loss * bw
-            res.weight_sum += bw
-            for k, metric in enumerate(metrics):
-                s, c = metric(h, yb)
-                res.metric_sums[k] += s
-                res.metric_counts[k] += c
-            g = grad
-            for i in range(L - 1, first - 1, -1):
-                g = backward[i](g, inputs[i], bufs[i], model)
-            step()
+            rows = stop - start
+            batch = slice(start, stop) if perm is None else perm[start:stop]  # perm: copies
+            bw = rows if W is None else sum(W[batch].tolist())  # in order, in double
+            if bw == 0.0:  # nothing to learn from (and the weighted mean is undefined)
+                continue
+            r0 = start + rows * rank // size
+            m = start + rows * (rank + 1) // size - r0
+            mine = slice(r0, r0 + m) if perm is None else perm[r0:r0 + m]
+            wb = None if W is None else W[mine]
+            if shard is not None:
+                norm = per_row * bw
+                wb = (np.full(m, 1.0 / norm, model.dtype) if W is None else
+                      (wb.astype(np.float64) / norm).astype(model.dtype))
+            loss, h = 0.0, None
+            if m > 0:
+                bufs, grad = ws.rows(m)
+                yb = Y[mine]
+                h = X[mine]
+                for i in range(L):
+                    inputs[i] = h
+                    c = model._rng_counter
+                    if dropout[i]:  # the draws of rows r0 .. of the batch
+                        model._rng_counter = c + (r0 - start) * widths[i]
+                    h = forward[i](h, bufs[i], True, model)
+                    if dropout[i]:
+                        model._rng_counter = c + rows * widths[i]
+                loss = loss_kernel(h, yb, wb, "mean" if shard is None else "sum", grad=grad)[0]
+            if shard is None:
+                if guard is not None and not guard.after_loss(loss, params, res, b):
+                    return res
+                self._count(res, metrics, h, yb, loss, bw)
+            if m > 0:
+                g = grad
+                for i in range(L - 1, first - 1, -1):
+                    g = backward[i](g, inputs[i], bufs[i], model)
+                    if i in hooked:
+                        shard.layer_done(i)
+            else:  # a rank with no rows: zero gradients, the batch's dropout draws passed
+                grads[:] = 0
+                for i in range(L):
+                    model._rng_counter += rows * widths[i] if dropout[i] else 0
+                for i in range(L - 1, first - 1, -1):
+                    if i in hooked:
+                        shard.layer_done(i)
+            if shard is not None:
+                loss = shard.grads_done(loss)
+                if guard is not None and not guard.after_loss(loss, params, res, b, part):
+                    shard.updated()
+                    return res
+                self._count(res, metrics, h, yb if m > 0 else None, loss, bw)
+            if hi - lo == params.size:
+                opt.step()
+            else:  # this rank's range of the parameters (nncore's optimizers only)
+                opt._update(params[part], grads[part], {k: v[part] for k, v in
+                                                        opt.state.items()})
+                opt.steps += 1
+            if shard is not None:
+                shard.updated()
             res.batches += 1
             if on_batch is not None:
-                on_batch(b, m, loss)
+                on_batch(b, rows, loss)
         return res
+
+    def _inputs(self):
+        """The number of features into each layer."""
+        n, out = self.model.n_features, []
+        for layer in self.model._layers:
+            out.append(n)
+            n = layer.output_features(n)
+        return out
+
+    @staticmethod
+    def _count(res, metrics, out, yb, loss, bw):
+        """A batch's loss and its metrics (on this rank's outputs, if any) into res."""
+        res.loss_sum += loss * bw
+        res.weight_sum += bw
+        if out is None:
+            return
+        for k, metric in enumerate(metrics):
+            s, c = metric(out, yb)
+            res.metric_sums[k] += s
+            res.metric_counts[k] += c
 
     def evaluate_sums(self, X, Y, W, batch_size):
         """(summed loss, summed weight, metric sums, metric counts) over validated arrays."""

@@ -7,7 +7,9 @@ train.py``). ``model.fit(..., distributed=True)`` (or ``DataParallel(model).fit(
   the same model whatever its own seed;
 * shuffles with the same permutation on every rank, cuts every global batch of
   ``batch_size`` rows into one contiguous shard per rank (sizes differ by at most one row),
-  and runs forward and backward on the shard. The loss gradient of each row is scaled by
+  and runs forward and backward on the shard: the compiled plan of a plain fit, whole
+  epochs in C, with the exchange below in its hook between the backward pass and the update
+  (the engine's Python loop for models with parts of the user's own). The loss gradient of each row is scaled by
   ``weight / (d * global batch weight)`` - the global batch's mean - so the sum of the
   ranks' gradients *is* the gradient of the global batch;
 * sums the gradients and applies the optimizer step. By default (``exchange="auto"``, when
@@ -26,7 +28,7 @@ train.py``). ``model.fit(..., distributed=True)`` (or ``DataParallel(model).fit(
 Dropout draws the random numbers of the global batch by row: a rank's shard uses the
 numbers the single-process run uses for those rows. The result: N ranks with global batch B
 give the weights of one process with batch B, to rounding (the gradient sums are added in
-another order).
+another order); a communicator of one process trains as the plain fit, to the bit.
 
 Callbacks run on every rank (ModelCheckpoint on rank 0 only), each rank on its own copy of
 the model: with the shared exchange too, a callback sees weights and optimizer state of its
@@ -66,9 +68,7 @@ import zlib
 import numpy as np
 
 from . import _core
-from . import _engine
 from . import _threads
-from . import layers as _layers
 from . import optimizers as _optimizers
 from ._validation import check_int
 
@@ -89,7 +89,6 @@ _LAUNCHER_LOCAL_VARS = (
 )
 _TIMEOUT_VAR = "NNCORE_DISTRIBUTED_TIMEOUT"
 _BUCKET_BYTES = 1 << 20       # a bucket closes once it holds this many bytes of gradients
-_CHUNK_ROWS = 16384           # the progress bar hears about every chunk of this many rows
 _EXCHANGES = ("auto", "shared", "allreduce")
 _ADVICE = ("Callbacks run on every rank (ModelCheckpoint on rank 0 only), see the same logs, "
            "and must make the same changes on every rank: the same learning rate and "
@@ -509,7 +508,7 @@ class DataParallel:
                 "optimizer settings": repr(opt.get_config()),
                 "optimizer step and epoch counters": (opt.steps, opt.epochs),
                 "random streams": repr(m._rng_state())}
-        if arrays:  # a checksum of every array: 0.6 ms for 2.8 MB (crc32 at 4.6 GB/s)
+        if arrays and self.size > 1:  # a checksum of every array: 0.6 ms for 2.8 MB
             mine["weights"] = _checksum(m.params)
             mine["optimizer state"] = [_checksum(opt.state[k]) for k in sorted(opt.state)]
         if stop is not None:
@@ -697,167 +696,65 @@ class DataParallel:
 
     def _run_epoch(self, X, Y, W, batch_size, on_batch, guard, perm=None):
         """The engine's run_epoch across the ranks: the same EpochResult (global sums) on
-        every rank; in the compiled plan's floating-point mode (subnormals flushed).
+        every rank.
 
-        First checks that the callbacks so far left the ranks alike. With the shared
-        exchange the model moves into the node's window for the epoch's steps, and out of
-        it (into its own buffers) for the callbacks and the validation."""
+        First checks that the callbacks so far left the ranks alike. Each rank runs the
+        compiled plan over its share of every batch, the exchange summing in the plan's hook
+        (Engine.run_epoch's ``shard``). With the shared exchange the model moves into the
+        node's window for the epoch's steps, and out of it (into its own buffers) for the
+        callbacks and the validation."""
         per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
         e = self._epoch + 1
         hooks = ("on_train_begin and on_epoch_begin of epoch 1" if e == 1 else
                  f"on_epoch_end of epoch {e - 1} and on_epoch_begin of epoch {e}")
         private = self._compare(hooks, flag=per_batch)
+        m = self.model
         window = self._window
         if window is not None:
-            window.open(self.model)
+            window.open(m)
             self._node = window
-        with _core.flush_subnormals():
-            res = self._run_epoch_ranks(X, Y, W, batch_size, on_batch, guard, perm, private)
+            shard = window
+        elif self.size > 1:
+            shard = _Allreduce(self, self._buckets if self.overlap else {})
+        else:  # one process: nothing to exchange, the plain fit's step and bits
+            shard = None
+        if private:  # every rank meets after each batch: the callbacks see its own copy
+            on_batch = self._private(on_batch, e)
+        res = m._engine.run_epoch(X, Y, W, batch_size, on_batch, guard, perm, shard)
+        if guard is not None and res.nonfinite is None and res.batches:
+            self._check_last_update(guard, res, window)
         if window is not None:
             self._node = None
             window.close()
-        else:
+        elif self.size > 1:
             self._after_training()
+        # The loss and batch weights are global; the metrics this rank's.
+        nm = len(res.metric_sums)
+        sums = np.array(res.metric_sums + res.metric_counts, np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, sums, op=self.MPI.SUM)
+        res.metric_sums = [float(v) for v in sums[:nm]]
+        res.metric_counts = [int(v) for v in sums[nm:]]
         return res
 
-    def _run_epoch_ranks(self, X, Y, W, batch_size, on_batch, guard, perm, private):
-        """The epoch's steps. ``private``: some rank has a per-batch callback; with the
-        shared exchange every rank then moves out of the window around it."""
-        MPI, comm, rank, size = self.MPI, self.comm, self.rank, self.size
+    def _private(self, on_batch, epoch):
+        """on_batch for when some rank has a per-batch callback: after each batch every rank
+        (out of the window, if in it) calls its callbacks, then the ranks must still be
+        alike."""
         m = self.model
-        layers = m._layers
-        n_layers, first = len(layers), m._first_param
-        forward = [layer._forward for layer in layers]
-        backward = [layer._backward for layer in layers]
-        dropout = [isinstance(layer, _layers.Dropout) and layer.p > 0 for layer in layers]
-        loss_kernel = type(m.loss)._kernel
-        per_row = 1.0 if m.loss.labels else float(m.n_outputs)
-        metrics = [mt._batch for mt in m.metrics]
-        nm = len(metrics)
-        step = m.optimizer.step
-        grads, params, dtype = m.grads, m.params, m.dtype
-        node = self._node
-        buckets = self._buckets if self.overlap and node is None else {}
-        ws = m._engine.training_ws(-(-batch_size // size))
-        inputs = ws.inputs
-        n = X.shape[0]
-        per_batch = on_batch is not None and getattr(on_batch, "per_batch", True)
-        # Local sums: loss * batch weight, metric sums and counts (reduced at the end).
-        local = np.zeros(2 + 2 * nm)
-        batch_metrics = np.zeros(2 * nm)  # this batch's, counted once its loss is finite
-        lossbuf = np.zeros(1)
-        res = _engine.EpochResult(nm)
-        chunk_loss = chunk_weight = 0.0
-        chunk_rows = 0
-        for b, start in enumerate(range(0, n, batch_size)):
-            stop = min(start + batch_size, n)
-            rows = stop - start
-            r0, r1 = _shard(start, stop, rank, size)
-            mloc = r1 - r0
-            # This rank's rows: through perm when given (a copy), as the engine's run_epoch.
-            shard = slice(r0, r1) if perm is None else perm[r0:r1]
-            if W is None:
-                bw = float(rows)
-            else:
-                batch = slice(start, stop) if perm is None else perm[start:stop]
-                bw = sum(W[batch].tolist())  # in order, in double, as a single process
-                if bw == 0.0:
-                    continue
-            # Each row's gradient scale is weight / (d * the global batch's weight): the mean
-            # of the global batch, row by row, so the ranks' gradients add up to it.
-            norm = per_row * bw
-            if W is None:
-                wloc = np.full(mloc, 1.0 / norm, dtype)
-            else:
-                wloc = (W[shard].astype(np.float64) / norm).astype(dtype)
-            reqs = []
-            loss_local = 0.0
-            batch_metrics[:] = 0.0
-            if mloc > 0:
-                bufs, grad = ws.rows(mloc)
-                h = X[shard]
-                yb = Y[shard]
-                for i in range(n_layers):
-                    inputs[i] = h
-                    if dropout[i]:  # the global batch's numbers for these rows
-                        c = m._rng_counter
-                        m._rng_counter = c + (r0 - start) * h.shape[1]
-                        h = forward[i](h, bufs[i], True, m)
-                        m._rng_counter = c + rows * h.shape[1]
-                    else:
-                        h = forward[i](h, bufs[i], True, m)
-                loss_local = loss_kernel(h, yb, wloc, "sum", grad=grad)[0]
-                lossbuf[0] = loss_local
-                lreq = comm.Iallreduce(MPI.IN_PLACE, lossbuf, op=MPI.SUM)
-                for k, metric in enumerate(metrics):
-                    s, c = metric(h, yb)
-                    batch_metrics[k] = s
-                    batch_metrics[nm + k] = c
-                g = grad
-                for i in range(n_layers - 1, first - 1, -1):
-                    g = backward[i](g, inputs[i], bufs[i], m)
-                    buf = buckets.get(i)
-                    if buf is not None:
-                        reqs.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
-                    elif reqs:
-                        MPI.Request.Testall(reqs)  # let MPI progress between layers
-            else:  # an empty shard (a batch smaller than the ranks): zero gradients
-                grads[:] = 0
-                self._advance_dropout(rows)
-                lossbuf[0] = 0.0
-                lreq = comm.Iallreduce(MPI.IN_PLACE, lossbuf, op=MPI.SUM)
-                for buf in buckets.values():
-                    reqs.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
-            # The global batch's loss, the same on every rank: a NaN guard stops every rank
-            # at the same batch (before its update, as one process).
+
+        def each_batch(b, rows, loss):
+            node, self._node = self._node, None
             if node is not None:
-                lreq.Wait()
-                loss = float(lossbuf[0])
-                if not node.step(loss, guard, res, b):
-                    break
-            else:
-                if not buckets:
-                    comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
-                MPI.Request.Waitall(reqs + [lreq])
-                loss = float(lossbuf[0])
-                if guard is not None and not guard.after_loss(loss, params, res, b):
-                    break
-                step()
-            res.batches += 1
-            local[0] += loss * bw
-            local[1] += bw
-            local[2:] += batch_metrics
-            if private and node is not None:  # the callbacks see this rank's own copy
-                self._node = None
                 node.close()
             if on_batch is not None:
-                if per_batch:
-                    on_batch(b, rows, loss)
-                else:
-                    chunk_loss += loss * bw
-                    chunk_weight += bw
-                    chunk_rows += rows
-                    if chunk_rows >= _CHUNK_ROWS or stop == n:
-                        on_batch(b, chunk_rows, chunk_loss / chunk_weight)
-                        chunk_loss = chunk_weight = 0.0
-                        chunk_rows = 0
-            if private:
-                self._compare(f"on_train_batch_end of batch {b + 1} of epoch "
-                              f"{self._epoch + 1}")
-                if node is not None:
-                    node.open(m)
-                    self._node = node
-        if guard is not None and res.nonfinite is None and res.batches:
-            self._check_last_update(guard, res, node)
-        # The loss and batch weights are already global; the metrics are this rank's (of
-        # the batches whose loss was finite, as one process counts them).
-        mine = local[2:].copy()
-        comm.Allreduce(MPI.IN_PLACE, mine, op=MPI.SUM)
-        if res.nonfinite is None:  # else the guard set the bad batch's loss
-            res.loss_sum, res.weight_sum = float(local[0]), float(local[1])
-        res.metric_sums = [float(v) for v in mine[:nm]]
-        res.metric_counts = [int(v) for v in mine[nm:]]
-        return res
+                on_batch(b, rows, loss)
+            self._compare(f"on_train_batch_end of batch {b + 1} of epoch {epoch}")
+            if node is not None:
+                node.open(m)
+                self._node = node
+
+        each_batch.per_batch = True
+        return each_batch
 
     def _check_last_update(self, guard, res, node):
         """The epoch's last update has no next loss to check it (NanGuard.after_epoch): its
@@ -873,16 +770,6 @@ class DataParallel:
         guard.restore_weights(params, res, bad[0], part)
         if node is not None:
             node.sync()  # every range is back before the window closes
-
-    def _advance_dropout(self, rows):
-        """Move the dropout counter past a global batch of `rows` rows (what the ranks that
-        ran the forward pass did)."""
-        m = self.model
-        width = m.n_features
-        for layer in m._layers:
-            if isinstance(layer, _layers.Dropout) and layer.p > 0:
-                m._rng_counter += rows * width
-            width = layer.output_features(width)
 
     def _evaluate(self, X, Y, W, batch_size, what=None):
         """Sequential._evaluate_arrays over this rank's rows, reduced across the ranks (in
@@ -956,7 +843,11 @@ class _NodeExchange:
         # This rank's range of everything, and the other ranks' gradients over it.
         self.mine = (self.params[r], self.grads[r], {k: v[r] for k, v in self.state.items()})
         self.others = [buf[r] for q, buf in enumerate(node_grads) if q != rank]
-        self.rank = rank
+        self.node_rank = rank
+        # Engine.run_epoch's shard: this process's rank among all, and its update range
+        self.comm, self.rank, self.size = dp.comm, dp.rank, dp.size
+        self.update = (r.start, r.stop)
+        self.loss = np.zeros(1)
         self.model = self.own = None
         self.win.Lock_all(MPI.MODE_NOCHECK)  # a passive epoch: loads, stores, Win.Sync
 
@@ -967,12 +858,12 @@ class _NodeExchange:
         # Node rank 0 copies the state and the parameters (moving its model in), then the
         # others move theirs in (which writes the same values again, after rank 0 is done).
         self.model, self.own = model, (model.params, model.grads, dict(opt.state))
-        if self.rank == 0:
+        if self.node_rank == 0:
             for k, v in self.state.items():
                 v[...] = opt.state[k]
             model._swap_buffers(self.params, self.grads)
         self.sync()
-        if self.rank != 0:
+        if self.node_rank != 0:
             model._swap_buffers(self.params, self.grads)
         opt.state = dict(self.state)
         self.sync()
@@ -1003,24 +894,62 @@ class _NodeExchange:
         self.local.Barrier()
         self.win.Sync()
 
-    def step(self, loss, guard, res, batch):
-        """Sum this rank's range of the gradients, update it; False when the NaN guard
-        stopped the epoch (the parameters of the last finite loss are back)."""
-        m = self.model
-        params, g, state = self.mine
+    # -- the plan's hook (Engine.run_epoch's shard) --------------------------------------------
+    layers = ()
+
+    def layer_done(self, i):
+        pass
+
+    def grads_done(self, loss):
+        """After every rank's backward pass: this rank's range of the gradients summed over
+        the node (then over the nodes); returns the global batch's loss."""
+        g = self.mine[1]
         self.sync()  # every rank's gradients are complete
         for other in self.others:
             np.add(g, other, out=g)
         if self.cross.Get_size() > 1:
             self.cross.Allreduce(self.MPI.IN_PLACE, g, op=self.MPI.SUM)
-        if guard is not None and not guard.after_loss(loss, m.params, res, batch, self.range):
-            self.sync()
-            return False
-        opt = m.optimizer
-        opt._update(params, g, state)
-        opt.steps += 1
+        self.loss[0] = loss
+        self.comm.Allreduce(self.MPI.IN_PLACE, self.loss, op=self.MPI.SUM)
+        return float(self.loss[0])
+
+    def updated(self):
         self.sync()  # every range is updated before the next forward pass reads them
-        return True
+
+
+class _Allreduce:
+    """The plan's hook for exchange="allreduce": every rank sums the whole gradient buffer,
+    bucket by bucket as the backward pass makes them with overlap (a bucket's first layer
+    starts an Iallreduce of it; the other layers let MPI progress), else in one Allreduce,
+    and applies the whole update."""
+
+    def __init__(self, dp, buckets):
+        m = dp.model
+        self.MPI, self.comm, self.rank, self.size = dp.MPI, dp.comm, dp.rank, dp.size
+        self.grads, self.buckets, self.reqs = m.grads, buckets, []
+        self.layers = tuple(range(m._first_param, len(m._layers))) if buckets else ()
+        self.update = (0, m.params.size)
+        self.loss = np.zeros(1)
+
+    def layer_done(self, i):
+        buf = self.buckets.get(i)
+        if buf is not None:
+            self.reqs.append(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM))
+        elif self.reqs:
+            self.MPI.Request.Testall(self.reqs)
+
+    def grads_done(self, loss):
+        MPI = self.MPI
+        if not self.buckets:
+            self.comm.Allreduce(MPI.IN_PLACE, self.grads, op=MPI.SUM)
+        self.loss[0] = loss
+        self.comm.Allreduce(MPI.IN_PLACE, self.loss, op=MPI.SUM)
+        MPI.Request.Waitall(self.reqs)
+        self.reqs = []
+        return float(self.loss[0])
+
+    def updated(self):
+        pass
 
 
 def _resolve(model, distributed):

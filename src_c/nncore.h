@@ -26,6 +26,7 @@ enum nn_status {
     NN_ERR_LABEL = 2,   // a class label is outside [0, n_classes)
     NN_ERR_NOMEM = 3,   // a workspace could not be allocated
     NN_ERR_CPU = 4,     // the requested CPU path is not available on this machine
+    NN_ERR_HOOK = 5,    // a training plan's hook asked it to stop (its caller knows why)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -262,7 +263,21 @@ typedef struct {
     void *dx;             // (capacity, in): the input gradient, or NULL (below first_param)
     uint8_t *mask;        // dropout: (capacity, out)
     const void *x;        // the layer's input in the batch being run (set by the plan)
+    int hook;             // data-parallel: the hook hears NN_HOOK_LAYER after this layer's
+                          // backward pass (to start sending the gradients that are final)
 } nn_plan_layer;
+
+// Data-parallel training: each rank runs the same plan over its share of every global batch,
+// and the plan's hook, given by the caller, sums what the ranks computed. Its events, in order,
+// in each batch that every rank runs (also a rank whose share is empty):
+enum nn_plan_event {
+    NN_HOOK_LAYER = 0,    // `layer`'s backward pass is done (layers with hook set, last first)
+    NN_HOOK_GRADS = 1,    // the backward pass is done: sum the ranks' gradients into grads (at
+                          // least over the update range) and the ranks' *loss (each the sum of
+                          // its rows' share of the global mean) into *loss
+    NN_HOOK_UPDATED = 2,  // the update range is updated, or put back by the NaN guard
+};
+typedef int (*nn_plan_hook)(void *ctx, int event, int layer, double *loss);
 
 typedef struct {
     int n_layers;
@@ -289,6 +304,15 @@ typedef struct {
     int64_t *rows_labels;            // (capacity), (capacity): a batch's rows gathered through
                                      // nn_plan_train's perm; NULL where not needed
     int n_threads;
+    nn_int update_lo, update_hi;  // the parameters this plan updates, and the NaN guard keeps
+    // Data-parallel training when hook is set: rank shard_rank of shard_size runs rows
+    // [rows * rank / size, rows * (rank + 1) / size) of each global batch of `rows` rows, each
+    // row's weight w / (d * the global batch's weight) (d: 1 for labels, else n_outputs) with
+    // the loss summed, and the dropout draws of those rows; the hook sums over the ranks before
+    // the update. The general kernels only (never the tiny step's), rows_w set.
+    nn_plan_hook hook;
+    void *hook_ctx;
+    int shard_rank, shard_size;
 } nn_plan;
 
 typedef struct {  // sums over the batches run so far (zero it at the start of an epoch)

@@ -3,7 +3,8 @@
 references it is compared with (imported by the test itself).
 
 Modes: ``train`` fits every case of CASES with distributed=True and writes each rank's
-weights and History to OUT/rank<r>.npz; ``fail`` raises in a callback on rank 1 only;
+weights and History to OUT/rank<r>.npz (``twin``: the same through the engine's Python loop
+instead of the compiled plan); ``fail`` raises in a callback on rank 1 only;
 ``size1`` asks for the communicator (the test runs it without mpiexec, with a launcher's
 environment variable claiming 2 processes); the other modes write what a user would see
 (results, error messages) to OUT/rank<r>.json: see main().
@@ -357,12 +358,15 @@ class _FailOnRank1(nn.Callback):
 
 def main():
     mode, out = sys.argv[1], sys.argv[2]
-    if mode in ("train", "nodes"):
+    if mode in ("train", "nodes", "twin"):
         from mpi4py import MPI
         rank = MPI.COMM_WORLD.Get_rank()
         if mode == "nodes":  # 4 ranks as 2 nodes of 2: ranks 0, 1 and ranks 2, 3
             import nncore.distributed as d
             d._node_comm = lambda comm: comm.Split(comm.Get_rank() // 2, comm.Get_rank())
+        if mode == "twin":  # no compiled plan: the engine's Python loop runs every step
+            from nncore import _engine
+            _engine.Engine.plan = lambda self, ws, guard=None: None
         results, hist, exchange = {}, {}, {}
         for case in CASES:
             results[case], hist[case], exchange[case] = train(case, distributed=True)

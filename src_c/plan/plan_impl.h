@@ -64,9 +64,11 @@ static void NN_T(plan_metrics)(const nn_plan *pl, nn_plan_stats *st, const T *ou
 
 // The forward pass of m rows; layer i's input is left in layers[i].x. Returns the output.
 // tiny (a constant where it is inlined): the tiny step's one-thread loops for dense layers
-// and activations instead of the kernels (plan_tiny_impl.h); the same arithmetic.
-NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int training,
-                                  int *status, const int tiny) {
+// and activations instead of the kernels (plan_tiny_impl.h); the same arithmetic. The rows
+// are rows skip .. skip + m - 1 of a batch of `rows` (data-parallel: this rank's share) for
+// the dropout draws.
+NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, nn_int skip,
+                                  nn_int rows, int training, int *status, const int tiny) {
     const T *h = x;
     for (int i = 0; i < pl->n_layers; i++) {
         nn_plan_layer *L = &pl->layers[i];
@@ -94,8 +96,9 @@ NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, int trainin
             h = (const T *)L->y;
         } else if (training && L->p > 0) {  // dropout; the identity when not training
             NN_T(nn_dropout_forward)((T *)L->y, L->mask, h, m * L->out, L->p, pl->dropout_seed,
-                                     pl->rng_counter, tiny ? 1 : pl->n_threads);
-            pl->rng_counter += (uint64_t)(m * L->out);
+                                     pl->rng_counter + (uint64_t)(skip * L->out),
+                                     tiny ? 1 : pl->n_threads);
+            pl->rng_counter += (uint64_t)(rows * L->out);
             h = (const T *)L->y;
         }
     }
@@ -187,14 +190,15 @@ static inline struct NN_T(rows) NN_T(plan_rows)(const nn_plan *pl, const T *x, c
 static int NN_T(plan_account)(nn_plan *pl, nn_plan_stats *st, double loss, double bw,
                               nn_int b) {
     if (pl->backup != NULL) {
+        T *params = (T *)pl->params + pl->update_lo, *backup = (T *)pl->backup + pl->update_lo;
+        const size_t bytes = (size_t)(pl->update_hi - pl->update_lo) * sizeof(T);
         if (!isfinite(loss)) {
-            if (pl->backup_valid)
-                memcpy(pl->params, pl->backup, (size_t)pl->n_params * sizeof(T));
+            if (pl->backup_valid) memcpy(params, backup, bytes);
             st->nonfinite_batch = b;
             st->last_loss = loss;
             return NN_ERR_ARG;
         }
-        memcpy(pl->backup, pl->params, (size_t)pl->n_params * sizeof(T));
+        memcpy(backup, params, bytes);
         pl->backup_valid = 1;
     }
     st->loss_sum += loss * bw;
@@ -217,9 +221,10 @@ static int NN_T(plan_fusable)(const nn_plan *pl) {
     return 1;
 }
 
-// The backward pass of m rows from the loss gradient in pl->grad, with the optimizer step:
-// inside it where the step can run as each layer's gradient is final (u, or the tiny step's
-// per-element update tu in mode), else after it over every parameter.
+// The backward pass of m rows from the loss gradient in pl->grad, with the optimizer step
+// inside it where it can run as each layer's gradient is final (u, or the tiny step's
+// per-element update tu in mode); plan_update runs it otherwise. Data-parallel: the layers
+// with hook set are announced to the hook as they are done.
 NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
                              const struct NN_T(tiny_sgd) *tu, int mode, const int tiny) {
     T *params = (T *)pl->params;
@@ -254,32 +259,79 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
             NN_T(nn_dropout_backward)(g, g, L->mask, m * L->out, L->p,
                                       tiny ? 1 : pl->n_threads);
         }
+        if (!tiny && L->hook && pl->hook(pl->hook_ctx, NN_HOOK_LAYER, i, NULL) != NN_OK)
+            return NN_ERR_HOOK;
     }
-    if (tiny ? mode != NN_TINY_SGD_END : u != NULL) return NN_OK;
-    // the whole step after the backward pass (the tiny step: its body on this thread)
+    return NN_OK;
+}
+
+// The optimizer step over the update range, after the backward pass (the tiny step: its body
+// on this thread).
+static void NN_T(plan_update)(nn_plan *pl, const int tiny) {
+    const nn_int lo = pl->update_lo, n = pl->update_hi - pl->update_lo;
+    T *p = (T *)pl->params + lo, *s1 = (T *)pl->state1, *s2 = (T *)pl->state2;
+    T *s3 = (T *)pl->state3;
+    const T *g = (const T *)pl->grads + lo;
+    s1 = s1 ? s1 + lo : NULL, s2 = s2 ? s2 + lo : NULL, s3 = s3 ? s3 + lo : NULL;
     if (pl->optimizer == NN_OPT_SGD) {
         if (tiny) {
             struct NN_T(sgd_args) a = NN_T(sgd_args_make)(
-                params, (T *)pl->state1, (const T *)pl->grads, pl->lr, pl->momentum,
-                pl->dampening, pl->weight_decay, pl->nesterov, pl->steps == 0);
-            NN_T(sgd_body)(&a, 0, pl->n_params);
+                p, s1, g, pl->lr, pl->momentum, pl->dampening, pl->weight_decay, pl->nesterov,
+                pl->steps == 0);
+            NN_T(sgd_body)(&a, 0, n);
         } else {
-            NN_T(nn_sgd_update)(params, (T *)pl->state1, (const T *)pl->grads, pl->n_params,
-                                pl->lr, pl->momentum, pl->dampening, pl->weight_decay,
-                                pl->nesterov, pl->steps == 0, pl->n_threads);
+            NN_T(nn_sgd_update)(p, s1, g, n, pl->lr, pl->momentum, pl->dampening,
+                                pl->weight_decay, pl->nesterov, pl->steps == 0, pl->n_threads);
         }
     } else if (tiny) {
         struct NN_T(adam_args) a = NN_T(adam_args_make)(
-            params, (T *)pl->state1, (T *)pl->state2, (T *)pl->state3, (const T *)pl->grads,
-            pl->lr, pl->beta1, pl->beta2, pl->eps, pl->weight_decay, pl->steps + 1,
-            pl->amsgrad, pl->decoupled);
-        NN_T(adam_body)(&a, 0, pl->n_params);
+            p, s1, s2, s3, g, pl->lr, pl->beta1, pl->beta2, pl->eps, pl->weight_decay,
+            pl->steps + 1, pl->amsgrad, pl->decoupled);
+        NN_T(adam_body)(&a, 0, n);
     } else {
-        NN_T(nn_adam_update)(params, (T *)pl->state1, (T *)pl->state2, (T *)pl->state3,
-                             (const T *)pl->grads, pl->n_params, pl->lr, pl->beta1, pl->beta2,
-                             pl->eps, pl->weight_decay, pl->steps + 1, pl->amsgrad,
-                             pl->decoupled, pl->n_threads);
+        NN_T(nn_adam_update)(p, s1, s2, s3, g, n, pl->lr, pl->beta1, pl->beta2, pl->eps,
+                             pl->weight_decay, pl->steps + 1, pl->amsgrad, pl->decoupled,
+                             pl->n_threads);
     }
+}
+
+// Data-parallel: this rank's share of the global batch of `rows` rows at start (see nn_plan),
+// with the global batch's weight in .weight; *skip and *m: where its rows start in the batch
+// and how many there are.
+static struct NN_T(rows) NN_T(plan_shard)(const nn_plan *pl, const T *x, const T *t,
+                                          const int64_t *labels, const T *w,
+                                          const int64_t *perm, nn_int start, nn_int rows,
+                                          nn_int *skip, nn_int *m_out) {
+    double bw = (double)rows;
+    if (w != NULL) {  // in order, in double, as one process sums them
+        bw = 0;
+        for (nn_int i = 0; i < rows; i++) bw += (double)w[perm ? perm[start + i] : start + i];
+    }
+    const nn_int lo = rows * pl->shard_rank / pl->shard_size;
+    const nn_int m = rows * (pl->shard_rank + 1) / pl->shard_size - lo;
+    *skip = lo, *m_out = m;
+    struct NN_T(rows) r = {NULL, NULL, NULL, NULL, 0.0};
+    if (m > 0) r = NN_T(plan_rows)(pl, x, t, labels, w, perm, start + lo, m);
+    r.weight = bw;
+    if (m == 0 || bw == 0) return r;
+    const double norm = (labels != NULL ? 1.0 : (double)pl->n_outputs) * bw;
+    T *scaled = (T *)pl->rows_w;  // may be r.w itself (gathered): element by element in place
+    for (nn_int i = 0; i < m; i++)
+        scaled[i] = r.w != NULL ? (T)((double)r.w[i] / norm) : (T)(1.0 / norm);
+    r.w = scaled;
+    return r;
+}
+
+// Data-parallel, a rank with no rows in a batch: zero gradients, the dropout draws of the batch
+// passed, and the hook's layer events as the other ranks send them.
+static int NN_T(plan_idle)(nn_plan *pl, nn_int rows) {
+    memset(pl->grads, 0, (size_t)pl->n_params * sizeof(T));
+    for (int i = 0; i < pl->n_layers; i++)
+        if (pl->layers[i].kind == NN_LAYER_DROPOUT && pl->layers[i].p > 0)
+            pl->rng_counter += (uint64_t)(rows * pl->layers[i].out);
+    for (int i = pl->n_layers - 1; i >= pl->first_param; i--)
+        if (pl->layers[i].hook && pl->hook(pl->hook_ctx, NN_HOOK_LAYER, i, NULL) != NN_OK)
+            return NN_ERR_HOOK;
     return NN_OK;
 }
 
@@ -287,33 +339,44 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
 // loss, accounted, measured, backward with the optimizer step. tiny is a constant at each
 // call, so the loop is compiled once for tiny networks (every product at most NN_GEMM_TINY
 // multiply-adds: plain loops on one thread, no kernel set-up) and once for the rest.
+// Data-parallel (a hook): the loss and gradients are summed over the ranks before the NaN
+// guard, the metrics and the update.
 NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, const T *t,
                                  const int64_t *labels, const T *w, const int64_t *perm,
                                  nn_int n, nn_int bs, nn_int b0, nn_int b1, const int tiny) {
     // The optimizer step: see plan_bwd. The general step runs it inside the backward pass when
     // every dense layer's parameters and gradients share offsets (nn_update: tile by tile, in
     // L1, on several threads); the tiny step fuses plain SGD element by element.
-    const int fused = !tiny && NN_T(plan_fusable)(pl);
+    const int dp = !tiny && pl->hook != NULL;
+    const int fused = !tiny && !dp && NN_T(plan_fusable)(pl);
     struct NN_T(tiny_sgd) tu;
     const int mode = tiny ? NN_T(tiny_setup)(pl, &tu) : NN_TINY_SGD_END;
+    const int after = tiny ? mode == NN_TINY_SGD_END : !fused;  // plan_update after backward
     for (nn_int b = b0; b < b1; b++) {
-        nn_int start = b * bs, m = n - start < bs ? n - start : bs;
-        struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, perm, start, m);
+        nn_int start = b * bs, rows = n - start < bs ? n - start : bs, m = rows, skip = 0;
+        struct NN_T(rows) r =
+            dp ? NN_T(plan_shard)(pl, x, t, labels, w, perm, start, rows, &skip, &m)
+               : NN_T(plan_rows)(pl, x, t, labels, w, perm, start, m);
         const T *tb = r.t, *wb = r.w;
         const int64_t *lb = r.labels;
         double bw = r.weight;
         if (bw == 0) continue;  // weights that sum to 0: the weighted mean is undefined
         int status = NN_OK;
-        const T *out = NN_T(plan_fwd)(pl, r.x, m, 1, &status, tiny);
-        if (out == NULL) return status;
         double loss = 0;
-        status = tiny ? NN_T(tiny_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, bw)
-                      : NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m,
-                                        NN_REDUCE_MEAN);
-        if (status != NN_OK) return status;
-        status = NN_T(plan_account)(pl, st, loss, bw, b);
-        if (status != NN_OK) return status;
-        if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, out, tb, lb, m);
+        const T *out = NULL;
+        if (m > 0) {
+            out = NN_T(plan_fwd)(pl, r.x, m, skip, rows, 1, &status, tiny);
+            if (out == NULL) return status;
+            status = tiny ? NN_T(tiny_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, bw)
+                          : NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m,
+                                            dp ? NN_REDUCE_SUM : NN_REDUCE_MEAN);
+            if (status != NN_OK) return status;
+        }
+        if (!dp) {
+            status = NN_T(plan_account)(pl, st, loss, bw, b);
+            if (status != NN_OK) return status;
+            if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, out, tb, lb, m);
+        }
 
         struct NN_T(sgd_args) sgd;
         struct NN_T(adam_args) adam;
@@ -340,7 +403,17 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
             u = &upd;
         }
         if (tiny) tu.first = pl->steps == 0;
-        status = NN_T(plan_bwd)(pl, m, u, &tu, mode, tiny);
+        status = m > 0 ? NN_T(plan_bwd)(pl, m, u, &tu, mode, tiny) : NN_T(plan_idle)(pl, rows);
+        if (status != NN_OK) return status;
+        if (dp) {
+            if (pl->hook(pl->hook_ctx, NN_HOOK_GRADS, -1, &loss) != NN_OK) return NN_ERR_HOOK;
+            status = NN_T(plan_account)(pl, st, loss, bw, b);
+            if (status == NN_OK && m > 0 && pl->n_metrics > 0)
+                NN_T(plan_metrics)(pl, st, out, tb, lb, m);
+        }
+        if (status == NN_OK && after) NN_T(plan_update)(pl, tiny);
+        if (dp && pl->hook(pl->hook_ctx, NN_HOOK_UPDATED, -1, NULL) != NN_OK)
+            return NN_ERR_HOOK;
         if (status != NN_OK) return status;
         pl->steps++;
         st->batches++;
@@ -357,7 +430,8 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
                          (labels != NULL && pl->rows_labels == NULL) ||
                          (w != NULL && pl->rows_w == NULL)))
         return NN_ERR_ARG;
-    if (NN_T(tiny_fits)(pl, bs))
+    if (pl->hook != NULL && pl->rows_w == NULL) return NN_ERR_ARG;
+    if (pl->hook == NULL && NN_T(tiny_fits)(pl, bs))
         return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 1);
     return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 0);
 }
@@ -370,7 +444,7 @@ static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x
         nn_int m = n - start < cap ? n - start : cap;
         int status = NN_OK;
         struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, NULL, start, m);
-        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, &status, 0);
+        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, m, 0, &status, 0);
         if (h == NULL) return status;
         if (out != NULL) memcpy(out + start * d, h, (size_t)(m * d) * sizeof(T));
         if (st == NULL || (t == NULL && labels == NULL)) continue;
