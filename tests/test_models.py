@@ -162,7 +162,7 @@ def test_shuffle_trains_on_a_new_permutation_each_epoch(dtype, rng, use_plan, ti
         m = (nn.Sequential([nn.Dense(2, 3, activation="tanh"), nn.Dense(3, 2)], dtype=dtype,
                            seed=seed) if tiny else mlp(dtype, seed=seed, dropout=0.3))
         if not use_plan:
-            m._plan = lambda ws, guard=None: None
+            m._engine.plan = lambda ws, guard=None: None
         m.compile(nn.SGD(0.05, momentum=0.9), "cross_entropy", ["accuracy"])
         return m
 

@@ -27,9 +27,18 @@ def data(rng, loss, n=203, n_in=7, n_out=4):
 
 def python_loop(model):
     """Force the kernel-by-kernel Python loop (the plan's reference)."""
-    model._plan = lambda ws, guard=None: None
+    model._engine.plan = lambda ws, guard=None: None
     model._engine.reset()  # and no cached plan for predict's fast path
     return model
+
+
+def test_python_loop_is_forced(rng):
+    """The comparisons below compare two engines, not the plan with itself."""
+    X, y = data(rng, "mse")
+    m = python_loop(build(np.float64))
+    m.compile(optimizer=nn.SGD(lr=0.01), loss="mse")
+    m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert not m._engine.plans
 
 
 OPTIMIZERS = [lambda: nn.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
@@ -531,3 +540,77 @@ def test_ctrl_c_leaves_the_weights_of_the_steps_taken(rng):
     for m in models:  # and on from there, momentum included
         m.fit(X, y, epochs=1, batch_size=bs, shuffle=False, verbose=0)
     np.testing.assert_array_equal(models[0].params, models[1].params)
+
+
+class _Ranks:
+    """A data-parallel exchange with nobody to exchange with (Engine.run_epoch's shard): the
+    rank's own sums stand for the global ones, and the plan's events are recorded."""
+
+    def __init__(self, rank, size, layers, update, fail=False):
+        self.rank, self.size, self.layers, self.update = rank, size, layers, update
+        self.events, self.fail = [], fail
+
+    def layer_done(self, i):
+        self.events.append(i)
+
+    def grads_done(self, loss):
+        self.events.append("grads")
+        if self.fail:
+            raise KeyError("from the hook")
+        return loss
+
+    def updated(self):
+        self.events.append("updated")
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits", "mse"])
+@pytest.mark.parametrize("rank,size,part", [(0, 1, 1), (0, 2, 1), (1, 2, 2), (2, 3, 3)])
+def test_data_parallel_plan_is_bitwise_the_python_loop(dtype, rng, loss, rank, size, part):
+    # part: the update range is all the parameters (1), else a 1/part of them
+    """A rank's share of each batch (rows, weights scaled to the global batch, dropout
+    draws), the hook's events, and the update of a range of the parameters: the plan and
+    the Python loop agree bit for bit; a rank without rows (the last batch has one row)
+    takes part in every event."""
+    X, y = data(rng, loss, n=41)
+    w = rng.uniform(0, 2, len(X))
+    perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
+    results = []
+    for use_plan in (True, False):
+        m = build(dtype)
+        if not use_plan:
+            python_loop(m)
+        m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss=loss, metrics=["mae"])
+        X_, Y_, W_ = m._check_xy(X, y, w, "fit")
+        before = m.params.copy()
+        n = m.params.size
+        update = (0, n) if part == 1 else (n // 4, n // 4 + n // part)
+        shard = _Ranks(rank, size, (4, 2), update)
+        res = m._engine.run_epoch(X_, Y_, W_, 10, None, None, perm, shard)
+        lo, hi = shard.update
+        np.testing.assert_array_equal(m.params[:lo], before[:lo])  # outside the range
+        np.testing.assert_array_equal(m.params[hi:], before[hi:])
+        results.append((m.params.copy(), res.loss_sum, res.weight_sum, res.batches,
+                        res.metric_counts, shard.events, m._rng_counter, m.optimizer.steps,
+                        res.metric_sums))
+    a, b = results
+    for x, y_ in zip(a[:-1], b[:-1]):
+        np.testing.assert_array_equal(x, y_)
+    np.testing.assert_allclose(a[-1], b[-1], rtol=1e-5)
+    assert a[5][:4] == [4, 2, "grads", "updated"] and len(a[5]) == 4 * 5
+
+
+def test_an_error_in_the_hook_stops_the_plan_and_leaves_it_for_a_plain_fit(rng):
+    X, y = data(rng, "mse")
+    m = build(np.float64, dropout=0.0)
+    m.compile(optimizer=nn.SGD(lr=0.01), loss="mse")
+    X_, Y_, _ = m._check_xy(X, y, None, "fit")
+    shard = _Ranks(0, 1, (), (0, m.params.size), fail=True)
+    with pytest.raises(KeyError, match="from the hook"):
+        m._engine.run_epoch(X_, Y_, None, 16, shard=shard)
+    assert shard.events == ["grads"]
+    twin = build(np.float64, dropout=0.0)
+    twin.compile(optimizer=nn.SGD(lr=0.01), loss="mse")
+    twin.params[:] = m.params  # the gradients of the failed batch were not applied
+    m.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    twin.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(m.params, twin.params)

@@ -63,7 +63,7 @@ def test_plan_equals_the_python_loop_with_subnormal_inputs(dtype, rng, batch_siz
     for use_plan in (True, False):
         m = _model(dtype)
         if not use_plan:
-            m._plan = lambda ws, guard=None: None
+            m._engine.plan = lambda ws, guard=None: None
             m._engine.reset()
         h = m.fit(X, y, epochs=2, batch_size=batch_size, verbose=0)
         results.append((m.params.copy(), h.history["loss"], m.predict(X)))
