@@ -75,8 +75,7 @@ NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, nn_int skip
         L->x = h;
         if (L->kind == NN_LAYER_DENSE) {
             if (tiny) {
-                NN_T(tiny_dense_fwd)((T *)L->y, (T *)L->z, h, (const T *)L->w, (const T *)L->b,
-                                     m, L->in, L->out, L->act, (T)L->alpha);
+                NN_T(tiny_dense_fwd)(L, h, m);
             } else {
                 int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
                                                (const T *)L->w, (const T *)L->b, m, L->in,
@@ -233,10 +232,7 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
         nn_plan_layer *L = &pl->layers[i];
         if (L->kind == NN_LAYER_DENSE) {
             if (tiny) {
-                NN_T(tiny_dense_bwd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, (const T *)L->x,
-                                     (T *)L->w, (T *)L->b, (const T *)L->y, (const T *)L->z,
-                                     m, L->in, L->out, L->act, (T)L->alpha, tu,
-                                     (T *)L->w - params, L->b ? (T *)L->b - params : 0, mode);
+                NN_T(tiny_dense_bwd)(L, g, params, m, tu, mode);
             } else {
                 int s = NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
                                                     (const T *)L->x, (const T *)L->w,
@@ -402,8 +398,11 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
             upd.fn = NN_T(nn_adam_tile), upd.args = &adam;
             u = &upd;
         }
+        // The tiny step's momentum mode takes every step but the first (the general mode
+        // starts the buffers).
         if (tiny) tu.first = pl->steps == 0;
-        status = m > 0 ? NN_T(plan_bwd)(pl, m, u, &tu, mode, tiny) : NN_T(plan_idle)(pl, rows);
+        const int now = tiny && tu.first && mode == NN_TINY_SGD_MOMENTUM ? NN_TINY_SGD_ANY : mode;
+        status = m > 0 ? NN_T(plan_bwd)(pl, m, u, &tu, now, tiny) : NN_T(plan_idle)(pl, rows);
         if (status != NN_OK) return status;
         if (dp) {
             if (pl->hook(pl->hook_ctx, NN_HOOK_GRADS, -1, &loss) != NN_OK) return NN_ERR_HOOK;

@@ -26,7 +26,8 @@
 // kernel does (NN_TINY_SGD_END: Adam, or parameters not where tiny_sgd_fusable wants them),
 // or to each element as soon as its gradient is known: after the layer's dx, the last use of
 // its w in the step, which gives the same values (every element's update depends on its own
-// p, g and buffer alone). The common settings are constants of the loops.
+// p, g and buffer alone). The common settings are constants of the loops (MOMENTUM: plain
+// momentum from the second step on; the first, which starts the buffers, takes ANY).
 enum { NN_TINY_SGD_END = 0, NN_TINY_SGD_PLAIN = 1, NN_TINY_SGD_MOMENTUM = 2,
        NN_TINY_SGD_ANY = 3 };
 
@@ -82,12 +83,13 @@ static void NN_T(tiny_act_bwd)(T *dz, const T *dy, const T *y, const T *z, nn_in
 }
 
 // nn_dense_forward of a tiny layer: x (m, in), w (in, out), b (out) or NULL, y and z (m, out);
-// OUT is out as a constant, or 0. nn_gemm_tiny(y, x, w, m, out, in, ...): each y = s (s = 0,
-// s += x w in k order), then its epilogue y += b, z = y, y = act(y) (softmax: rows after).
+// OUT is out as a constant, or 0; M likewise for m. nn_gemm_tiny(y, x, w, m, out, in, ...):
+// each y = s (s = 0, s += x w in k order), then its epilogue y += b, z = y, y = act(y)
+// (softmax: rows after).
 NN_INLINE void NN_T(tiny_dense_fwd_n)(T *y, T *z, const T *x, const T *w, const T *b,
-                                      nn_int m, nn_int in, nn_int out_rt, int act, T alpha,
-                                      const int OUT) {
-    const nn_int out = OUT ? OUT : out_rt;
+                                      nn_int m_rt, nn_int in, nn_int out_rt, int act, T alpha,
+                                      const int OUT, const int M) {
+    const nn_int out = OUT ? OUT : out_rt, m = M ? M : m_rt;
     const int row_act = act == NN_ACT_SOFTMAX ? NN_ACT_IDENTITY : act;
     for (nn_int i = 0; i < m; i++) {
         const T *xi = x + i * in;
@@ -111,10 +113,22 @@ NN_INLINE void NN_T(tiny_dense_fwd_n)(T *y, T *z, const T *x, const T *w, const 
         for (nn_int i = 0; i < m; i++) NN_T(softmax_row)(y + i * out, y + i * out, out);
 }
 
-static void NN_T(tiny_dense_fwd)(T *y, T *z, const T *x, const T *w, const T *b, nn_int m,
-                                 nn_int in, nn_int out, int act, T alpha) {
-#define NN_TINY_FWD(k) NN_T(tiny_dense_fwd_n)(y, z, x, w, b, m, in, out, act, alpha, k)
-    NN_TINY_WIDTH_SWITCH(out, NN_TINY_FWD)
+// A dense layer's forward pass on rows x (m, in) (one call: the layer's fields are read here,
+// not passed).
+static void NN_T(tiny_dense_fwd)(const nn_plan_layer *L, const T *x, nn_int m) {
+    T *y = (T *)L->y, *z = (T *)L->z;
+    const T *w = (const T *)L->w, *b = (const T *)L->b;
+    const nn_int in = L->in, out = L->out;
+    const int act = L->act;
+    const T alpha = (T)L->alpha;
+
+#define NN_TINY_FWD(k) NN_T(tiny_dense_fwd_n)(y, z, x, w, b, m, in, out, act, alpha, k, 0)
+#define NN_TINY_FWD1(k) NN_T(tiny_dense_fwd_n)(y, z, x, w, b, 1, in, out, act, alpha, k, 1)
+    if (m == 1)  // one row (batch 1): no row loops
+        NN_TINY_WIDTH_SWITCH(out, NN_TINY_FWD1)
+    else
+        NN_TINY_WIDTH_SWITCH(out, NN_TINY_FWD)
+#undef NN_TINY_FWD1
 #undef NN_TINY_FWD
 }
 
@@ -130,7 +144,7 @@ NN_INLINE void NN_T(tiny_update)(T *p, T g, nn_int k, const struct NN_T(tiny_sgd
     if (mode == NN_TINY_SGD_PLAIN)
         *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, 0, 0, 0, 0);
     else if (mode == NN_TINY_SGD_MOMENTUM)
-        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, 0, 1, 0, u->first);
+        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, 0, 1, 0, 0);
     else if (mode == NN_TINY_SGD_ANY)
         *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, u->use_wd,
                            u->use_mom, u->nesterov, u->first);
@@ -138,14 +152,14 @@ NN_INLINE void NN_T(tiny_update)(T *p, T g, nn_int k, const struct NN_T(tiny_sgd
 
 // nn_dense_backward's tiny branch with dz = dy (in place) and accumulate = 0: dz (m, out),
 // x (m, in), w and dw (in, out), b and db (out) or NULL, dx (m, in) or NULL; OUT is out as a
-// constant, or 0. Then the SGD update of w and b (at offsets ow, ob of the flat buffers)
-// unless mode is NN_TINY_SGD_END.
+// constant, or 0; M likewise for m. Then the SGD update of w and b (at offsets ow, ob of the
+// flat buffers) unless mode is NN_TINY_SGD_END.
 NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T *b,
-                                      const T *y, const T *z, nn_int m, nn_int in,
+                                      const T *y, const T *z, nn_int m_rt, nn_int in,
                                       nn_int out_rt, int act, T alpha,
                                       const struct NN_T(tiny_sgd) *u, nn_int ow, nn_int ob,
-                                      const int mode, const int OUT) {
-    const nn_int out = OUT ? OUT : out_rt;
+                                      const int mode, const int OUT, const int M) {
+    const nn_int out = OUT ? OUT : out_rt, m = M ? M : m_rt;
     if (act == NN_ACT_SOFTMAX) {
         for (nn_int i = 0; i < m; i++)
             NN_T(softmax_grad_row)(dz + i * out, dz + i * out, y + i * out, out);
@@ -182,13 +196,14 @@ NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T 
         }
 }
 
-static void NN_T(tiny_dense_bwd)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T *b,
-                                 const T *y, const T *z, nn_int m, nn_int in, nn_int out,
-                                 int act, T alpha, const struct NN_T(tiny_sgd) *u, nn_int ow,
-                                 nn_int ob, int mode) {
+NN_INLINE void NN_T(tiny_dense_bwd_modes)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T *b,
+                                          const T *y, const T *z, nn_int m, nn_int in,
+                                          nn_int out, int act, T alpha,
+                                          const struct NN_T(tiny_sgd) *u, nn_int ow, nn_int ob,
+                                          int mode, const int M) {
 #define NN_TINY_BWD(k)                                                                        \
     NN_T(tiny_dense_bwd_n)(dx, dw, db, dz, x, w, b, y, z, m, in, out, act, alpha, u, ow, ob,  \
-                           NN_TINY_MODE, k)
+                           NN_TINY_MODE, k, M)
     switch (mode) {  // constants of the loops: the SGD settings and the width
 #define NN_TINY_MODE NN_TINY_SGD_PLAIN
     case NN_TINY_SGD_PLAIN: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD) break;
@@ -204,6 +219,24 @@ static void NN_T(tiny_dense_bwd)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T
 #undef NN_TINY_MODE
     }
 #undef NN_TINY_BWD
+}
+
+// A dense layer's backward pass from dz (m, out), in place, with the update of mode (params:
+// the flat buffer its w and b are in).
+static void NN_T(tiny_dense_bwd)(const nn_plan_layer *L, T *dz, const T *params, nn_int m,
+                                 const struct NN_T(tiny_sgd) *u, int mode) {
+    T *dx = (T *)L->dx, *dw = (T *)L->dw, *db = (T *)L->db, *w = (T *)L->w, *b = (T *)L->b;
+    const T *x = (const T *)L->x, *y = (const T *)L->y, *z = (const T *)L->z;
+    const nn_int in = L->in, out = L->out, ow = w - params, ob = b ? b - params : 0;
+    const int act = L->act;
+    const T alpha = (T)L->alpha;
+
+    if (m == 1)  // one row (batch 1): no row loops
+        NN_T(tiny_dense_bwd_modes)(dx, dw, db, dz, x, w, b, y, z, 1, in, out, act, alpha, u,
+                                   ow, ob, mode, 1);
+    else
+        NN_T(tiny_dense_bwd_modes)(dx, dw, db, dz, x, w, b, y, z, m, in, out, act, alpha, u,
+                                   ow, ob, mode, 0);
 }
 
 // 1 if x[i0 .. i1) are all +0 (bit for bit), or x is NULL.
