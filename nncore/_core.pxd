@@ -205,6 +205,8 @@ cdef extern from "nncore.h" nogil:
         nn_plan_hook hook
         void *hook_ctx
         int shard_rank, shard_size
+        const void *const *peers
+        int n_peers
 
     ctypedef struct nn_plan_stats:
         double loss_sum, weight_sum

@@ -807,12 +807,16 @@ cdef class Plan:
     cdef nn_int row_work  # multiply-adds per row of inference
     cdef object exchange  # data-parallel: the object the hook calls (data_parallel)
     cdef object hook_error
+    cdef const void **peer_data  # data-parallel: the peers' gradient buffers
+    cdef object peers
 
     def __cinit__(self):
         self.plan.layers = NULL
+        self.peer_data = NULL
 
     def __dealloc__(self):
         free(self.plan.layers)
+        free(self.peer_data)
 
     def __init__(self, dtype, layers, *, int first_param, nn_int n_features, nn_int n_outputs,
                  nn_int capacity, grad, scratch, str loss, prob_act, metrics, str optimizer,
@@ -914,7 +918,8 @@ cdef class Plan:
         p.shard_rank, p.shard_size = 0, 1
         self.reset_stats()
 
-    def data_parallel(self, exchange=None, int rank=0, int size=1, layers=(), update=None):
+    def data_parallel(self, exchange=None, int rank=0, int size=1, layers=(), update=None,
+                      peers=()):
         """Train as rank ``rank`` of ``size`` (nn_plan's hook), or as one process again when
         exchange is None. Each global batch of ``train`` is split over the ranks; for each
         batch the plan calls ``exchange.layer_done(i)`` after the backward pass of each layer
@@ -922,7 +927,9 @@ cdef class Plan:
         (it sums the ranks' gradients into grads over at least ``update``, and returns the
         sum of the ranks' losses), and ``exchange.updated()`` after the update.
         ``update``: the (start, stop) range of the parameters this rank updates (and the NaN
-        guard keeps), default all."""
+        guard keeps), default all. ``peers``: other ranks' gradient buffers (like grads) that
+        the plan adds to grads over the update range before the update (the exchange then
+        leaves that sum to the plan)."""
         cdef nn_plan *p = &self.plan
         lo, hi = (0, p.n_params) if update is None else update
         if not (0 <= rank < size and 0 <= lo <= hi <= p.n_params):
@@ -931,6 +938,19 @@ cdef class Plan:
             raise ValueError("data_parallel needs a plan built with rows buffers")
         for i in range(p.n_layers):
             p.layers[i].hook = exchange is not None and i in layers
+        peers = list(peers) if exchange is not None else []
+        cdef const void **data = <const void **>calloc(max(len(peers), 1), sizeof(void *))
+        if data == NULL:
+            raise MemoryError("data_parallel: could not allocate the peers' table")
+        try:
+            for k, a in enumerate(peers):
+                data[k] = _buf(a, f"peers[{k}]", self.typenum, p.n_params)
+        except BaseException:
+            free(data)
+            raise
+        free(self.peer_data)
+        self.peer_data, self.peers = data, peers
+        p.peers, p.n_peers = data, len(peers)
         p.update_lo, p.update_hi = lo, hi
         self.exchange = exchange
         if exchange is None:

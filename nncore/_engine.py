@@ -360,7 +360,7 @@ class Engine:
         the parameters that gave the last finite loss are put back.
 
         ``shard``: data-parallel training (distributed.py), an object with ``rank``,
-        ``size``, ``layers``, ``update`` and the events ``layer_done(i)``,
+        ``size``, ``layers``, ``update``, ``peers`` and the events ``layer_done(i)``,
         ``grads_done(loss) -> loss`` and ``updated()``: the contract of
         :meth:`nncore._core.Plan.data_parallel`. Each rank runs its share of every batch;
         the result's loss and weights are then global, its metrics this rank's.
@@ -374,7 +374,8 @@ class Engine:
                                              shard)
         if shard is None:
             return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard, perm)
-        plan.data_parallel(shard, shard.rank, shard.size, shard.layers, shard.update)
+        plan.data_parallel(shard, shard.rank, shard.size, shard.layers, shard.update,
+                           shard.peers)
         try:
             return self._run_epoch_plan(plan, X, Y, W, batch_size, on_batch, guard, perm)
         finally:
@@ -396,6 +397,7 @@ class Engine:
         rank, size = (0, 1) if shard is None else (shard.rank, shard.size)
         lo, hi = (0, params.size) if shard is None else shard.update
         part, hooked = slice(lo, hi), () if shard is None else shard.layers
+        peers = () if shard is None else shard.peers
         # Data-parallel: each row's weight is w / (d * the global batch's weight), the loss
         # summed: the ranks' losses and gradients add up to the global batch's mean.
         per_row = 1.0 if model.loss.labels else float(model.n_outputs)
@@ -454,6 +456,8 @@ class Engine:
                     shard.updated()
                     return res
                 self._count(res, metrics, h, yb if m > 0 else None, loss, bw)
+            for peer in peers:  # the other ranks' gradients, in order, over the range
+                np.add(grads[part], peer[part], out=grads[part])
             if hi - lo == params.size:
                 opt.step()
             else:  # this rank's range of the parameters (nncore's optimizers only)

@@ -843,6 +843,10 @@ class _NodeExchange:
         # This rank's range of everything, and the other ranks' gradients over it.
         self.mine = (self.params[r], self.grads[r], {k: v[r] for k, v in self.state.items()})
         self.others = [buf[r] for q, buf in enumerate(node_grads) if q != rank]
+        # One node: the plan adds the others' gradients as it updates (Engine.run_epoch's
+        # shard.peers); several: the range is summed here, then across the nodes.
+        self.peers = ([buf for q, buf in enumerate(node_grads) if q != rank]
+                      if self.cross.Get_size() == 1 else [])
         self.node_rank = rank
         # Engine.run_epoch's shard: this process's rank among all, and its update range
         self.comm, self.rank, self.size = dp.comm, dp.rank, dp.size
@@ -882,7 +886,7 @@ class _NodeExchange:
     def free(self):
         """Collective: release the window's memory (no array into it is left) and the
         node's communicators."""
-        self.params = self.grads = self.state = self.mine = self.others = None
+        self.params = self.grads = self.state = self.mine = self.others = self.peers = None
         self.win.Unlock_all()
         self.win.Free()
         self.cross.Free()
@@ -902,12 +906,13 @@ class _NodeExchange:
 
     def grads_done(self, loss):
         """After every rank's backward pass: this rank's range of the gradients summed over
-        the node (then over the nodes); returns the global batch's loss."""
+        the node (by the plan, with the update, when there is one node: ``peers``), then
+        over the nodes; returns the global batch's loss."""
         g = self.mine[1]
         self.sync()  # every rank's gradients are complete
-        for other in self.others:
-            np.add(g, other, out=g)
-        if self.cross.Get_size() > 1:
+        if not self.peers:
+            for other in self.others:
+                np.add(g, other, out=g)
             self.cross.Allreduce(self.MPI.IN_PLACE, g, op=self.MPI.SUM)
         self.loss[0] = loss
         self.comm.Allreduce(self.MPI.IN_PLACE, self.loss, op=self.MPI.SUM)
@@ -928,7 +933,7 @@ class _Allreduce:
         self.MPI, self.comm, self.rank, self.size = dp.MPI, dp.comm, dp.rank, dp.size
         self.grads, self.buckets, self.reqs = m.grads, buckets, []
         self.layers = tuple(range(m._first_param, len(m._layers))) if buckets else ()
-        self.update = (0, m.params.size)
+        self.update, self.peers = (0, m.params.size), ()
         self.loss = np.zeros(1)
 
     def layer_done(self, i):

@@ -313,6 +313,8 @@ typedef struct {
     nn_plan_hook hook;
     void *hook_ctx;
     int shard_rank, shard_size;
+    const void *const *peers;  // data-parallel: other ranks' gradient buffers (n_params each)
+    int n_peers;               // added to grads over the update range before the update
 } nn_plan;
 
 typedef struct {  // sums over the batches run so far (zero it at the start of an epoch)

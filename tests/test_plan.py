@@ -546,9 +546,9 @@ class _Ranks:
     """A data-parallel exchange with nobody to exchange with (Engine.run_epoch's shard): the
     rank's own sums stand for the global ones, and the plan's events are recorded."""
 
-    def __init__(self, rank, size, layers, update, fail=False):
+    def __init__(self, rank, size, layers, update, fail=False, peers=()):
         self.rank, self.size, self.layers, self.update = rank, size, layers, update
-        self.events, self.fail = [], fail
+        self.events, self.fail, self.peers = [], fail, peers
 
     def layer_done(self, i):
         self.events.append(i)
@@ -565,18 +565,21 @@ class _Ranks:
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits", "mse"])
 @pytest.mark.parametrize("rank,size,part", [(0, 1, 1), (0, 2, 1), (1, 2, 2), (2, 3, 3)])
-def test_data_parallel_plan_is_bitwise_the_python_loop(dtype, rng, loss, rank, size, part):
-    # part: the update range is all the parameters (1), else a 1/part of them
+@pytest.mark.parametrize("n_peers", [0, 2])
+def test_data_parallel_plan_is_bitwise_the_python_loop(dtype, rng, loss, rank, size, part,
+                                                       n_peers):
     """A rank's share of each batch (rows, weights scaled to the global batch, dropout
-    draws), the hook's events, and the update of a range of the parameters: the plan and
-    the Python loop agree bit for bit; a rank without rows (the last batch has one row)
-    takes part in every event."""
+    draws), the hook's events, the peers' gradients added over the update range, and the
+    update of that range (part: all the parameters, else 1/part of them): the plan and the
+    Python loop agree bit for bit; a rank without rows (the last batch has one row) takes
+    part in every event."""
     X, y = data(rng, loss, n=41)
     w = rng.uniform(0, 2, len(X))
     perm = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
     results = []
     for use_plan in (True, False):
-        m = build(dtype)
+        m = build(dtype, n_in=7 if not n_peers else 300)  # the plan adds peers by tiles
+        X = X if not n_peers else np.random.default_rng(2).normal(size=(41, 300))
         if not use_plan:
             python_loop(m)
         m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss=loss, metrics=["mae"])
@@ -584,7 +587,12 @@ def test_data_parallel_plan_is_bitwise_the_python_loop(dtype, rng, loss, rank, s
         before = m.params.copy()
         n = m.params.size
         update = (0, n) if part == 1 else (n // 4, n // 4 + n // part)
-        shard = _Ranks(rank, size, (4, 2), update)
+        used = np.zeros(n, bool)  # a rank's gradients are 0 in the padding, as params
+        for slot in m._slots:
+            used[slot.offset:slot.offset + slot.size] = True
+        peers = [np.random.default_rng(k).normal(size=n).astype(dtype) * 1e-3 * used
+                 for k in range(n_peers)]
+        shard = _Ranks(rank, size, (4, 2), update, peers=peers)
         res = m._engine.run_epoch(X_, Y_, W_, 10, None, None, perm, shard)
         lo, hi = shard.update
         np.testing.assert_array_equal(m.params[:lo], before[:lo])  # outside the range

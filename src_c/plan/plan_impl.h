@@ -261,13 +261,12 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
     return NN_OK;
 }
 
-// The optimizer step over the update range, after the backward pass (the tiny step: its body
-// on this thread).
-static void NN_T(plan_update)(nn_plan *pl, const int tiny) {
-    const nn_int lo = pl->update_lo, n = pl->update_hi - pl->update_lo;
+// The optimizer step of elements [lo, lo + n) with their gradients g, after the backward pass
+// (the tiny step: its body on this thread).
+static void NN_T(plan_update_span)(nn_plan *pl, nn_int lo, nn_int n, const T *g,
+                                   const int tiny) {
     T *p = (T *)pl->params + lo, *s1 = (T *)pl->state1, *s2 = (T *)pl->state2;
     T *s3 = (T *)pl->state3;
-    const T *g = (const T *)pl->grads + lo;
     s1 = s1 ? s1 + lo : NULL, s2 = s2 ? s2 + lo : NULL, s3 = s3 ? s3 + lo : NULL;
     if (pl->optimizer == NN_OPT_SGD) {
         if (tiny) {
@@ -288,6 +287,36 @@ static void NN_T(plan_update)(nn_plan *pl, const int tiny) {
         NN_T(nn_adam_update)(p, s1, s2, s3, g, n, pl->lr, pl->beta1, pl->beta2, pl->eps,
                              pl->weight_decay, pl->steps + 1, pl->amsgrad, pl->decoupled,
                              pl->n_threads);
+    }
+}
+
+// The optimizer step over the update range. Data-parallel with peers: their gradients are
+// added first (g + peer 0 + peer 1 ..., element by element), a tile at a time into a buffer
+// in L1 that the update reads, so the sums are not written to memory and read back (they
+// reach grads when keep is set); on one thread, where the tiles cost no parallel regions.
+#define NN_PEER_TILE 2048
+static void NN_T(plan_update)(nn_plan *pl, int keep, const int tiny) {
+    const nn_int lo = pl->update_lo, hi = pl->update_hi;
+    T *grads = (T *)pl->grads;
+    if (pl->n_peers == 0 || pl->n_threads > 1) {
+        for (int k = 0; k < pl->n_peers; k++) {
+            const T *peer = (const T *)pl->peers[k];
+            for (nn_int i = lo; i < hi; i++) grads[i] += peer[i];
+        }
+        NN_T(plan_update_span)(pl, lo, hi - lo, grads + lo, tiny);
+        return;
+    }
+    T tile[NN_PEER_TILE];
+    for (nn_int t0 = lo; t0 < hi; t0 += NN_PEER_TILE) {
+        const nn_int n = hi - t0 < NN_PEER_TILE ? hi - t0 : NN_PEER_TILE;
+        const T *peer = (const T *)pl->peers[0] + t0;
+        for (nn_int i = 0; i < n; i++) tile[i] = grads[t0 + i] + peer[i];
+        for (int k = 1; k < pl->n_peers; k++) {
+            peer = (const T *)pl->peers[k] + t0;
+            for (nn_int i = 0; i < n; i++) tile[i] += peer[i];
+        }
+        if (keep) memcpy(grads + t0, tile, (size_t)n * sizeof(T));
+        NN_T(plan_update_span)(pl, t0, n, tile, tiny);
     }
 }
 
@@ -410,7 +439,9 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
             if (status == NN_OK && m > 0 && pl->n_metrics > 0)
                 NN_T(plan_metrics)(pl, st, out, tb, lb, m);
         }
-        if (status == NN_OK && after) NN_T(plan_update)(pl, tiny);
+        // (the summed gradients are the model's when the call returns, and with the guard)
+        if (status == NN_OK && after)
+            NN_T(plan_update)(pl, b + 1 == b1 || pl->backup != NULL, tiny);
         if (dp && pl->hook(pl->hook_ctx, NN_HOOK_UPDATED, -1, NULL) != NN_OK)
             return NN_ERR_HOOK;
         if (status != NN_OK) return status;
