@@ -9,9 +9,9 @@ train.py``). ``model.fit(..., distributed=True)`` (or ``DataParallel(model).fit(
   ``batch_size`` rows into one contiguous shard per rank (sizes differ by at most one row),
   and runs forward and backward on the shard: the compiled plan of a plain fit, whole
   epochs in C, with the exchange below in its hook between the backward pass and the update
-  (the engine's Python loop for models with parts of the user's own). The loss gradient of each row is scaled by
-  ``weight / (d * global batch weight)`` - the global batch's mean - so the sum of the
-  ranks' gradients *is* the gradient of the global batch;
+  (the engine's Python loop for models with parts of the user's own). The loss gradient of
+  each row is scaled by ``weight / (d * global batch weight)`` - the global batch's mean -
+  so the sum of the ranks' gradients *is* the gradient of the global batch;
 * sums the gradients and applies the optimizer step. By default (``exchange="auto"``, when
   several ranks share a node) the ranks of a node keep the parameters, optimizer state and
   gradients in one MPI shared-memory window during each epoch: node rank r sums range r of

@@ -360,6 +360,36 @@ static int NN_T(plan_idle)(nn_plan *pl, nn_int rows) {
     return NN_OK;
 }
 
+// The optimizer step run inside the backward pass (plan_fusable): its arguments for this
+// batch in *f, and the nn_update that plan_bwd passes to the dense kernels. The gradients need
+// not reach pl->grads, except on a call's last batch (they are the model's grads when the
+// call returns) and with the NaN guard (a stop leaves the last finite batch's).
+struct NN_T(fused_update) {
+    struct NN_T(sgd_args) sgd;
+    struct NN_T(adam_args) adam;
+    nn_update upd;
+};
+static const nn_update *NN_T(plan_fused_update)(const nn_plan *pl, struct NN_T(fused_update) *f,
+                                               int last) {
+    nn_update u = {NN_T(nn_sgd_tile), &f->sgd, pl->grads, !last && pl->backup == NULL,
+                   {pl->params, pl->momentum != 0 ? pl->state1 : NULL}};
+    if (pl->optimizer == NN_OPT_SGD) {
+        f->sgd = NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads,
+                                     pl->lr, pl->momentum, pl->dampening, pl->weight_decay,
+                                     pl->nesterov, pl->steps == 0);
+    } else {
+        u.arrays[1] = pl->state1, u.arrays[2] = pl->state2;
+        u.arrays[3] = pl->amsgrad ? pl->state3 : NULL;
+        f->adam = NN_T(adam_args_make)((T *)pl->params, (T *)pl->state1, (T *)pl->state2,
+                                       (T *)pl->state3, (const T *)pl->grads, pl->lr,
+                                       pl->beta1, pl->beta2, pl->eps, pl->weight_decay,
+                                       pl->steps + 1, pl->amsgrad, pl->decoupled);
+        u.fn = NN_T(nn_adam_tile), u.args = &f->adam;
+    }
+    f->upd = u;
+    return &f->upd;
+}
+
 // The batch loop: batches b0 .. b1 - 1 of nn_plan_train's arrays, each gathered, forward,
 // loss, accounted, measured, backward with the optimizer step. tiny is a constant at each
 // call, so the loop is compiled once for tiny networks (every product at most NN_GEMM_TINY
@@ -403,30 +433,8 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
             if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, out, tb, lb, m);
         }
 
-        struct NN_T(sgd_args) sgd;
-        struct NN_T(adam_args) adam;
-        // The gradients need not reach pl->grads, except on a call's last batch (they are the
-        // model's grads when the call returns) and with the NaN guard (a stop leaves the
-        // last finite batch's).
-        nn_update upd = {NN_T(nn_sgd_tile), &sgd, pl->grads,
-                         b + 1 < b1 && pl->backup == NULL,
-                         {pl->params, pl->momentum != 0 ? pl->state1 : NULL}};
-        const nn_update *u = NULL;
-        if (fused && pl->optimizer == NN_OPT_SGD) {
-            sgd = NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads,
-                                      pl->lr, pl->momentum, pl->dampening, pl->weight_decay,
-                                      pl->nesterov, pl->steps == 0);
-            u = &upd;
-        } else if (fused) {
-            upd.arrays[1] = pl->state1, upd.arrays[2] = pl->state2;
-            upd.arrays[3] = pl->amsgrad ? pl->state3 : NULL;
-            adam = NN_T(adam_args_make)((T *)pl->params, (T *)pl->state1, (T *)pl->state2,
-                                        (T *)pl->state3, (const T *)pl->grads, pl->lr,
-                                        pl->beta1, pl->beta2, pl->eps, pl->weight_decay,
-                                        pl->steps + 1, pl->amsgrad, pl->decoupled);
-            upd.fn = NN_T(nn_adam_tile), upd.args = &adam;
-            u = &upd;
-        }
+        struct NN_T(fused_update) fu;
+        const nn_update *u = fused ? NN_T(plan_fused_update)(pl, &fu, b + 1 == b1) : NULL;
         // The tiny step's momentum mode takes every step but the first (the general mode
         // starts the buffers).
         if (tiny) tu.first = pl->steps == 0;
