@@ -8,6 +8,24 @@
 
 #include "optim_body_impl.h"
 
+// run(&args, i0, i1) over elements [0, n): on one thread, or in chunks of NN_OPTIM_CHUNK
+// over the threads when there are at least min_elems (no two threads write one element).
+#ifndef NN_OPTIM_RUN
+#define NN_OPTIM_RUN(run, args, n, min_elems, n_threads)                                      \
+    do {                                                                                      \
+        nn_int n_chunks_ = ((n) + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;                       \
+        int nt_ = nn_threads_for((n_threads), (n), (min_elems));                              \
+        if (nt_ <= 1) {                                                                       \
+            run(&(args), 0, (n));                                                             \
+        } else {                                                                              \
+            NN_PARALLEL_FOR(nt_, c, n_chunks_, {                                              \
+                nn_int i1 = (c + 1) * NN_OPTIM_CHUNK < (n) ? (c + 1) * NN_OPTIM_CHUNK : (n);  \
+                run(&(args), c * NN_OPTIM_CHUNK, i1);                                         \
+            });                                                                               \
+        }                                                                                     \
+    } while (0)
+#endif
+
 NN_ISA_VARIANTS(NN_T(sgd), const struct NN_T(sgd_args) *, NN_T(sgd_body))
 NN_ISA_VARIANTS(NN_T(adam), const struct NN_T(adam_args) *, NN_T(adam_body))
 
@@ -18,16 +36,7 @@ void NN_T(nn_sgd_update)(T *p, T *buf, const T *grad, nn_int n, double lr, doubl
     struct NN_T(sgd_args) a = NN_T(sgd_args_make)(p, buf, grad, lr, momentum, dampening,
                                                   weight_decay, nesterov, first_step);
     void (*run)(const struct NN_T(sgd_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(sgd));
-    nn_int n_chunks = (n + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;
-    int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS);
-    if (nt <= 1) {
-        run(&a, 0, n);
-        return;
-    }
-    NN_PARALLEL_FOR(nt, c, n_chunks, {
-        nn_int i1 = (c + 1) * NN_OPTIM_CHUNK < n ? (c + 1) * NN_OPTIM_CHUNK : n;
-        run(&a, c * NN_OPTIM_CHUNK, i1);
-    });
+    NN_OPTIM_RUN(run, a, n, NN_PAR_MIN_ELEMS, n_threads);
 }
 
 void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, double lr,
@@ -37,16 +46,7 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
     struct NN_T(adam_args) a = NN_T(adam_args_make)(p, m, v, vmax, grad, lr, beta1, beta2, eps,
                                                     weight_decay, step, amsgrad, decoupled);
     void (*run)(const struct NN_T(adam_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(adam));
-    nn_int n_chunks = (n + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;
-    int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS / 4);
-    if (nt <= 1) {
-        run(&a, 0, n);
-        return;
-    }
-    NN_PARALLEL_FOR(nt, c, n_chunks, {
-        nn_int i1 = (c + 1) * NN_OPTIM_CHUNK < n ? (c + 1) * NN_OPTIM_CHUNK : n;
-        run(&a, c * NN_OPTIM_CHUNK, i1);
-    });
+    NN_OPTIM_RUN(run, a, n, NN_PAR_MIN_ELEMS / 4, n_threads);
 }
 
 // nn_update's range functions (internal/update.h): the update of the selected CPU path over
