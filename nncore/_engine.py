@@ -402,7 +402,7 @@ class Engine:
         # summed: the ranks' losses and gradients add up to the global batch's mean.
         per_row = 1.0 if model.loss.labels else float(model.n_outputs)
         dropout = [isinstance(layer, _layers.Dropout) and layer.p > 0 for layer in layers]
-        widths = [layer.output_features(n) for layer, n in zip(layers, self._inputs())]
+        widths = self._widths()
         n = X.shape[0]
         for b, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
@@ -419,7 +419,7 @@ class Engine:
                 norm = per_row * bw
                 wb = (np.full(m, 1.0 / norm, model.dtype) if W is None else
                       (wb.astype(np.float64) / norm).astype(model.dtype))
-            loss, h = 0.0, None
+            loss, h, yb = 0.0, None, None
             if m > 0:
                 bufs, grad = ws.rows(m)
                 yb = Y[mine]
@@ -455,7 +455,7 @@ class Engine:
                 if guard is not None and not guard.after_loss(loss, params, res, b, part):
                     shard.updated()
                     return res
-                self._count(res, metrics, h, yb if m > 0 else None, loss, bw)
+                self._count(res, metrics, h, yb, loss, bw)
             for peer in peers:  # the other ranks' gradients, in order, over the range
                 np.add(grads[part], peer[part], out=grads[part])
             if hi - lo == params.size:
@@ -471,12 +471,12 @@ class Engine:
                 on_batch(b, rows, loss)
         return res
 
-    def _inputs(self):
-        """The number of features into each layer."""
+    def _widths(self):
+        """The number of features out of each layer."""
         n, out = self.model.n_features, []
         for layer in self.model._layers:
-            out.append(n)
             n = layer.output_features(n)
+            out.append(n)
         return out
 
     @staticmethod
