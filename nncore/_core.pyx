@@ -936,8 +936,6 @@ cdef class Plan:
             raise ValueError("data_parallel: rank or update range out of bounds")
         if exchange is not None and p.rows_w == NULL:
             raise ValueError("data_parallel needs a plan built with rows buffers")
-        for i in range(p.n_layers):
-            p.layers[i].hook = exchange is not None and i in layers
         peers = list(peers) if exchange is not None else []
         cdef const void **data = <const void **>calloc(max(len(peers), 1), sizeof(void *))
         if data == NULL:
@@ -948,6 +946,9 @@ cdef class Plan:
         except BaseException:
             free(data)
             raise
+        # Checked: from here on nothing fails, so a refused call leaves the plan as it was.
+        for i in range(p.n_layers):
+            p.layers[i].hook = exchange is not None and i in layers
         free(self.peer_data)
         self.peer_data, self.peers = data, peers
         p.peers, p.n_peers = data, len(peers)

@@ -622,3 +622,23 @@ def test_an_error_in_the_hook_stops_the_plan_and_leaves_it_for_a_plain_fit(rng):
     m.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     twin.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     np.testing.assert_array_equal(m.params, twin.params)
+
+
+def test_a_refused_data_parallel_call_leaves_the_plan_as_it_was(rng):
+    """A bad peer buffer is refused before anything changes: the plan still trains as one
+    process, the bits of a model that never saw the call."""
+    X, y = data(rng, "mse")
+    models = []
+    for refuse in (True, False):
+        m = build(np.float64, dropout=0.0)
+        m.compile(optimizer=nn.SGD(lr=0.01), loss="mse")
+        m.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)  # builds the plan
+        if refuse:
+            plan = m._engine.plans[True][1]
+            shard = _Ranks(0, 2, (4, 2), (0, m.params.size))
+            with pytest.raises(TypeError, match="peers"):
+                plan.data_parallel(shard, 0, 2, shard.layers, shard.update,
+                                   [np.zeros(3, np.float32)])
+        m.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+        models.append(m.params.copy())
+    np.testing.assert_array_equal(models[0], models[1])
