@@ -27,23 +27,14 @@
 // or to each element as soon as its gradient is known: after the layer's dx, the last use of
 // its w in the step, which gives the same values (every element's update depends on its own
 // p, g and buffer alone). The common settings are constants of the loops (MOMENTUM: plain
-// momentum from the second step on; the first, which starts the buffers, takes ANY).
+// momentum without dampening, from the second step on; the first, which starts the buffers,
+// takes ANY).
 enum { NN_TINY_SGD_END = 0, NN_TINY_SGD_PLAIN = 1, NN_TINY_SGD_MOMENTUM = 2,
        NN_TINY_SGD_ANY = 3 };
 
-// Runs call(k), with k the constant equal to n for n in 1 .. NN_TINY_MAX_OUT, else call(0).
-#define NN_TINY_WIDTH_SWITCH(n, call)                                                         \
-    switch (n) {                                                                              \
-    case 1: call(1); break;                                                                   \
-    case 2: call(2); break;                                                                   \
-    case 3: call(3); break;                                                                   \
-    case 4: call(4); break;                                                                   \
-    case 5: call(5); break;                                                                   \
-    case 6: call(6); break;                                                                   \
-    case 7: call(7); break;                                                                   \
-    case 8: call(8); break;                                                                   \
-    default: call(0);                                                                         \
-    }
+// call(k) for each width with its own copy of the loops, 0 (any width) first.
+#define NN_TINY_WIDTHS(call) \
+    call(0) call(1) call(2) call(3) call(4) call(5) call(6) call(7) call(8)
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -113,23 +104,32 @@ NN_INLINE void NN_T(tiny_dense_fwd_n)(T *y, T *z, const T *x, const T *w, const 
         for (nn_int i = 0; i < m; i++) NN_T(softmax_row)(y + i * out, y + i * out, out);
 }
 
-// A dense layer's forward pass on rows x (m, in) (one call: the layer's fields are read here,
-// not passed).
-static void NN_T(tiny_dense_fwd)(const nn_plan_layer *L, const T *x, nn_int m) {
-    T *y = (T *)L->y, *z = (T *)L->z;
-    const T *w = (const T *)L->w, *b = (const T *)L->b;
-    const nn_int in = L->in, out = L->out;
-    const int act = L->act;
-    const T alpha = (T)L->alpha;
+// A dense layer's forward pass on rows x (m, in), the layer's fields read here; one function
+// per width OUT (0: any) and one-row form M (batch 1: no row loops), picked from a table, so
+// that each is small enough to keep its values in registers.
+NN_INLINE void NN_T(tiny_dense_fwd_L)(const nn_plan_layer *L, const T *x, nn_int m,
+                                      const int OUT, const int M) {
+    NN_T(tiny_dense_fwd_n)((T *)L->y, (T *)L->z, x, (const T *)L->w, (const T *)L->b, m, L->in,
+                           L->out, L->act, (T)L->alpha, OUT, M);
+}
 
-#define NN_TINY_FWD(k) NN_T(tiny_dense_fwd_n)(y, z, x, w, b, m, in, out, act, alpha, k, 0)
-#define NN_TINY_FWD1(k) NN_T(tiny_dense_fwd_n)(y, z, x, w, b, 1, in, out, act, alpha, k, 1)
-    if (m == 1)  // one row (batch 1): no row loops
-        NN_TINY_WIDTH_SWITCH(out, NN_TINY_FWD1)
-    else
-        NN_TINY_WIDTH_SWITCH(out, NN_TINY_FWD)
-#undef NN_TINY_FWD1
-#undef NN_TINY_FWD
+typedef void (*NN_T(tiny_fwd_fn))(const nn_plan_layer *L, const T *x, nn_int m);
+#define NN_TINY_FWD_DEF(OUT, M)                                                               \
+    static void NN_T(tiny_fwd_##OUT##_##M)(const nn_plan_layer *L, const T *x, nn_int m) {     \
+        NN_T(tiny_dense_fwd_L)(L, x, m, OUT, M);                                              \
+    }
+#define NN_TINY_FWD_DEFS(OUT) NN_TINY_FWD_DEF(OUT, 0) NN_TINY_FWD_DEF(OUT, 1)
+NN_TINY_WIDTHS(NN_TINY_FWD_DEFS)
+#undef NN_TINY_FWD_DEFS
+#undef NN_TINY_FWD_DEF
+
+#define NN_TINY_FWD_ENTRY(OUT) {NN_T(tiny_fwd_##OUT##_0), NN_T(tiny_fwd_##OUT##_1)},
+static const NN_T(tiny_fwd_fn) NN_T(tiny_fwd_table)[NN_TINY_MAX_OUT + 1][2] = {
+    NN_TINY_WIDTHS(NN_TINY_FWD_ENTRY)};
+#undef NN_TINY_FWD_ENTRY
+
+static void NN_T(tiny_dense_fwd)(const nn_plan_layer *L, const T *x, nn_int m) {
+    NN_T(tiny_fwd_table)[L->out <= NN_TINY_MAX_OUT ? L->out : 0][m == 1](L, x, m);
 }
 
 struct NN_T(tiny_sgd) {
@@ -138,16 +138,16 @@ struct NN_T(tiny_sgd) {
     int use_wd, use_mom, nesterov, first;
 };
 
-// p = the SGD update of *p with gradient g, element k of the flat buffers (mode: a constant).
-NN_INLINE void NN_T(tiny_update)(T *p, T g, nn_int k, const struct NN_T(tiny_sgd) *u,
-                                 const int mode) {
+// p = the SGD update of *p with gradient g, element k of the flat buffers (mode: a constant;
+// u: the settings in locals of the caller, so that they stay in registers across the stores).
+NN_INLINE void NN_T(tiny_update)(T *p, T g, nn_int k, struct NN_T(tiny_sgd) u, const int mode) {
     if (mode == NN_TINY_SGD_PLAIN)
-        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, 0, 0, 0, 0);
-    else if (mode == NN_TINY_SGD_MOMENTUM)
-        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, 0, 1, 0, 0);
+        *p = NN_T(sgd_one)(*p, g, u.buf, k, u.lr, u.mom, u.keep, u.wd, 0, 0, 0, 0);
+    else if (mode == NN_TINY_SGD_MOMENTUM)  // keep = 1 - dampening = 1: keep g is g
+        *p = NN_T(sgd_one)(*p, g, u.buf, k, u.lr, u.mom, 1, u.wd, 0, 1, 0, 0);
     else if (mode == NN_TINY_SGD_ANY)
-        *p = NN_T(sgd_one)(*p, g, u->buf, k, u->lr, u->mom, u->keep, u->wd, u->use_wd,
-                           u->use_mom, u->nesterov, u->first);
+        *p = NN_T(sgd_one)(*p, g, u.buf, k, u.lr, u.mom, u.keep, u.wd, u.use_wd, u.use_mom,
+                           u.nesterov, u.first);
 }
 
 // nn_dense_backward's tiny branch with dz = dy (in place) and accumulate = 0: dz (m, out),
@@ -157,9 +157,10 @@ NN_INLINE void NN_T(tiny_update)(T *p, T g, nn_int k, const struct NN_T(tiny_sgd
 NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T *b,
                                       const T *y, const T *z, nn_int m_rt, nn_int in,
                                       nn_int out_rt, int act, T alpha,
-                                      const struct NN_T(tiny_sgd) *u, nn_int ow, nn_int ob,
+                                      const struct NN_T(tiny_sgd) *su, nn_int ow, nn_int ob,
                                       const int mode, const int OUT, const int M) {
     const nn_int out = OUT ? OUT : out_rt, m = M ? M : m_rt;
+    const struct NN_T(tiny_sgd) u = *su;
     if (act == NN_ACT_SOFTMAX) {
         for (nn_int i = 0; i < m; i++)
             NN_T(softmax_grad_row)(dz + i * out, dz + i * out, y + i * out, out);
@@ -171,72 +172,95 @@ NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T 
                 dz[e] = NN_T(act_grad_one)(dz[e], y[e], needs_z ? z[e] : 0, act, alpha, needs_z);
             }
     }
+    // One row of a constant width: dz in registers from here on, not reloaded after each
+    // store that might alias it.
+    T dz1[NN_TINY_MAX_OUT];
+    const T *g = dz;
+    if (M == 1 && OUT > 0) {
+        for (nn_int j = 0; j < OUT; j++) dz1[j] = dz[j];
+        g = dz1;
+    }
     // dx = dz . w^T: nn_gemm_tiny(dx, dz, w, m, in, out, trans_b)
     if (dx != NULL)
         for (nn_int i = 0; i < m; i++)
             for (nn_int j = 0; j < in; j++) {
                 T s = 0;
-                for (nn_int p = 0; p < out; p++) s += dz[i * out + p] * w[j * out + p];
+                for (nn_int p = 0; p < out; p++) s += g[i * out + p] * w[j * out + p];
                 dx[i * in + j] = s;
             }
     // dw = x^T . dz: nn_gemm_tiny(dw, x, dz, in, out, m, trans_a)
-    for (nn_int i = 0; i < in; i++)
+    for (nn_int i = 0; i < in; i++) {
+        const T xi = x[i];  // row 0's (the only one when M == 1)
         for (nn_int j = 0; j < out; j++) {
             T s = 0;
-            for (nn_int p = 0; p < m; p++) s += x[p * in + i] * dz[p * out + j];
+            if (M == 1)
+                s += xi * g[j];
+            else
+                for (nn_int p = 0; p < m; p++) s += x[p * in + i] * g[p * out + j];
             dw[i * out + j] = s;
             NN_T(tiny_update)(w + i * out + j, s, ow + i * out + j, u, mode);
         }
+    }
     if (db != NULL)  // colsum's order
         for (nn_int j = 0; j < out; j++) {
             T s = 0;
-            for (nn_int i = 0; i < m; i++) s += dz[i * out + j];
+            for (nn_int i = 0; i < m; i++) s += g[i * out + j];
             db[j] = s;
             NN_T(tiny_update)(b + j, s, ob + j, u, mode);
         }
 }
 
-NN_INLINE void NN_T(tiny_dense_bwd_modes)(T *dx, T *dw, T *db, T *dz, const T *x, T *w, T *b,
-                                          const T *y, const T *z, nn_int m, nn_int in,
-                                          nn_int out, int act, T alpha,
-                                          const struct NN_T(tiny_sgd) *u, nn_int ow, nn_int ob,
-                                          int mode, const int M) {
-#define NN_TINY_BWD(k)                                                                        \
-    NN_T(tiny_dense_bwd_n)(dx, dw, db, dz, x, w, b, y, z, m, in, out, act, alpha, u, ow, ob,  \
-                           NN_TINY_MODE, k, M)
-    switch (mode) {  // constants of the loops: the SGD settings and the width
-#define NN_TINY_MODE NN_TINY_SGD_PLAIN
-    case NN_TINY_SGD_PLAIN: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD) break;
-#undef NN_TINY_MODE
-#define NN_TINY_MODE NN_TINY_SGD_MOMENTUM
-    case NN_TINY_SGD_MOMENTUM: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD) break;
-#undef NN_TINY_MODE
-#define NN_TINY_MODE NN_TINY_SGD_ANY
-    case NN_TINY_SGD_ANY: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD) break;
-#undef NN_TINY_MODE
-#define NN_TINY_MODE NN_TINY_SGD_END
-    default: NN_TINY_WIDTH_SWITCH(out, NN_TINY_BWD)
-#undef NN_TINY_MODE
-    }
-#undef NN_TINY_BWD
+// A dense layer's backward pass from dz (m, out), in place, with the update of mode (params:
+// the flat buffer its w and b are in); one function per mode, width and one-row form, as the
+// forward pass.
+NN_INLINE void NN_T(tiny_dense_bwd_L)(const nn_plan_layer *L, T *dz, const T *params, nn_int m,
+                                      const struct NN_T(tiny_sgd) *u, const int mode,
+                                      const int OUT, const int M) {
+    T *w = (T *)L->w, *b = (T *)L->b;
+    NN_T(tiny_dense_bwd_n)((T *)L->dx, (T *)L->dw, (T *)L->db, dz, (const T *)L->x, w, b,
+                           (const T *)L->y, (const T *)L->z, m, L->in, L->out, L->act,
+                           (T)L->alpha, u, w - params, b ? b - params : 0, mode, OUT, M);
 }
 
-// A dense layer's backward pass from dz (m, out), in place, with the update of mode (params:
-// the flat buffer its w and b are in).
+typedef void (*NN_T(tiny_bwd_fn))(const nn_plan_layer *L, T *dz, const T *params, nn_int m,
+                                  const struct NN_T(tiny_sgd) *u);
+#define NN_TINY_BWD_DEF(MODE, OUT, M)                                                         \
+    static void NN_T(tiny_bwd_##MODE##_##OUT##_##M)(const nn_plan_layer *L, T *dz,            \
+                                                    const T *params, nn_int m,                \
+                                                    const struct NN_T(tiny_sgd) *u) {         \
+        NN_T(tiny_dense_bwd_L)(L, dz, params, m, u, NN_TINY_SGD_##MODE, OUT, M);              \
+    }
+#define NN_TINY_BWD_DEFS(OUT)                                                                 \
+    NN_TINY_BWD_DEF(END, OUT, 0) NN_TINY_BWD_DEF(END, OUT, 1)                                 \
+    NN_TINY_BWD_DEF(PLAIN, OUT, 0) NN_TINY_BWD_DEF(PLAIN, OUT, 1)                             \
+    NN_TINY_BWD_DEF(MOMENTUM, OUT, 0) NN_TINY_BWD_DEF(MOMENTUM, OUT, 1)                       \
+    NN_TINY_BWD_DEF(ANY, OUT, 0) NN_TINY_BWD_DEF(ANY, OUT, 1)
+NN_TINY_WIDTHS(NN_TINY_BWD_DEFS)
+#undef NN_TINY_BWD_DEFS
+#undef NN_TINY_BWD_DEF
+
+// [mode][width][one row], mode in the order of the NN_TINY_SGD_* values
+#define NN_TINY_BWD_ENTRY(MODE, OUT)                                                          \
+    {NN_T(tiny_bwd_##MODE##_##OUT##_0), NN_T(tiny_bwd_##MODE##_##OUT##_1)},
+#define NN_TINY_BWD_END(OUT) NN_TINY_BWD_ENTRY(END, OUT)
+#define NN_TINY_BWD_PLAIN(OUT) NN_TINY_BWD_ENTRY(PLAIN, OUT)
+#define NN_TINY_BWD_MOMENTUM(OUT) NN_TINY_BWD_ENTRY(MOMENTUM, OUT)
+#define NN_TINY_BWD_ANY(OUT) NN_TINY_BWD_ENTRY(ANY, OUT)
+static const NN_T(tiny_bwd_fn) NN_T(tiny_bwd_table)[4][NN_TINY_MAX_OUT + 1][2] = {
+    {NN_TINY_WIDTHS(NN_TINY_BWD_END)},
+    {NN_TINY_WIDTHS(NN_TINY_BWD_PLAIN)},
+    {NN_TINY_WIDTHS(NN_TINY_BWD_MOMENTUM)},
+    {NN_TINY_WIDTHS(NN_TINY_BWD_ANY)}};
+#undef NN_TINY_BWD_END
+#undef NN_TINY_BWD_PLAIN
+#undef NN_TINY_BWD_MOMENTUM
+#undef NN_TINY_BWD_ANY
+#undef NN_TINY_BWD_ENTRY
+
 static void NN_T(tiny_dense_bwd)(const nn_plan_layer *L, T *dz, const T *params, nn_int m,
                                  const struct NN_T(tiny_sgd) *u, int mode) {
-    T *dx = (T *)L->dx, *dw = (T *)L->dw, *db = (T *)L->db, *w = (T *)L->w, *b = (T *)L->b;
-    const T *x = (const T *)L->x, *y = (const T *)L->y, *z = (const T *)L->z;
-    const nn_int in = L->in, out = L->out, ow = w - params, ob = b ? b - params : 0;
-    const int act = L->act;
-    const T alpha = (T)L->alpha;
-
-    if (m == 1)  // one row (batch 1): no row loops
-        NN_T(tiny_dense_bwd_modes)(dx, dw, db, dz, x, w, b, y, z, 1, in, out, act, alpha, u,
-                                   ow, ob, mode, 1);
-    else
-        NN_T(tiny_dense_bwd_modes)(dx, dw, db, dz, x, w, b, y, z, m, in, out, act, alpha, u,
-                                   ow, ob, mode, 0);
+    NN_T(tiny_bwd_table)[mode][L->out <= NN_TINY_MAX_OUT ? L->out : 0][m == 1](L, dz, params,
+                                                                              m, u);
 }
 
 // 1 if x[i0 .. i1) are all +0 (bit for bit), or x is NULL.
@@ -309,8 +333,8 @@ static int NN_T(tiny_setup)(const nn_plan *pl, struct NN_T(tiny_sgd) *tu) {
                                a.nesterov, 0};
     *tu = u;
     if (pl->optimizer != NN_OPT_SGD || !NN_T(tiny_sgd_fusable)(pl)) return NN_TINY_SGD_END;
-    return a.use_wd || a.nesterov ? NN_TINY_SGD_ANY
-           : a.use_mom            ? NN_TINY_SGD_MOMENTUM
+    return a.use_wd || a.nesterov || (a.use_mom && a.keep != 1) ? NN_TINY_SGD_ANY
+           : a.use_mom                                         ? NN_TINY_SGD_MOMENTUM
                                   : NN_TINY_SGD_PLAIN;
 }
 
