@@ -93,11 +93,18 @@ NN_INLINE void NN_T(tiny_dense_fwd_n)(T *y, T *z, const T *x, const T *w, const 
                 const T xp = xi[p], *wp = w + p * out + j0;
                 for (nn_int j = 0; j < nj; j++) s[j] += xp * wp[j];
             }
-            for (nn_int j = 0; j < nj; j++) {
-                T v = b != NULL ? s[j] + b[j0 + j] : s[j];
-                if (z != NULL) z[i * out + j0 + j] = v;
-                y[i * out + j0 + j] = NN_T(act_one)(v, row_act, alpha);
-            }
+            // The activation's choice out of the element loops, relu and identity inline.
+            T *yi = y + i * out + j0;
+            if (b != NULL)
+                for (nn_int j = 0; j < nj; j++) s[j] += b[j0 + j];
+            if (z != NULL)
+                for (nn_int j = 0; j < nj; j++) z[i * out + j0 + j] = s[j];
+            if (row_act == NN_ACT_RELU)
+                for (nn_int j = 0; j < nj; j++) yi[j] = NN_T(relu_fwd)(s[j]);
+            else if (row_act == NN_ACT_IDENTITY)
+                for (nn_int j = 0; j < nj; j++) yi[j] = s[j];
+            else
+                for (nn_int j = 0; j < nj; j++) yi[j] = NN_T(act_one)(s[j], row_act, alpha);
         }
     }
     if (act == NN_ACT_SOFTMAX)
@@ -164,6 +171,8 @@ NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T 
     if (act == NN_ACT_SOFTMAX) {
         for (nn_int i = 0; i < m; i++)
             NN_T(softmax_grad_row)(dz + i * out, dz + i * out, y + i * out, out);
+    } else if (act == NN_ACT_RELU) {
+        for (nn_int e = 0; e < m * out; e++) dz[e] = NN_T(relu_bwd)(dz[e], y[e]);
     } else if (act != NN_ACT_IDENTITY) {
         const int needs_z = nn_act_needs_z(act, alpha);
         for (nn_int i = 0; i < m; i++)
