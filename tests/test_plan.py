@@ -512,6 +512,7 @@ def test_ctrl_c_leaves_the_weights_of_the_steps_taken(rng):
     """Ctrl-C during fit (KeyboardInterrupt, between the plan's chunks): the weights and the
     optimizer state are those of exactly the steps counted, and training goes on from there."""
     import _thread
+    import signal
     import threading
 
     X, y = data(rng, "cross_entropy")
@@ -521,6 +522,9 @@ def test_ctrl_c_leaves_the_weights_of_the_steps_taken(rng):
         m = build(np.float32, dropout=0.0)
         m.compile(optimizer=nn.SGD(lr=0.05, momentum=0.9), loss="cross_entropy")
         models.append(m)
+    # Python's own SIGINT handler, which interrupt_main needs: a shell starts a background
+    # job with SIGINT ignored, and Python then installs none.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, _thread.interrupt_main)
     timer.start()
     try:
@@ -528,6 +532,7 @@ def test_ctrl_c_leaves_the_weights_of_the_steps_taken(rng):
             models[0].fit(X, y, epochs=10**6, batch_size=bs, shuffle=False, verbose=0)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, handler)
     steps = models[0].optimizer.steps
     epochs, rest = divmod(steps, nb)
     if epochs:  # the same steps, uninterrupted

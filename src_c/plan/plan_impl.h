@@ -68,14 +68,17 @@ static void NN_T(plan_metrics)(const nn_plan *pl, nn_plan_stats *st, const T *ou
 // are rows skip .. skip + m - 1 of a batch of `rows` (data-parallel: this rank's share) for
 // the dropout draws.
 NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, nn_int skip,
-                                  nn_int rows, int training, int *status, const int tiny) {
+                                  nn_int rows, int training, int *status,
+                                  const struct NN_T(tiny) *tt, const int tiny) {
     const T *h = x;
-    for (int i = 0; i < pl->n_layers; i++) {
-        nn_plan_layer *L = &pl->layers[i];
+    nn_plan_layer *const layers = pl->layers;
+    const int n_layers = pl->n_layers;
+    for (int i = 0; i < n_layers; i++) {
+        nn_plan_layer *L = &layers[i];
         L->x = h;
         if (L->kind == NN_LAYER_DENSE) {
             if (tiny) {
-                NN_T(tiny_dense_fwd)(L, h, m);
+                tt->fwd[i](L, h, m);
             } else {
                 int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
                                                (const T *)L->w, (const T *)L->b, m, L->in,
@@ -222,17 +225,19 @@ static int NN_T(plan_fusable)(const nn_plan *pl) {
 
 // The backward pass of m rows from the loss gradient in pl->grad, with the optimizer step
 // inside it where it can run as each layer's gradient is final (u, or the tiny step's
-// per-element update tu in mode); plan_update runs it otherwise. Data-parallel: the layers
-// with hook set are announced to the hook as they are done.
+// per-element update in tt; first: the first step); plan_update runs it otherwise.
+// Data-parallel: the layers with hook set are announced to the hook as they are done.
 NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
-                             const struct NN_T(tiny_sgd) *tu, int mode, const int tiny) {
+                             const struct NN_T(tiny) *tt, int first, const int tiny) {
     T *params = (T *)pl->params;
     T *g = (T *)pl->grad;
-    for (int i = pl->n_layers - 1; i >= pl->first_param; i--) {
-        nn_plan_layer *L = &pl->layers[i];
+    nn_plan_layer *const layers = pl->layers;
+    const int first_param = pl->first_param;
+    for (int i = pl->n_layers - 1; i >= first_param; i--) {
+        nn_plan_layer *L = &layers[i];
         if (L->kind == NN_LAYER_DENSE) {
             if (tiny) {
-                NN_T(tiny_dense_bwd)(L, g, params, m, tu, mode);
+                (first ? tt->bwd_first : tt->bwd)[i](L, g, params, m, &tt->u);
             } else {
                 int s = NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
                                                     (const T *)L->x, (const T *)L->w,
@@ -404,9 +409,11 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
     // L1, on several threads); the tiny step fuses plain SGD element by element.
     const int dp = !tiny && pl->hook != NULL;
     const int fused = !tiny && !dp && NN_T(plan_fusable)(pl);
-    struct NN_T(tiny_sgd) tu;
-    const int mode = tiny ? NN_T(tiny_setup)(pl, &tu) : NN_TINY_SGD_END;
-    const int after = tiny ? mode == NN_TINY_SGD_END : !fused;  // plan_update after backward
+    NN_T(tiny_fwd_fn) fwd[tiny ? pl->n_layers : 1];
+    NN_T(tiny_bwd_fn) bwd[tiny ? pl->n_layers : 1], bwd_first[tiny ? pl->n_layers : 1];
+    struct NN_T(tiny) tt = {.fwd = fwd, .bwd = bwd, .bwd_first = bwd_first};
+    if (tiny) NN_T(tiny_setup)(pl, bs, &tt);
+    const int after = tiny ? tt.mode == NN_TINY_SGD_END : !fused;  // plan_update after backward
     for (nn_int b = b0; b < b1; b++) {
         nn_int start = b * bs, rows = n - start < bs ? n - start : bs, m = rows, skip = 0;
         struct NN_T(rows) r =
@@ -420,7 +427,7 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
         double loss = 0;
         const T *out = NULL;
         if (m > 0) {
-            out = NN_T(plan_fwd)(pl, r.x, m, skip, rows, 1, &status, tiny);
+            out = NN_T(plan_fwd)(pl, r.x, m, skip, rows, 1, &status, &tt, tiny);
             if (out == NULL) return status;
             status = tiny ? NN_T(tiny_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m, bw)
                           : NN_T(plan_loss)(pl, &loss, (T *)pl->grad, out, tb, lb, wb, m,
@@ -435,11 +442,9 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
 
         struct NN_T(fused_update) fu;
         const nn_update *u = fused ? NN_T(plan_fused_update)(pl, &fu, b + 1 == b1) : NULL;
-        // The tiny step's momentum mode takes every step but the first (the general mode
-        // starts the buffers).
-        if (tiny) tu.first = pl->steps == 0;
-        const int now = tiny && tu.first && mode == NN_TINY_SGD_MOMENTUM ? NN_TINY_SGD_ANY : mode;
-        status = m > 0 ? NN_T(plan_bwd)(pl, m, u, &tu, now, tiny) : NN_T(plan_idle)(pl, rows);
+        const int first = pl->steps == 0;  // (the tiny step's first starts the buffers)
+        if (tiny) tt.u.first = first;
+        status = m > 0 ? NN_T(plan_bwd)(pl, m, u, &tt, first, tiny) : NN_T(plan_idle)(pl, rows);
         if (status != NN_OK) return status;
         if (dp) {
             if (pl->hook(pl->hook_ctx, NN_HOOK_GRADS, -1, &loss) != NN_OK) return NN_ERR_HOOK;
@@ -482,7 +487,7 @@ static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x
         nn_int m = n - start < cap ? n - start : cap;
         int status = NN_OK;
         struct NN_T(rows) r = NN_T(plan_rows)(pl, x, t, labels, w, NULL, start, m);
-        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, m, 0, &status, 0);
+        const T *h = NN_T(plan_fwd)(pl, r.x, m, 0, m, 0, &status, NULL, 0);
         if (h == NULL) return status;
         if (out != NULL) memcpy(out + start * d, h, (size_t)(m * d) * sizeof(T));
         if (st == NULL || (t == NULL && labels == NULL)) continue;

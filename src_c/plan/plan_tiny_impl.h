@@ -135,9 +135,6 @@ static const NN_T(tiny_fwd_fn) NN_T(tiny_fwd_table)[NN_TINY_MAX_OUT + 1][2] = {
     NN_TINY_WIDTHS(NN_TINY_FWD_ENTRY)};
 #undef NN_TINY_FWD_ENTRY
 
-static void NN_T(tiny_dense_fwd)(const nn_plan_layer *L, const T *x, nn_int m) {
-    NN_T(tiny_fwd_table)[L->out <= NN_TINY_MAX_OUT ? L->out : 0][m == 1](L, x, m);
-}
 
 struct NN_T(tiny_sgd) {
     T *buf;  // the momentum buffer (NULL without momentum)
@@ -266,11 +263,6 @@ static const NN_T(tiny_bwd_fn) NN_T(tiny_bwd_table)[4][NN_TINY_MAX_OUT + 1][2] =
 #undef NN_TINY_BWD_ANY
 #undef NN_TINY_BWD_ENTRY
 
-static void NN_T(tiny_dense_bwd)(const nn_plan_layer *L, T *dz, const T *params, nn_int m,
-                                 const struct NN_T(tiny_sgd) *u, int mode) {
-    NN_T(tiny_bwd_table)[mode][L->out <= NN_TINY_MAX_OUT ? L->out : 0][m == 1](L, dz, params,
-                                                                              m, u);
-}
 
 // 1 if x[i0 .. i1) are all +0 (bit for bit), or x is NULL.
 static int NN_T(tiny_all_zero)(const T *x, nn_int i0, nn_int i1) {
@@ -333,8 +325,19 @@ NN_INLINE int NN_T(tiny_loss)(const nn_plan *pl, double *loss, T *grad, const T 
     return NN_OK;
 }
 
+// The tiny step's choices for one plan_train call: the SGD settings, how it applies them (an
+// NN_TINY_SGD_* mode), and each dense layer's functions (layer i's at [i]; bwd_first for the
+// first step, which starts the momentum buffers), picked once so that a step calls them
+// directly.
+struct NN_T(tiny) {
+    struct NN_T(tiny_sgd) u;
+    int mode;
+    NN_T(tiny_fwd_fn) * fwd;
+    NN_T(tiny_bwd_fn) * bwd, *bwd_first;
+};
+
 // The tiny step's SGD settings (tu) and how it applies them (an NN_TINY_SGD_* mode).
-static int NN_T(tiny_setup)(const nn_plan *pl, struct NN_T(tiny_sgd) *tu) {
+static int NN_T(tiny_mode)(const nn_plan *pl, struct NN_T(tiny_sgd) *tu) {
     struct NN_T(sgd_args) a =
         NN_T(sgd_args_make)((T *)pl->params, (T *)pl->state1, (const T *)pl->grads, pl->lr,
                             pl->momentum, pl->dampening, pl->weight_decay, pl->nesterov, 0);
@@ -344,7 +347,21 @@ static int NN_T(tiny_setup)(const nn_plan *pl, struct NN_T(tiny_sgd) *tu) {
     if (pl->optimizer != NN_OPT_SGD || !NN_T(tiny_sgd_fusable)(pl)) return NN_TINY_SGD_END;
     return a.use_wd || a.nesterov || (a.use_mom && a.keep != 1) ? NN_TINY_SGD_ANY
            : a.use_mom                                         ? NN_TINY_SGD_MOMENTUM
-                                  : NN_TINY_SGD_PLAIN;
+                                                               : NN_TINY_SGD_PLAIN;
+}
+
+// Fills tt for batches of bs rows, with room for pl->n_layers functions in each array. The
+// one-row forms take batches of 1 (every batch then has one row).
+static void NN_T(tiny_setup)(const nn_plan *pl, nn_int bs, struct NN_T(tiny) *tt) {
+    tt->mode = NN_T(tiny_mode)(pl, &tt->u);
+    const int first = tt->mode == NN_TINY_SGD_MOMENTUM ? NN_TINY_SGD_ANY : tt->mode;
+    for (int i = 0; i < pl->n_layers; i++) {
+        const nn_int out = pl->layers[i].out;
+        const int w = out > 0 && out <= NN_TINY_MAX_OUT ? (int)out : 0, one = bs == 1;
+        tt->fwd[i] = NN_T(tiny_fwd_table)[w][one];
+        tt->bwd[i] = NN_T(tiny_bwd_table)[tt->mode][w][one];
+        tt->bwd_first[i] = NN_T(tiny_bwd_table)[first][w][one];
+    }
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
