@@ -35,6 +35,15 @@ enum { NN_TINY_SGD_END = 0, NN_TINY_SGD_PLAIN = 1, NN_TINY_SGD_MOMENTUM = 2,
 // call(k) for each width with its own copy of the loops, 0 (any width) first.
 #define NN_TINY_WIDTHS(call) \
     call(0) call(1) call(2) call(3) call(4) call(5) call(6) call(7) call(8)
+
+// The forms of a layer's loops, each a copy for every width: any number of rows and any
+// activation (0), then one row (batch 1: no row loops) with any activation (1), none (2) or
+// relu (3): call(OUT, form, M, ACT), with M the rows (0: any) and ACT the activation (-1:
+// any) as constants.
+#define NN_TINY_N_FORMS 4
+#define NN_TINY_FORMS(call, OUT)                                                              \
+    call(OUT, 0, 0, -1) call(OUT, 1, 1, -1) call(OUT, 2, 1, NN_ACT_IDENTITY)                  \
+        call(OUT, 3, 1, NN_ACT_RELU)
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -112,28 +121,31 @@ NN_INLINE void NN_T(tiny_dense_fwd_n)(T *y, T *z, const T *x, const T *w, const 
 }
 
 // A dense layer's forward pass on rows x (m, in), the layer's fields read here; one function
-// per width OUT (0: any) and one-row form M (batch 1: no row loops), picked from a table, so
-// that each is small enough to keep its values in registers.
+// per width OUT (0: any) and form (NN_TINY_FORMS), picked from a table, so that each is
+// small enough to keep its values in registers.
 NN_INLINE void NN_T(tiny_dense_fwd_L)(const nn_plan_layer *L, const T *x, nn_int m,
-                                      const int OUT, const int M) {
+                                      const int OUT, const int M, const int ACT) {
     NN_T(tiny_dense_fwd_n)((T *)L->y, (T *)L->z, x, (const T *)L->w, (const T *)L->b, m, L->in,
-                           L->out, L->act, (T)L->alpha, OUT, M);
+                           L->out, ACT >= 0 ? ACT : L->act, ACT >= 0 ? 0 : (T)L->alpha, OUT,
+                           M);
 }
 
 typedef void (*NN_T(tiny_fwd_fn))(const nn_plan_layer *L, const T *x, nn_int m);
-#define NN_TINY_FWD_DEF(OUT, M)                                                               \
-    static void NN_T(tiny_fwd_##OUT##_##M)(const nn_plan_layer *L, const T *x, nn_int m) {     \
-        NN_T(tiny_dense_fwd_L)(L, x, m, OUT, M);                                              \
+#define NN_TINY_FWD_DEF(OUT, F, M, ACT)                                                       \
+    static void NN_T(tiny_fwd_##OUT##_##F)(const nn_plan_layer *L, const T *x, nn_int m) {     \
+        NN_T(tiny_dense_fwd_L)(L, x, m, OUT, M, ACT);                                         \
     }
-#define NN_TINY_FWD_DEFS(OUT) NN_TINY_FWD_DEF(OUT, 0) NN_TINY_FWD_DEF(OUT, 1)
+#define NN_TINY_FWD_DEFS(OUT) NN_TINY_FORMS(NN_TINY_FWD_DEF, OUT)
 NN_TINY_WIDTHS(NN_TINY_FWD_DEFS)
 #undef NN_TINY_FWD_DEFS
 #undef NN_TINY_FWD_DEF
 
-#define NN_TINY_FWD_ENTRY(OUT) {NN_T(tiny_fwd_##OUT##_0), NN_T(tiny_fwd_##OUT##_1)},
-static const NN_T(tiny_fwd_fn) NN_T(tiny_fwd_table)[NN_TINY_MAX_OUT + 1][2] = {
+#define NN_TINY_FWD_FORM(OUT, F, M, ACT) NN_T(tiny_fwd_##OUT##_##F),
+#define NN_TINY_FWD_ENTRY(OUT) {NN_TINY_FORMS(NN_TINY_FWD_FORM, OUT)},
+static const NN_T(tiny_fwd_fn) NN_T(tiny_fwd_table)[NN_TINY_MAX_OUT + 1][NN_TINY_N_FORMS] = {
     NN_TINY_WIDTHS(NN_TINY_FWD_ENTRY)};
 #undef NN_TINY_FWD_ENTRY
+#undef NN_TINY_FWD_FORM
 
 
 struct NN_T(tiny_sgd) {
@@ -217,51 +229,66 @@ NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T 
 }
 
 // A dense layer's backward pass from dz (m, out), in place, with the update of mode (params:
-// the flat buffer its w and b are in); one function per mode, width and one-row form, as the
-// forward pass.
+// the flat buffer its w and b are in); one function per mode, width and form, as the forward
+// pass.
 NN_INLINE void NN_T(tiny_dense_bwd_L)(const nn_plan_layer *L, T *dz, const T *params, nn_int m,
                                       const struct NN_T(tiny_sgd) *u, const int mode,
-                                      const int OUT, const int M) {
+                                      const int OUT, const int M, const int ACT) {
     T *w = (T *)L->w, *b = (T *)L->b;
     NN_T(tiny_dense_bwd_n)((T *)L->dx, (T *)L->dw, (T *)L->db, dz, (const T *)L->x, w, b,
-                           (const T *)L->y, (const T *)L->z, m, L->in, L->out, L->act,
-                           (T)L->alpha, u, w - params, b ? b - params : 0, mode, OUT, M);
+                           (const T *)L->y, ACT >= 0 ? NULL : (const T *)L->z, m, L->in, L->out,
+                           ACT >= 0 ? ACT : L->act, ACT >= 0 ? 0 : (T)L->alpha, u, w - params,
+                           b ? b - params : 0, mode, OUT, M);
 }
 
 typedef void (*NN_T(tiny_bwd_fn))(const nn_plan_layer *L, T *dz, const T *params, nn_int m,
                                   const struct NN_T(tiny_sgd) *u);
-#define NN_TINY_BWD_DEF(MODE, OUT, M)                                                         \
-    static void NN_T(tiny_bwd_##MODE##_##OUT##_##M)(const nn_plan_layer *L, T *dz,            \
+#define NN_TINY_BWD_DEF(MODE, OUT, F, M, ACT)                                                 \
+    static void NN_T(tiny_bwd_##MODE##_##OUT##_##F)(const nn_plan_layer *L, T *dz,            \
                                                     const T *params, nn_int m,                \
                                                     const struct NN_T(tiny_sgd) *u) {         \
-        NN_T(tiny_dense_bwd_L)(L, dz, params, m, u, NN_TINY_SGD_##MODE, OUT, M);              \
+        NN_T(tiny_dense_bwd_L)(L, dz, params, m, u, NN_TINY_SGD_##MODE, OUT, M, ACT);         \
     }
+#define NN_TINY_BWD_END(OUT, F, M, ACT) NN_TINY_BWD_DEF(END, OUT, F, M, ACT)
+#define NN_TINY_BWD_PLAIN(OUT, F, M, ACT) NN_TINY_BWD_DEF(PLAIN, OUT, F, M, ACT)
+#define NN_TINY_BWD_MOMENTUM(OUT, F, M, ACT) NN_TINY_BWD_DEF(MOMENTUM, OUT, F, M, ACT)
+#define NN_TINY_BWD_ANY(OUT, F, M, ACT) NN_TINY_BWD_DEF(ANY, OUT, F, M, ACT)
 #define NN_TINY_BWD_DEFS(OUT)                                                                 \
-    NN_TINY_BWD_DEF(END, OUT, 0) NN_TINY_BWD_DEF(END, OUT, 1)                                 \
-    NN_TINY_BWD_DEF(PLAIN, OUT, 0) NN_TINY_BWD_DEF(PLAIN, OUT, 1)                             \
-    NN_TINY_BWD_DEF(MOMENTUM, OUT, 0) NN_TINY_BWD_DEF(MOMENTUM, OUT, 1)                       \
-    NN_TINY_BWD_DEF(ANY, OUT, 0) NN_TINY_BWD_DEF(ANY, OUT, 1)
+    NN_TINY_FORMS(NN_TINY_BWD_END, OUT) NN_TINY_FORMS(NN_TINY_BWD_PLAIN, OUT)                 \
+    NN_TINY_FORMS(NN_TINY_BWD_MOMENTUM, OUT) NN_TINY_FORMS(NN_TINY_BWD_ANY, OUT)
 NN_TINY_WIDTHS(NN_TINY_BWD_DEFS)
 #undef NN_TINY_BWD_DEFS
-#undef NN_TINY_BWD_DEF
-
-// [mode][width][one row], mode in the order of the NN_TINY_SGD_* values
-#define NN_TINY_BWD_ENTRY(MODE, OUT)                                                          \
-    {NN_T(tiny_bwd_##MODE##_##OUT##_0), NN_T(tiny_bwd_##MODE##_##OUT##_1)},
-#define NN_TINY_BWD_END(OUT) NN_TINY_BWD_ENTRY(END, OUT)
-#define NN_TINY_BWD_PLAIN(OUT) NN_TINY_BWD_ENTRY(PLAIN, OUT)
-#define NN_TINY_BWD_MOMENTUM(OUT) NN_TINY_BWD_ENTRY(MOMENTUM, OUT)
-#define NN_TINY_BWD_ANY(OUT) NN_TINY_BWD_ENTRY(ANY, OUT)
-static const NN_T(tiny_bwd_fn) NN_T(tiny_bwd_table)[4][NN_TINY_MAX_OUT + 1][2] = {
-    {NN_TINY_WIDTHS(NN_TINY_BWD_END)},
-    {NN_TINY_WIDTHS(NN_TINY_BWD_PLAIN)},
-    {NN_TINY_WIDTHS(NN_TINY_BWD_MOMENTUM)},
-    {NN_TINY_WIDTHS(NN_TINY_BWD_ANY)}};
 #undef NN_TINY_BWD_END
 #undef NN_TINY_BWD_PLAIN
 #undef NN_TINY_BWD_MOMENTUM
 #undef NN_TINY_BWD_ANY
-#undef NN_TINY_BWD_ENTRY
+#undef NN_TINY_BWD_DEF
+
+// [mode][width][form], mode in the order of the NN_TINY_SGD_* values
+#define NN_TINY_BWD_FORM(MODE, OUT, F) NN_T(tiny_bwd_##MODE##_##OUT##_##F),
+#define NN_TINY_BWD_END(OUT, F, M, ACT) NN_TINY_BWD_FORM(END, OUT, F)
+#define NN_TINY_BWD_PLAIN(OUT, F, M, ACT) NN_TINY_BWD_FORM(PLAIN, OUT, F)
+#define NN_TINY_BWD_MOMENTUM(OUT, F, M, ACT) NN_TINY_BWD_FORM(MOMENTUM, OUT, F)
+#define NN_TINY_BWD_ANY(OUT, F, M, ACT) NN_TINY_BWD_FORM(ANY, OUT, F)
+#define NN_TINY_BWD_END_W(OUT) {NN_TINY_FORMS(NN_TINY_BWD_END, OUT)},
+#define NN_TINY_BWD_PLAIN_W(OUT) {NN_TINY_FORMS(NN_TINY_BWD_PLAIN, OUT)},
+#define NN_TINY_BWD_MOMENTUM_W(OUT) {NN_TINY_FORMS(NN_TINY_BWD_MOMENTUM, OUT)},
+#define NN_TINY_BWD_ANY_W(OUT) {NN_TINY_FORMS(NN_TINY_BWD_ANY, OUT)},
+static const NN_T(tiny_bwd_fn)
+    NN_T(tiny_bwd_table)[4][NN_TINY_MAX_OUT + 1][NN_TINY_N_FORMS] = {
+        {NN_TINY_WIDTHS(NN_TINY_BWD_END_W)},
+        {NN_TINY_WIDTHS(NN_TINY_BWD_PLAIN_W)},
+        {NN_TINY_WIDTHS(NN_TINY_BWD_MOMENTUM_W)},
+        {NN_TINY_WIDTHS(NN_TINY_BWD_ANY_W)}};
+#undef NN_TINY_BWD_END_W
+#undef NN_TINY_BWD_PLAIN_W
+#undef NN_TINY_BWD_MOMENTUM_W
+#undef NN_TINY_BWD_ANY_W
+#undef NN_TINY_BWD_END
+#undef NN_TINY_BWD_PLAIN
+#undef NN_TINY_BWD_MOMENTUM
+#undef NN_TINY_BWD_ANY
+#undef NN_TINY_BWD_FORM
 
 
 // 1 if x[i0 .. i1) are all +0 (bit for bit), or x is NULL.
@@ -356,11 +383,15 @@ static void NN_T(tiny_setup)(const nn_plan *pl, nn_int bs, struct NN_T(tiny) *tt
     tt->mode = NN_T(tiny_mode)(pl, &tt->u);
     const int first = tt->mode == NN_TINY_SGD_MOMENTUM ? NN_TINY_SGD_ANY : tt->mode;
     for (int i = 0; i < pl->n_layers; i++) {
-        const nn_int out = pl->layers[i].out;
-        const int w = out > 0 && out <= NN_TINY_MAX_OUT ? (int)out : 0, one = bs == 1;
-        tt->fwd[i] = NN_T(tiny_fwd_table)[w][one];
-        tt->bwd[i] = NN_T(tiny_bwd_table)[tt->mode][w][one];
-        tt->bwd_first[i] = NN_T(tiny_bwd_table)[first][w][one];
+        const nn_plan_layer *L = &pl->layers[i];
+        const int w = L->out > 0 && L->out <= NN_TINY_MAX_OUT ? (int)L->out : 0;
+        const int form = bs != 1                       ? 0
+                         : L->act == NN_ACT_IDENTITY ? 2
+                         : L->act == NN_ACT_RELU     ? 3
+                                                     : 1;
+        tt->fwd[i] = NN_T(tiny_fwd_table)[w][form];
+        tt->bwd[i] = NN_T(tiny_bwd_table)[tt->mode][w][form];
+        tt->bwd_first[i] = NN_T(tiny_bwd_table)[first][w][form];
     }
 }
 
