@@ -265,6 +265,7 @@ typedef struct {
     const void *x;        // the layer's input in the batch being run (set by the plan)
     int hook;             // data-parallel: the hook hears NN_HOOK_LAYER after this layer's
                           // backward pass (to start sending the gradients that are final)
+    void (*tiny_fwd)(void), (*tiny_bwd)(void), (*tiny_bwd_first)(void);  // set by the plan
 } nn_plan_layer;
 
 // Data-parallel training: each rank runs the same plan over its share of every global batch,

@@ -78,7 +78,7 @@ NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, nn_int skip
         L->x = h;
         if (L->kind == NN_LAYER_DENSE) {
             if (tiny) {
-                tt->fwd[i](L, h, m);
+                ((NN_T(tiny_fwd_fn))L->tiny_fwd)(L, h, m);
             } else {
                 int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
                                                (const T *)L->w, (const T *)L->b, m, L->in,
@@ -237,7 +237,8 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
         nn_plan_layer *L = &layers[i];
         if (L->kind == NN_LAYER_DENSE) {
             if (tiny) {
-                (first ? tt->bwd_first : tt->bwd)[i](L, g, params, m, &tt->u);
+                ((NN_T(tiny_bwd_fn))(first ? L->tiny_bwd_first : L->tiny_bwd))(L, g, params, m,
+                                                                               &tt->u);
             } else {
                 int s = NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
                                                     (const T *)L->x, (const T *)L->w,
@@ -409,9 +410,7 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
     // L1, on several threads); the tiny step fuses plain SGD element by element.
     const int dp = !tiny && pl->hook != NULL;
     const int fused = !tiny && !dp && NN_T(plan_fusable)(pl);
-    NN_T(tiny_fwd_fn) fwd[tiny ? pl->n_layers : 1];
-    NN_T(tiny_bwd_fn) bwd[tiny ? pl->n_layers : 1], bwd_first[tiny ? pl->n_layers : 1];
-    struct NN_T(tiny) tt = {.fwd = fwd, .bwd = bwd, .bwd_first = bwd_first};
+    struct NN_T(tiny) tt = {0};
     if (tiny) NN_T(tiny_setup)(pl, bs, &tt);
     const int after = tiny ? tt.mode == NN_TINY_SGD_END : !fused;  // plan_update after backward
     for (nn_int b = b0; b < b1; b++) {

@@ -352,15 +352,13 @@ NN_INLINE int NN_T(tiny_loss)(const nn_plan *pl, double *loss, T *grad, const T 
     return NN_OK;
 }
 
-// The tiny step's choices for one plan_train call: the SGD settings, how it applies them (an
-// NN_TINY_SGD_* mode), and each dense layer's functions (layer i's at [i]; bwd_first for the
-// first step, which starts the momentum buffers), picked once so that a step calls them
-// directly.
+// The tiny step's choices for one plan_train call: the SGD settings and how it applies them
+// (an NN_TINY_SGD_* mode). Each layer's functions go into its tiny_* fields (tiny_bwd_first:
+// the first step's, which starts the momentum buffers), picked once so that a step calls
+// them directly.
 struct NN_T(tiny) {
     struct NN_T(tiny_sgd) u;
     int mode;
-    NN_T(tiny_fwd_fn) * fwd;
-    NN_T(tiny_bwd_fn) * bwd, *bwd_first;
 };
 
 // The tiny step's SGD settings (tu) and how it applies them (an NN_TINY_SGD_* mode).
@@ -377,21 +375,21 @@ static int NN_T(tiny_mode)(const nn_plan *pl, struct NN_T(tiny_sgd) *tu) {
                                                                : NN_TINY_SGD_PLAIN;
 }
 
-// Fills tt for batches of bs rows, with room for pl->n_layers functions in each array. The
-// one-row forms take batches of 1 (every batch then has one row).
-static void NN_T(tiny_setup)(const nn_plan *pl, nn_int bs, struct NN_T(tiny) *tt) {
+// Fills tt, and each layer's functions, for batches of bs rows. The one-row forms take
+// batches of 1 (every batch then has one row).
+static void NN_T(tiny_setup)(nn_plan *pl, nn_int bs, struct NN_T(tiny) *tt) {
     tt->mode = NN_T(tiny_mode)(pl, &tt->u);
     const int first = tt->mode == NN_TINY_SGD_MOMENTUM ? NN_TINY_SGD_ANY : tt->mode;
     for (int i = 0; i < pl->n_layers; i++) {
-        const nn_plan_layer *L = &pl->layers[i];
+        nn_plan_layer *L = &pl->layers[i];
         const int w = L->out > 0 && L->out <= NN_TINY_MAX_OUT ? (int)L->out : 0;
         const int form = bs != 1                       ? 0
                          : L->act == NN_ACT_IDENTITY ? 2
                          : L->act == NN_ACT_RELU     ? 3
                                                      : 1;
-        tt->fwd[i] = NN_T(tiny_fwd_table)[w][form];
-        tt->bwd[i] = NN_T(tiny_bwd_table)[tt->mode][w][form];
-        tt->bwd_first[i] = NN_T(tiny_bwd_table)[first][w][form];
+        L->tiny_fwd = (void (*)(void))NN_T(tiny_fwd_table)[w][form];
+        L->tiny_bwd = (void (*)(void))NN_T(tiny_bwd_table)[tt->mode][w][form];
+        L->tiny_bwd_first = (void (*)(void))NN_T(tiny_bwd_table)[first][w][form];
     }
 }
 
