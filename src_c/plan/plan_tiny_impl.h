@@ -12,10 +12,12 @@
 // kernels' bits on every CPU path; tests/test_plan.py checks it against the kernels called
 // one by one.
 //
-// The loops take the layer width as a constant (one copy per width 1..NN_TINY_MAX_OUT) and
-// the common SGD settings as constants (NN_TINY_SGD_*), the row bodies are always inlined,
-// and nothing is auto-vectorised: a vector load of values just stored one by one stalls on
-// store forwarding, and setting up vector loops costs more than 1-8 elements gain.
+// Each layer's forward and backward pass is a small function with the layer width, the
+// common SGD settings (NN_TINY_SGD_*) and, for one row, the activation as constants, picked
+// from a table once per plan_train call into the layer's tiny_* fields: the step's choice of
+// kernels, with no second batch loop. The row bodies are always inlined, and nothing is
+// auto-vectorised: a vector load of values just stored one by one stalls on store
+// forwarding, and setting up vector loops costs more than 1-8 elements gain.
 
 #ifndef NN_PLAN_TINY_ONCE  // dtype-independent definitions, once
 #define NN_PLAN_TINY_ONCE
