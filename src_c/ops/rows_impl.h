@@ -28,30 +28,6 @@ NN_INLINE T NN_T(gelu_bwd)(T g, T z) {  // d/dz z Phi(z) = Phi(z) + z phi(z)
     return g * (cdf + z * pdf);
 }
 
-// act(x) for one element. Not softmax.
-NN_INLINE T NN_T(act_one)(T x, int act, T alpha) {
-    switch (act) {
-    case NN_ACT_RELU: return NN_T(relu_fwd)(x);
-    case NN_ACT_LEAKY_RELU: return NN_T(leaky_fwd)(x, alpha);
-    case NN_ACT_SIGMOID: return NN_T(sigmoid)(x);
-    case NN_ACT_TANH: return NN_T(nn_tanh)(x);
-    case NN_ACT_GELU: return NN_T(gelu_fwd)(x);
-    default: return x;
-    }
-}
-
-// dy * act'(z) for one element, from y and z (z is read only where act needs it). Not softmax.
-NN_INLINE T NN_T(act_grad_one)(T g, T y, T z, int act, T alpha, int needs_z) {
-    switch (act) {
-    case NN_ACT_RELU: return NN_T(relu_bwd)(g, y);
-    case NN_ACT_LEAKY_RELU: return NN_T(leaky_bwd)(g, needs_z ? z : y, alpha);
-    case NN_ACT_SIGMOID: return NN_T(sigmoid_bwd)(g, y);
-    case NN_ACT_TANH: return NN_T(tanh_bwd)(g, y);
-    case NN_ACT_GELU: return NN_T(gelu_bwd)(g, z);
-    default: return g;
-    }
-}
-
 // y = act(x) over n contiguous elements; y may alias x. Not softmax.
 NN_INLINE void NN_T(act_row)(T *y, const T *x, nn_int n, int act, T alpha) {
     switch (act) {

@@ -104,18 +104,18 @@ NN_INLINE void NN_T(tiny_dense_fwd_n)(T *y, T *z, const T *x, const T *w, const 
                 const T xp = xi[p], *wp = w + p * out + j0;
                 for (nn_int j = 0; j < nj; j++) s[j] += xp * wp[j];
             }
-            // The activation's choice out of the element loops, relu and identity inline.
-            T *yi = y + i * out + j0;
             if (b != NULL)
                 for (nn_int j = 0; j < nj; j++) s[j] += b[j0 + j];
             if (z != NULL)
                 for (nn_int j = 0; j < nj; j++) z[i * out + j0 + j] = s[j];
+            // The activation's choice out of the element loops, relu and identity inline.
+            T *yi = y + i * out + j0;
             if (row_act == NN_ACT_RELU)
                 for (nn_int j = 0; j < nj; j++) yi[j] = NN_T(relu_fwd)(s[j]);
             else if (row_act == NN_ACT_IDENTITY)
                 for (nn_int j = 0; j < nj; j++) yi[j] = s[j];
             else
-                for (nn_int j = 0; j < nj; j++) yi[j] = NN_T(act_one)(s[j], row_act, alpha);
+                NN_T(act_row)(yi, s, nj, row_act, alpha);
         }
     }
     if (act == NN_ACT_SOFTMAX)
@@ -182,15 +182,9 @@ NN_INLINE void NN_T(tiny_dense_bwd_n)(T *dx, T *dw, T *db, T *dz, const T *x, T 
     if (act == NN_ACT_SOFTMAX) {
         for (nn_int i = 0; i < m; i++)
             NN_T(softmax_grad_row)(dz + i * out, dz + i * out, y + i * out, out);
-    } else if (act == NN_ACT_RELU) {
-        for (nn_int e = 0; e < m * out; e++) dz[e] = NN_T(relu_bwd)(dz[e], y[e]);
-    } else if (act != NN_ACT_IDENTITY) {
-        const int needs_z = nn_act_needs_z(act, alpha);
-        for (nn_int i = 0; i < m; i++)
-            for (nn_int j = 0; j < out; j++) {
-                nn_int e = i * out + j;
-                dz[e] = NN_T(act_grad_one)(dz[e], y[e], needs_z ? z[e] : 0, act, alpha, needs_z);
-            }
+    } else {  // (the identity leaves dz as it is)
+        NN_T(act_grad_row)(dz, dz, y, nn_act_needs_z(act, alpha) ? z : NULL, m * out, act,
+                           alpha);
     }
     // One row of a constant width: dz in registers from here on, not reloaded after each
     // store that might alias it.
