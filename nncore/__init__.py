@@ -24,7 +24,7 @@ from ._core import (  # noqa: E402
 from ._threads import get_num_threads, set_num_threads  # noqa: E402
 from . import activations, datasets, initializers, losses, metrics, schedules  # noqa: E402
 from .activations import (  # noqa: E402
-    GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
+    GELU, Exp, GELUTanh, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh,
 )
 from .callbacks import (  # noqa: E402
     Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, ProgressBar,
@@ -33,7 +33,10 @@ from .callbacks import (  # noqa: E402
 from .gradcheck import check_gradients  # noqa: E402
 from .io import ModelFileError, load_model  # noqa: E402
 from .layers import Activation, Dense, Dropout, Layer  # noqa: E402
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss  # noqa: E402
+from .losses import (  # noqa: E402
+    BCEWithLogitsLoss, CrossEntropy, CrossEntropyLoss, Huber, HuberLoss, L1Loss, Loss, MSELoss,
+    PoissonNLLLoss,
+)
 from .models import NonFiniteLossError, Sequential  # noqa: E402
 from .optimizers import SGD, Adam, AdamW, Optimizer  # noqa: E402
 from .schedules import CosineAnnealingLR, ExponentialLR, LRSchedule, StepLR  # noqa: E402
@@ -44,8 +47,10 @@ __all__ = [
     # model and layers
     "Sequential", "Layer", "Dense", "Dropout", "Activation",
     # activations, losses, optimizers, schedules
-    "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax",
-    "Loss", "MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
+    "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "GELUTanh", "SiLU", "Exp",
+    "Softmax",
+    "Loss", "MSELoss", "L1Loss", "HuberLoss", "Huber", "PoissonNLLLoss", "BCEWithLogitsLoss",
+    "CrossEntropyLoss", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW",
     "LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR",
     # callbacks

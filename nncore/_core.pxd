@@ -52,6 +52,9 @@ cdef extern from "nncore.h" nogil:
         NN_ACT_TANH
         NN_ACT_GELU
         NN_ACT_SOFTMAX
+        NN_ACT_SILU
+        NN_ACT_GELU_TANH
+        NN_ACT_EXP
         NN_ACT_N
 
     int nn_activation_needs_z(int act, double alpha)
@@ -86,23 +89,51 @@ cdef extern from "nncore.h" nogil:
         NN_REDUCE_MEAN
         NN_REDUCE_SUM
 
-    int nn_mse_loss_f32(double *loss, float *grad, const float *pred, const float *target,
-                        const float *weight, nn_int n, nn_int d, int reduction, int n_threads)
-    int nn_mse_loss_f64(double *loss, double *grad, const double *pred, const double *target,
-                        const double *weight, nn_int n, nn_int d, int reduction,
-                        int n_threads)
-    int nn_bce_logits_loss_f32(double *loss, float *grad, const float *logits,
-                               const float *target, const float *weight, nn_int n, nn_int d,
-                               int reduction, int n_threads)
-    int nn_bce_logits_loss_f64(double *loss, double *grad, const double *logits,
-                               const double *target, const double *weight, nn_int n,
-                               nn_int d, int reduction, int n_threads)
-    int nn_cross_entropy_loss_f32(double *loss, float *grad, const float *logits,
-                                  const int64_t *labels, const float *weight, nn_int n,
-                                  nn_int c, int reduction, int n_threads)
-    int nn_cross_entropy_loss_f64(double *loss, double *grad, const double *logits,
-                                  const int64_t *labels, const double *weight, nn_int n,
-                                  nn_int c, int reduction, int n_threads)
+    int nn_batchnorm_forward_f32(float *y, float *mean, float *invstd, float *running_mean,
+                                 float *running_var, const float *x, const float *gamma,
+                                 const float *beta, nn_int n, nn_int d, double eps,
+                                 double momentum, int training, int n_threads)
+    int nn_batchnorm_forward_f64(double *y, double *mean, double *invstd,
+                                 double *running_mean, double *running_var, const double *x,
+                                 const double *gamma, const double *beta, nn_int n, nn_int d,
+                                 double eps, double momentum, int training, int n_threads)
+    void nn_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                   const float *x, const float *mean, const float *invstd,
+                                   const float *gamma, nn_int n, nn_int d, int accumulate,
+                                   int n_threads)
+    void nn_batchnorm_backward_f64(double *dx, double *dgamma, double *dbeta,
+                                   const double *dy, const double *x, const double *mean,
+                                   const double *invstd, const double *gamma, nn_int n,
+                                   nn_int d, int accumulate, int n_threads)
+    int nn_layernorm_forward_f32(float *y, float *mean, float *invstd, const float *x,
+                                 const float *gamma, const float *beta, nn_int n, nn_int d,
+                                 double eps, int n_threads)
+    int nn_layernorm_forward_f64(double *y, double *mean, double *invstd, const double *x,
+                                 const double *gamma, const double *beta, nn_int n, nn_int d,
+                                 double eps, int n_threads)
+    void nn_layernorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                   const float *x, const float *mean, const float *invstd,
+                                   const float *gamma, nn_int n, nn_int d, int accumulate,
+                                   int n_threads)
+    void nn_layernorm_backward_f64(double *dx, double *dgamma, double *dbeta,
+                                   const double *dy, const double *x, const double *mean,
+                                   const double *invstd, const double *gamma, nn_int n,
+                                   nn_int d, int accumulate, int n_threads)
+
+    enum nn_loss:
+        NN_LOSS_MSE
+        NN_LOSS_BCE_LOGITS
+        NN_LOSS_CROSS_ENTROPY
+        NN_LOSS_L1
+        NN_LOSS_HUBER
+        NN_LOSS_POISSON
+        NN_LOSS_N
+    int nn_loss_f32(double *loss, float *grad, const float *x, const float *t,
+                    const int64_t *labels, const float *weight, nn_int n, nn_int d, int kind,
+                    double param, int reduction, int n_threads)
+    int nn_loss_f64(double *loss, double *grad, const double *x, const double *t,
+                    const int64_t *labels, const double *weight, nn_int n, nn_int d, int kind,
+                    double param, int reduction, int n_threads)
 
     void nn_sgd_update_f32(float *p, float *buf, const float *grad, nn_int n, double lr,
                            double momentum, double dampening, double weight_decay,
@@ -134,10 +165,6 @@ cdef extern from "nncore.h" nogil:
         NN_LAYER_DENSE
         NN_LAYER_DROPOUT
         NN_LAYER_ACTIVATION
-    enum nn_loss:
-        NN_LOSS_MSE
-        NN_LOSS_BCE_LOGITS
-        NN_LOSS_CROSS_ENTROPY
     enum nn_optimizer:
         NN_OPT_SGD
         NN_OPT_ADAM
@@ -180,6 +207,7 @@ cdef extern from "nncore.h" nogil:
         void *grad
         void *scratch
         int loss
+        double loss_param
         int prob_act
         int n_metrics
         int metrics[8]

@@ -6,6 +6,8 @@ Arrays must be C-contiguous float32 or float64, all of one dtype; outputs are al
 not given. ``n_threads=None`` uses the library default (``nncore.get_num_threads()``).
 """
 cimport numpy as cnp
+import math
+
 import numpy as np
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
@@ -15,6 +17,7 @@ ACTIVATIONS = {
     "identity": NN_ACT_IDENTITY, "linear": NN_ACT_IDENTITY, None: NN_ACT_IDENTITY,
     "relu": NN_ACT_RELU, "leaky_relu": NN_ACT_LEAKY_RELU, "sigmoid": NN_ACT_SIGMOID,
     "tanh": NN_ACT_TANH, "gelu": NN_ACT_GELU, "softmax": NN_ACT_SOFTMAX,
+    "silu": NN_ACT_SILU, "gelu_tanh": NN_ACT_GELU_TANH, "exp": NN_ACT_EXP,
 }
 REDUCTIONS = {"mean": NN_REDUCE_MEAN, "sum": NN_REDUCE_SUM}
 CPU_PATHS = ("generic", "avx2", "avx512")
@@ -475,14 +478,160 @@ cdef cnp.ndarray _weights(object weight, nn_int n, int t):
     return W
 
 
+cdef cnp.ndarray _vec(object a, str name, nn_int d, int t):
+    """An optional 1-D array of d values (None passes)."""
+    if a is None:
+        return None
+    cdef cnp.ndarray v = _arr(a, name, 1, t)
+    _shape(v, name, (d,), " (one value per feature)")
+    return v
+
+
+cdef void *_ptr(cnp.ndarray a):
+    return cnp.PyArray_DATA(a) if a is not None else NULL
+
+
+def norm_forward(str kind, x, gamma=None, beta=None, *, running_mean=None, running_var=None,
+                 double eps=1e-5, double momentum=0.1, bint training=True, out=None,
+                 mean=None, invstd=None, n_threads=None):
+    """Batch (kind "batch") or layer (kind "layer") normalisation of x (n, d):
+    y = gamma (x - mean) invstd + beta. Training saves the statistics in mean and invstd
+    ((d,) for batch norm, (n,) for layer norm; new arrays when not given) and batch norm
+    updates running_mean and running_var in place; batch norm's inference normalises with
+    them. Returns (y, mean, invstd) (mean and invstd None in inference)."""
+    cdef int t = _float_type(x, "x")
+    cdef cnp.ndarray X = _arr(x, "x", 2, t)
+    cdef nn_int n = X.shape[0], d = X.shape[1]
+    if kind not in ("batch", "layer"):
+        raise ValueError(f"kind must be 'batch' or 'layer', got {kind!r}")
+    cdef bint bn = kind == "batch"
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps!r}")
+    if bn and not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must lie in [0, 1], got {momentum!r}")
+    if bn and training and n < 2:
+        raise ValueError(f"batch norm in training needs at least 2 rows to estimate a "
+                         f"variance, got {n}")
+    cdef cnp.ndarray G = _vec(gamma, "gamma", d, t)
+    cdef cnp.ndarray B = _vec(beta, "beta", d, t)
+    cdef cnp.ndarray RM = None
+    cdef cnp.ndarray RV = None
+    if bn:
+        if (running_mean is None) != (running_var is None):
+            raise ValueError("running_mean and running_var go together")
+        if running_mean is None and not training:
+            raise ValueError("batch norm's inference needs running_mean and running_var")
+        if running_mean is not None:
+            RM = _arr(running_mean, "running_mean", 1, t, True)
+            RV = _arr(running_var, "running_var", 1, t, True)
+            _shape(RM, "running_mean", (d,), " (one value per feature)")
+            _shape(RV, "running_var", (d,), " (one value per feature)")
+    ins = (("x", X), ("gamma", G), ("beta", B), ("running_mean", RM), ("running_var", RV))
+    cdef cnp.ndarray Y = _output(out, "out", (n, d), t, ins[1:])
+    cdef cnp.ndarray M = None
+    cdef cnp.ndarray S = None
+    cdef nn_int ns = d if bn else n
+    if training:
+        M = _output(mean, "mean", (ns,), t, ins + (("out", Y),))
+        S = _output(invstd, "invstd", (ns,), t, ins + (("out", Y), ("mean", M)))
+    cdef int nt = _threads(n_threads), s = NN_OK
+    cdef void *py = _ptr(Y)
+    cdef void *pm = _ptr(M)
+    cdef void *ps = _ptr(S)
+    cdef void *prm = _ptr(RM)
+    cdef void *prv = _ptr(RV)
+    cdef void *px = _ptr(X)
+    cdef void *pg = _ptr(G)
+    cdef void *pb = _ptr(B)
+    with nogil:
+        if bn and t == F32:
+            s = nn_batchnorm_forward_f32(<float *>py, <float *>pm, <float *>ps, <float *>prm,
+                                         <float *>prv, <float *>px, <float *>pg, <float *>pb,
+                                         n, d, eps, momentum, training, nt)
+        elif bn:
+            s = nn_batchnorm_forward_f64(<double *>py, <double *>pm, <double *>ps,
+                                         <double *>prm, <double *>prv, <double *>px,
+                                         <double *>pg, <double *>pb, n, d, eps, momentum,
+                                         training, nt)
+        elif t == F32:
+            s = nn_layernorm_forward_f32(<float *>py, <float *>pm, <float *>ps, <float *>px,
+                                         <float *>pg, <float *>pb, n, d, eps, nt)
+        else:
+            s = nn_layernorm_forward_f64(<double *>py, <double *>pm, <double *>ps,
+                                         <double *>px, <double *>pg, <double *>pb, n, d, eps,
+                                         nt)
+    _status(s, f"{kind} norm forward")
+    return Y, M, S
+
+
+def norm_backward(str kind, dy, x, mean, invstd, gamma=None, *, dx=None, dgamma=None,
+                  dbeta=None, bint need_dx=True, bint need_params=True,
+                  bint accumulate=False, n_threads=None):
+    """Backward of norm_forward in training, from dy (n, d), x and the saved mean, invstd:
+    dgamma = sum_rows dy xhat, dbeta = sum_rows dy (added to when accumulate; skipped
+    without need_params) and dx. dx may be dy itself. Returns (dx or None, dgamma, dbeta)."""
+    cdef int t = _float_type(dy, "dy")
+    cdef cnp.ndarray DY = _arr(dy, "dy", 2, t)
+    cdef nn_int n = DY.shape[0], d = DY.shape[1]
+    if kind not in ("batch", "layer"):
+        raise ValueError(f"kind must be 'batch' or 'layer', got {kind!r}")
+    cdef bint bn = kind == "batch"
+    cdef cnp.ndarray X = _arr(x, "x", 2, t)
+    _shape(X, "x", (n, d), " (the shape of dy)")
+    cdef nn_int ns = d if bn else n
+    cdef cnp.ndarray M = _arr(mean, "mean", 1, t)
+    cdef cnp.ndarray S = _arr(invstd, "invstd", 1, t)
+    _shape(M, "mean", (ns,), " (the forward's statistics)")
+    _shape(S, "invstd", (ns,), " (the forward's statistics)")
+    cdef cnp.ndarray G = _vec(gamma, "gamma", d, t)
+    ins = (("x", X), ("mean", M), ("invstd", S), ("gamma", G))
+    cdef cnp.ndarray DX = None
+    if need_dx:
+        DX = DY if dx is dy else _output(dx, "dx", (n, d), t, ins + (("dy", DY),))
+    cdef cnp.ndarray DG = None
+    cdef cnp.ndarray DB = None
+    if need_params:
+        if accumulate and (dgamma is None or dbeta is None):
+            raise ValueError("accumulate needs dgamma and dbeta to add to")
+        DG = _output(dgamma, "dgamma", (d,), t, ins + (("dy", DY), ("dx", DX)))
+        DB = _output(dbeta, "dbeta", (d,), t, ins + (("dy", DY), ("dx", DX), ("dgamma", DG)))
+    cdef int nt = _threads(n_threads)
+    cdef void *pdx = _ptr(DX)
+    cdef void *pdg = _ptr(DG)
+    cdef void *pdb = _ptr(DB)
+    cdef void *pdy = _ptr(DY)
+    cdef void *px = _ptr(X)
+    cdef void *pm = _ptr(M)
+    cdef void *ps = _ptr(S)
+    cdef void *pg = _ptr(G)
+    with nogil:
+        if bn and t == F32:
+            nn_batchnorm_backward_f32(<float *>pdx, <float *>pdg, <float *>pdb, <float *>pdy,
+                                      <float *>px, <float *>pm, <float *>ps, <float *>pg, n, d,
+                                      accumulate, nt)
+        elif bn:
+            nn_batchnorm_backward_f64(<double *>pdx, <double *>pdg, <double *>pdb,
+                                      <double *>pdy, <double *>px, <double *>pm, <double *>ps,
+                                      <double *>pg, n, d, accumulate, nt)
+        elif t == F32:
+            nn_layernorm_backward_f32(<float *>pdx, <float *>pdg, <float *>pdb, <float *>pdy,
+                                      <float *>px, <float *>pm, <float *>ps, <float *>pg, n, d,
+                                      accumulate, nt)
+        else:
+            nn_layernorm_backward_f64(<double *>pdx, <double *>pdg, <double *>pdb,
+                                      <double *>pdy, <double *>px, <double *>pm, <double *>ps,
+                                      <double *>pg, n, d, accumulate, nt)
+    return DX, DG, DB
+
+
 def _loss(int kind, x, target, weight, reduction, grad, bint need_grad, n_threads,
-          str xname, str what):
+          str xname, str what, double param=0):
     cdef int t = _float_type(x, xname)
     cdef cnp.ndarray X = _arr(x, xname, 2, t)
     cdef nn_int n = X.shape[0], d = X.shape[1]
     cdef cnp.ndarray TG = None
     cdef cnp.ndarray L = None
-    if kind == 2:
+    if kind == NN_LOSS_CROSS_ENTROPY:
         if not isinstance(target, np.ndarray):
             raise TypeError(f"labels must be a numpy.ndarray of integers, got "
                             f"{type(target).__name__}")
@@ -492,11 +641,15 @@ def _loss(int kind, x, target, weight, reduction, grad, bint need_grad, n_thread
         L = np.ascontiguousarray(target, dtype=np.int64)
         L = _arr(L, "labels", 1, cnp.NPY_INT64)
         _shape(L, "labels", (n,), " (one label per row of logits)")
+        if not 0 <= param <= 1:  # also rejects NaN
+            raise ValueError(f"label_smoothing must lie in [0, 1], got {param!r}")
     else:
         TG = _arr(target, "target", 2, t)
         _shape(TG, "target", (n, d), f" (the shape of {xname})")
-        if kind == 1 and not (TG.min() >= 0 and TG.max() <= 1):
+        if kind == NN_LOSS_BCE_LOGITS and not (TG.min() >= 0 and TG.max() <= 1):
             raise ValueError("target must lie in [0, 1] for binary cross-entropy")
+        if kind == NN_LOSS_HUBER and not 0 < param < math.inf:
+            raise ValueError(f"delta must be positive and finite, got {param!r}")
     cdef cnp.ndarray W = _weights(weight, n, t)
     cdef int red = _reduction(reduction)
     cdef cnp.ndarray G = _output(grad, "grad", (n, d), t, ((xname, X), ("target", TG))) \
@@ -509,24 +662,12 @@ def _loss(int kind, x, target, weight, reduction, grad, bint need_grad, n_thread
     cdef int64_t *pl = <int64_t *>cnp.PyArray_DATA(L) if L is not None else NULL
     cdef void *pw = cnp.PyArray_DATA(W) if W is not None else NULL
     with nogil:
-        if kind == 0 and t == F32:
-            s = nn_mse_loss_f32(&loss, <float *>pg, <float *>px, <float *>pt, <float *>pw, n,
-                                d, red, nt)
-        elif kind == 0:
-            s = nn_mse_loss_f64(&loss, <double *>pg, <double *>px, <double *>pt, <double *>pw,
-                                n, d, red, nt)
-        elif kind == 1 and t == F32:
-            s = nn_bce_logits_loss_f32(&loss, <float *>pg, <float *>px, <float *>pt,
-                                       <float *>pw, n, d, red, nt)
-        elif kind == 1:
-            s = nn_bce_logits_loss_f64(&loss, <double *>pg, <double *>px, <double *>pt,
-                                       <double *>pw, n, d, red, nt)
-        elif t == F32:
-            s = nn_cross_entropy_loss_f32(&loss, <float *>pg, <float *>px, pl, <float *>pw, n,
-                                          d, red, nt)
+        if t == F32:
+            s = nn_loss_f32(&loss, <float *>pg, <float *>px, <float *>pt, pl, <float *>pw, n,
+                            d, kind, param, red, nt)
         else:
-            s = nn_cross_entropy_loss_f64(&loss, <double *>pg, <double *>px, pl,
-                                          <double *>pw, n, d, red, nt)
+            s = nn_loss_f64(&loss, <double *>pg, <double *>px, <double *>pt, pl, <double *>pw,
+                            n, d, kind, param, red, nt)
     if s == NN_ERR_ARG:
         raise ValueError(f"{what}: the weights sum to 0, so the mean is undefined")
     if s == NN_ERR_LABEL:  # the C kernel checked every label before writing anything
@@ -540,24 +681,51 @@ def mse_loss(pred, target, weight=None, reduction="mean", *, grad=None, bint nee
              n_threads=None):
     """Mean squared error of pred (n, d) against target (n, d); weight (n,) per sample.
     Returns (loss, grad) with grad = dL/dpred (None when need_grad is False)."""
-    return _loss(0, pred, target, weight, reduction, grad, need_grad, n_threads, "pred",
-                 "mse_loss")
+    return _loss(NN_LOSS_MSE, pred, target, weight, reduction, grad, need_grad, n_threads,
+                 "pred", "mse_loss")
+
+
+def l1_loss(pred, target, weight=None, reduction="mean", *, grad=None, bint need_grad=True,
+            n_threads=None):
+    """Mean absolute error |pred - target| of pred (n, d) against target (n, d); its
+    gradient is sign(pred - target), 0 where they are equal. Returns (loss, grad)."""
+    return _loss(NN_LOSS_L1, pred, target, weight, reduction, grad, need_grad, n_threads,
+                 "pred", "l1_loss")
+
+
+def huber_loss(pred, target, weight=None, reduction="mean", *, double delta=1.0, grad=None,
+               bint need_grad=True, n_threads=None):
+    """Huber loss of pred (n, d) against target (n, d): r^2 / 2 where |r| < delta, else
+    delta (|r| - delta / 2), r = pred - target (torch.nn.HuberLoss). Returns (loss, grad)."""
+    return _loss(NN_LOSS_HUBER, pred, target, weight, reduction, grad, need_grad, n_threads,
+                 "pred", "huber_loss", delta)
+
+
+def poisson_nll_loss(log_rate, target, weight=None, reduction="mean", *, grad=None,
+                     bint need_grad=True, n_threads=None):
+    """Poisson negative log-likelihood exp(x) - t x of log rates x (n, d) against counts t
+    (n, d), without the constant log(t!) (torch.nn.PoissonNLLLoss(log_input=True,
+    full=False)). Returns (loss, grad)."""
+    return _loss(NN_LOSS_POISSON, log_rate, target, weight, reduction, grad, need_grad,
+                 n_threads, "log_rate", "poisson_nll_loss")
 
 
 def bce_with_logits_loss(logits, target, weight=None, reduction="mean", *, grad=None,
                          bint need_grad=True, n_threads=None):
     """Binary cross-entropy of sigmoid(logits) (n, d) against target in [0, 1] (n, d),
     computed stably from the logits. Returns (loss, grad)."""
-    return _loss(1, logits, target, weight, reduction, grad, need_grad, n_threads, "logits",
-                 "bce_with_logits_loss")
+    return _loss(NN_LOSS_BCE_LOGITS, logits, target, weight, reduction, grad, need_grad,
+                 n_threads, "logits", "bce_with_logits_loss")
 
 
-def cross_entropy_loss(logits, labels, weight=None, reduction="mean", *, grad=None,
-                       bint need_grad=True, n_threads=None):
+def cross_entropy_loss(logits, labels, weight=None, reduction="mean", *,
+                       double label_smoothing=0.0, grad=None, bint need_grad=True,
+                       n_threads=None):
     """Softmax cross-entropy of logits (n, c) against integer labels (n,) in [0, c), fused
-    and stable. Returns (loss, grad)."""
-    return _loss(2, logits, labels, weight, reduction, grad, need_grad, n_threads, "logits",
-                 "cross_entropy_loss")
+    and stable; with label_smoothing s the target is (1 - s) onehot + s / c, as in
+    torch.nn.CrossEntropyLoss. Returns (loss, grad)."""
+    return _loss(NN_LOSS_CROSS_ENTROPY, logits, labels, weight, reduction, grad, need_grad,
+                 n_threads, "logits", "cross_entropy_loss", label_smoothing)
 
 
 cdef _nonneg(double value, str name):
@@ -756,7 +924,8 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
 LOSSES = {"mse": NN_LOSS_MSE, "bce_with_logits": NN_LOSS_BCE_LOGITS,
-          "cross_entropy": NN_LOSS_CROSS_ENTROPY}
+          "cross_entropy": NN_LOSS_CROSS_ENTROPY, "l1": NN_LOSS_L1, "huber": NN_LOSS_HUBER,
+          "poisson": NN_LOSS_POISSON}
 METRICS = {"accuracy": NN_METRIC_ACCURACY, "mse": NN_METRIC_MSE, "mae": NN_METRIC_MAE}
 LAYERS = {"dense": NN_LAYER_DENSE, "dropout": NN_LAYER_DROPOUT,
           "activation": NN_LAYER_ACTIVATION}
@@ -820,6 +989,7 @@ cdef class Plan:
 
     def __init__(self, dtype, layers, *, int first_param, nn_int n_features, nn_int n_outputs,
                  nn_int capacity, grad, scratch, str loss, prob_act, metrics, str optimizer,
+                 double loss_param=0,
                  dict hyper, params, grads, state, uint64_t dropout_seed, backup=None,
                  rows=None, bint training=True, n_threads=None):
         self.typenum = F32 if np.dtype(dtype) == np.float32 else F64
@@ -874,6 +1044,7 @@ cdef class Plan:
         p.grad = _buf(grad, "grad", t, cap * n_outputs)
         p.scratch = _buf(scratch, "scratch", t, cap * n_outputs)
         p.loss = LOSSES[loss]
+        p.loss_param = loss_param
         p.prob_act = _act(prob_act)
         p.n_metrics = len(metrics)
         for k, m in enumerate(metrics):

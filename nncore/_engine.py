@@ -35,7 +35,8 @@ from ._validation import check_features, check_int
 
 ALIGN_BYTES = 64
 # What the compiled plan runs (exact types: a subclass may change the computation).
-PLAN_LOSSES = (_losses.MSELoss, _losses.BCEWithLogitsLoss, _losses.CrossEntropyLoss)
+PLAN_LOSSES = (_losses.MSELoss, _losses.L1Loss, _losses.HuberLoss, _losses.PoissonNLLLoss,
+               _losses.BCEWithLogitsLoss, _losses.CrossEntropyLoss)
 PLAN_METRICS = (_metrics.Accuracy, _metrics.MeanSquaredError, _metrics.MeanAbsoluteError)
 PREDICT_BATCH = 1024
 INFER_ROWS = 256
@@ -264,9 +265,9 @@ class Engine:
             n_in = layer.output_features(n_in)
         loss, metrics = model.loss, model.metrics
         if loss is None:
-            loss_name, prob = "mse", None
+            loss_name, prob, loss_param = "mse", None, 0.0
         elif type(loss) in PLAN_LOSSES:
-            loss_name, prob = loss.name, loss.probability
+            loss_name, prob, loss_param = loss.name, loss.prediction, loss.param
         else:
             return None
         if any(type(m) not in PLAN_METRICS for m in metrics):
@@ -300,8 +301,8 @@ class Engine:
         return _core.Plan(
             model.dtype, specs, first_param=model._first_param, n_features=model.n_features,
             n_outputs=model.n_outputs, capacity=cap, grad=grad, scratch=scratch,
-            loss=loss_name, prob_act=prob or "identity", metrics=names, optimizer=kind,
-            hyper=hyper, params=model.params, grads=model.grads, state=state,
+            loss=loss_name, loss_param=loss_param, prob_act=prob or "identity", metrics=names,
+            optimizer=kind, hyper=hyper, params=model.params, grads=model.grads, state=state,
             dropout_seed=model._dropout_seed, backup=None if guard is None else guard.backup,
             rows=rows, training=ws.training)
 
@@ -389,7 +390,7 @@ class Engine:
         L, first = len(layers), model._first_param
         forward = [layer._forward for layer in layers]
         backward = [layer._backward for layer in layers]
-        loss_kernel = type(model.loss)._kernel
+        loss_kernel = model.loss.forward
         metrics = [m._batch for m in model.metrics]
         res = EpochResult(len(metrics))
         inputs = ws.inputs
@@ -510,7 +511,7 @@ class Engine:
     def _evaluate_python(self, ws, X, Y, W, batch_size):
         model = self.model
         n = X.shape[0]
-        loss_kernel = type(model.loss)._kernel
+        loss_kernel = model.loss.forward
         total = weight = 0.0
         sums = [0.0] * len(model.metrics)
         counts = [0] * len(model.metrics)
@@ -537,7 +538,7 @@ class Engine:
         ws = Workspace(model, X.shape[0], training=True)
         bufs, grad = ws.bufs, ws.grad
         h = self.forward(X, bufs, training, ws.inputs)
-        loss = type(model.loss)._kernel(h, Y, W, "mean", grad=grad)[0]
+        loss = model.loss.forward(h, Y, W, "mean", grad=grad)[0]
         g = grad
         for i in range(len(model._layers) - 1, model._first_param - 1, -1):
             g = model._layers[i]._backward(g, ws.inputs[i], bufs[i], model)

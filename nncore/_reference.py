@@ -28,6 +28,9 @@ def erf(x):
     return _erf(x).astype(x.dtype)
 
 
+_GELU_BETA = math.sqrt(2 / math.pi)
+
+
 def activation_forward(x, activation, alpha=0.01):
     """y = act(x); softmax is taken along the last axis."""
     if activation in ("identity", "linear", None):
@@ -46,6 +49,12 @@ def activation_forward(x, activation, alpha=0.01):
     if activation == "softmax":
         e = np.exp(x - x.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
+    if activation == "silu":  # x * sigmoid(x)
+        return x * activation_forward(x, "sigmoid")
+    if activation == "exp":
+        return np.exp(x)
+    if activation == "gelu_tanh":  # x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        return (0.5 * x * (1 + np.tanh(_GELU_BETA * (x + 0.044715 * x ** 3)))).astype(x.dtype)
     raise ValueError(f"unknown activation {activation!r}")
 
 
@@ -68,6 +77,15 @@ def activation_backward(dy, y, z=None, activation="identity", alpha=0.01):
         return (dy * (cdf + z * pdf)).astype(dy.dtype)
     if activation == "softmax":  # y * (dy - <dy, y>) per row
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    if activation == "exp":
+        return dy * y
+    if activation == "silu":  # s (1 + z (1 - s)), s = sigmoid(z)
+        s = activation_forward(z, "sigmoid")
+        return dy * (s * (1 + z * (1 - s)))
+    if activation == "gelu_tanh":  # product rule on z/2 and 1 + tanh(u(z))
+        th = np.tanh(_GELU_BETA * (z + 0.044715 * z ** 3))
+        d = 0.5 * (1 + th) + 0.5 * z * (1 - th * th) * _GELU_BETA * (1 + 3 * 0.044715 * z * z)
+        return (dy * d).astype(dy.dtype)
     raise ValueError(f"unknown activation {activation!r}")
 
 
@@ -89,6 +107,43 @@ def dense_backward(dy, x, w, y, z=None, activation="identity", alpha=0.01):
     return dz @ w.T, x.T @ dz, dz.sum(axis=0)
 
 
+# ---- normalisation --------------------------------------------------------------------------
+
+
+def norm_forward(kind, x, gamma=None, beta=None, *, running_mean=None, running_var=None,
+                 eps=1e-5, momentum=0.1, training=True):
+    """Batch norm (statistics of each column over the rows) or layer norm (of each row over
+    the columns): xhat = (x - mean) / sqrt(var + eps), var biased; y = gamma xhat + beta.
+    Returns (y, mean, invstd, running_mean, running_var): batch norm's running statistics
+    become (1 - momentum) running + momentum stat (the unbiased variance) in training."""
+    axis = 0 if kind == "batch" else 1
+    if kind == "batch" and not training:
+        mean, var = running_mean, running_var
+    else:
+        mean = x.mean(axis=axis)
+        var = ((x - np.expand_dims(mean, axis)) ** 2).mean(axis=axis)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (x - np.expand_dims(mean, axis)) * np.expand_dims(invstd, axis)
+    y = xhat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
+    if kind == "batch" and training and running_mean is not None:
+        n = x.shape[0]
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var = (1 - momentum) * running_var + momentum * var * n / (n - 1)
+    return y, mean, invstd, running_mean, running_var
+
+
+def norm_backward(kind, dy, x, mean, invstd, gamma=None):
+    """Returns (dx, dgamma, dbeta) of norm_forward in training: dgamma = sum_rows dy xhat,
+    dbeta = sum_rows dy; dx = invstd (g - mean(g) - xhat mean(g xhat)), g = gamma dy, the
+    means over the axis the statistics were taken on."""
+    axis = 0 if kind == "batch" else 1
+    xhat = (x - np.expand_dims(mean, axis)) * np.expand_dims(invstd, axis)
+    g = dy * (1 if gamma is None else gamma)
+    dx = np.expand_dims(invstd, axis) * (g - g.mean(axis=axis, keepdims=True)
+                                         - xhat * (g * xhat).mean(axis=axis, keepdims=True))
+    return dx, (dy * xhat).sum(axis=0), dy.sum(axis=0)
+
+
 # ---- losses, optimizers, random numbers, dropout --------------------------------------------
 
 
@@ -107,6 +162,30 @@ def mse_loss(pred, target, weight=None, reduction="mean"):
     return loss, (2 * diff * scale[:, None]).astype(pred.dtype)
 
 
+def l1_loss(pred, target, weight=None, reduction="mean"):
+    """e = |pred - target|; de/dpred = sign(pred - target), 0 where equal."""
+    diff = pred - target
+    loss, scale = _reduce(np.abs(diff.astype(np.float64)), weight, reduction, pred.shape[1])
+    return loss, (np.sign(diff) * scale[:, None]).astype(pred.dtype)
+
+
+def huber_loss(pred, target, weight=None, reduction="mean", *, delta=1.0):
+    """e = r^2 / 2 where |r| < delta, else delta (|r| - delta / 2); de/dr = clip(r, +-delta)."""
+    r = (pred - target).astype(np.float64)
+    a = np.abs(r)
+    elem = np.where(a < delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+    loss, scale = _reduce(elem, weight, reduction, pred.shape[1])
+    return loss, (np.clip(r, -delta, delta) * scale[:, None]).astype(pred.dtype)
+
+
+def poisson_nll_loss(log_rate, target, weight=None, reduction="mean"):
+    """e = exp(x) - t x (x the log rate, log(t!) left out); de/dx = exp(x) - t."""
+    x = log_rate.astype(np.float64)
+    e = np.exp(x)
+    loss, scale = _reduce(e - target * x, weight, reduction, log_rate.shape[1])
+    return loss, ((e - target) * scale[:, None]).astype(log_rate.dtype)
+
+
 def bce_with_logits_loss(logits, target, weight=None, reduction="mean"):
     """e = max(x, 0) - x t + log(1 + exp(-|x|)); de/dx = sigmoid(x) - t."""
     x = logits.astype(np.float64)
@@ -116,15 +195,17 @@ def bce_with_logits_loss(logits, target, weight=None, reduction="mean"):
     return loss, ((sig - target) * scale[:, None]).astype(logits.dtype)
 
 
-def cross_entropy_loss(logits, labels, weight=None, reduction="mean"):
-    """e_i = logsumexp(x_i) - x_i[label_i]; de/dx = softmax(x_i) - onehot(label_i)."""
+def cross_entropy_loss(logits, labels, weight=None, reduction="mean", *, label_smoothing=0.0):
+    """With the smoothed target q = (1 - s) onehot(label_i) + s / c:
+    e_i = logsumexp(x_i) - sum_j q_j x_ij; de/dx = softmax(x_i) - q."""
     x = logits.astype(np.float64)
     mx = x.max(axis=1, keepdims=True)
     lse = mx + np.log(np.exp(x - mx).sum(axis=1, keepdims=True))
     rows = np.arange(len(labels))
-    loss, scale = _reduce(lse[:, 0] - x[rows, labels], weight, reduction, 1)
-    grad = np.exp(x - lse)
-    grad[rows, labels] -= 1
+    q = np.full(x.shape, label_smoothing / x.shape[1])
+    q[rows, labels] += 1 - label_smoothing
+    loss, scale = _reduce(lse[:, 0] - (q * x).sum(axis=1), weight, reduction, 1)
+    grad = np.exp(x - lse) - q
     return loss, (grad * scale[:, None]).astype(logits.dtype)
 
 

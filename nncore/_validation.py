@@ -187,7 +187,8 @@ def check_labels(value, name, n_classes):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def check_targets(value, name, n_outputs, dtype, loss_name, unit_interval=False):
+def check_targets(value, name, n_outputs, dtype, loss_name, unit_interval=False,
+                  nonnegative=False):
     """Real-valued targets of shape (n, n_outputs) in the model dtype (1-D is accepted for one
     output)."""
     arr = to_numeric(value, name)
@@ -213,6 +214,10 @@ def check_targets(value, name, n_outputs, dtype, loss_name, unit_interval=False)
             raise ValueError(f"{name} contains {_v(bad)!r} at {_where(idx)}; "
                              f"loss={loss_name!r} needs targets in [0, 1] (probabilities "
                              f"or 0/1 labels)")
+    if nonnegative and out.min() < 0:
+        idx = tuple(int(i) for i in np.argwhere(out < 0)[0])
+        raise ValueError(f"{name} contains {_v(out[idx])!r} at {_where(idx)}; "
+                         f"loss={loss_name!r} needs targets >= 0 (counts or rates)")
     return out
 
 

@@ -1,5 +1,5 @@
 """Activation functions, by name or object: identity, relu, leaky_relu, sigmoid, tanh, gelu,
-softmax.
+softmax, silu (swish), gelu_tanh and exp.
 
 An activation is usually fused into a :class:`~nncore.Dense` layer
 (``nn.Dense(64, 128, activation="relu")``), where the compiled kernel applies it in the GEMM
@@ -15,8 +15,8 @@ import numpy as np
 from . import _core
 
 __all__ = [
-    "Activation", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "get",
-    "NAMES",
+    "Activation", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "GELUTanh",
+    "SiLU", "Exp", "Softmax", "get", "NAMES",
 ]
 
 
@@ -140,13 +140,32 @@ class GELU(Activation):
     name = "gelu"
 
 
+class GELUTanh(Activation):
+    """``y = x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``: the tanh approximation of
+    GELU, PyTorch's ``nn.GELU(approximate="tanh")``."""
+    name = "gelu_tanh"
+
+
+class SiLU(Activation):
+    """``y = x * sigmoid(x)`` (also called swish), PyTorch's ``nn.SiLU``."""
+    name = "silu"
+
+
+class Exp(Activation):
+    """``y = exp(x)``: a positive output from its log, e.g. a rate (Keras's
+    ``"exponential"``)."""
+    name = "exp"
+
+
 class Softmax(Activation):
     """``y = exp(x - max) / sum(exp(x - max))`` along each row."""
     name = "softmax"
 
 
-_CLASSES = {c.name: c for c in (Identity, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax)}
-#: The names :func:`get` accepts ("linear" and None also mean identity).
+_CLASSES = {c.name: c for c in (Identity, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, SiLU,
+                                 GELUTanh, Exp)}
+#: The names :func:`get` accepts ("linear" and None also mean identity, "swish" silu,
+#: "exponential" exp).
 NAMES = tuple(_CLASSES)
 
 
@@ -157,7 +176,8 @@ def get(activation):
     ----------
     activation : str, Activation, dict or None
         ``"identity"`` (or ``"linear"``, ``None``), ``"relu"``, ``"leaky_relu"``,
-        ``"sigmoid"``, ``"tanh"``, ``"gelu"``, ``"softmax"``; an :class:`Activation`
+        ``"sigmoid"``, ``"tanh"``, ``"gelu"``, ``"softmax"``, ``"silu"`` (or ``"swish"``),
+        ``"gelu_tanh"``, ``"exp"`` (or ``"exponential"``); an :class:`Activation`
         (returned as is); or a config dict from :meth:`Activation.get_config`.
 
     Returns
@@ -179,6 +199,8 @@ def get(activation):
         if name not in _CLASSES:
             raise ValueError(f"unknown activation config {activation!r}")
         return _CLASSES[name](**cfg)
+    if isinstance(activation, str) and activation.lower() in ("swish", "exponential"):
+        return SiLU() if activation.lower() == "swish" else Exp()
     if isinstance(activation, str) and activation.lower() in _CLASSES:
         return _CLASSES[activation.lower()]()
     raise ValueError(f"activation={activation!r} is not an activation; use one of "

@@ -429,6 +429,10 @@ def cmd_train(args):
             raise CLIError(f"{flag} must be at least 1, got {value}")
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be at least 1, got {args.threads}")
+    if not 0 <= args.label_smoothing <= 1:
+        raise CLIError(f"--label-smoothing must lie in [0, 1], got {args.label_smoothing}")
+    if not 0 < args.huber_delta < float("inf"):
+        raise CLIError(f"--huber-delta must be positive and finite, got {args.huber_delta}")
     if args.out:
         _check_out(args.out, "model.safetensors")
     if args.threads:
@@ -471,9 +475,15 @@ def cmd_train(args):
         X, y, test_size=args.test_size, seed=args.seed, stratify=y if classify else None)
     mu, sd = _mean_std(X_tr, data.features, "feature column")
     y_mu = y_sd = None
+    poisson = not classify and args.loss == "poisson"
+    if poisson and (y < 0).any():
+        i = int(np.argwhere(y.reshape(len(y), -1) < 0)[0][0])
+        raise CLIError(f"{data.where(i)}: --loss poisson needs counts >= 0, but the target "
+                       f"{target_name!r} is negative there")
     if not classify:
         y_tr = y_tr.reshape(len(y_tr), -1)
-        y_mu, y_sd = _mean_std(y_tr, [target_name] * y_tr.shape[1], "target")
+        if not poisson:  # a log rate is not standardised: exp would no longer give the rate
+            y_mu, y_sd = _mean_std(y_tr, [target_name] * y_tr.shape[1], "target")
     n_out = classes.size if classify else y_tr.shape[1]
     sizes = [X.shape[1]] + hidden + [n_out]
     try:
@@ -484,13 +494,15 @@ def cmd_train(args):
                                      f"{n_out} target(s)"))
             model.summary()
         Xs = (X_tr - mu) / sd
-        ys = y_tr if classify else (y_tr - y_mu) / y_sd
+        ys = y_tr if classify or poisson else (y_tr - y_mu) / y_sd
         t0 = time.perf_counter()
         model.fit(Xs, ys, epochs=args.epochs, batch_size=args.batch_size,
                   verbose=0 if args.quiet else 1)
         seconds = time.perf_counter() - t0
         _fold_scaling(model, mu, sd, y_mu, y_sd)
         out = model.predict(X_te)
+        if poisson:
+            out = np.exp(out)
     except MemoryError as e:
         n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
         raise CLIError(f"not enough memory for a {'-'.join(map(str, sizes))} network "
@@ -534,8 +546,9 @@ def _build(nn, args, sizes, classify):
     opt = (nn.Adam(lr=args.lr) if args.optimizer == "adam"
            else nn.SGD(lr=args.lr, momentum=0.9) if args.optimizer == "sgd"
            else nn.AdamW(lr=args.lr))
-    model.compile(opt, "cross_entropy" if classify else "mse",
-                  ["accuracy"] if classify else ["mae"])
+    loss = (nn.CrossEntropy(label_smoothing=args.label_smoothing) if classify
+            else nn.Huber(delta=args.huber_delta) if args.loss == "huber" else args.loss)
+    model.compile(opt, loss, ["accuracy"] if classify else ["mae"])
     return model
 
 
@@ -606,6 +619,8 @@ def cmd_predict(args):
                 row += [f"{p:.6g}" for p in proba[i]]
             rows.append(row)
     else:
+        if loss == "poisson":  # the model gives the log of the rate
+            out = np.exp(out)
         k = out.shape[1]
         header = [f"prediction_{j}" for j in range(k)] if k > 1 else ["prediction"]
         rows = [[f"{v:.8g}" for v in r] for r in out]
@@ -663,6 +678,14 @@ def build_parser():
     t.add_argument("--activation", default="relu", help="hidden activation (default relu)")
     t.add_argument("--dropout", type=float, default=0.1, help="dropout after each hidden "
                    "layer (default 0.1)")
+    t.add_argument("--loss", choices=["mse", "l1", "huber", "poisson"], default="mse",
+                   help="regression loss (default mse); poisson: counts, the model gives the "
+                        "log rate and predict its exp")
+    t.add_argument("--huber-delta", type=float, default=1.0,
+                   help="--loss huber: where it turns from squared to absolute, in standard "
+                        "deviations of the target (default 1)")
+    t.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="classification: label smoothing in [0, 1] (default 0)")
     t.add_argument("--epochs", type=int, default=30, help="default 30")
     t.add_argument("--batch-size", type=int, default=32, help="default 32")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")

@@ -173,8 +173,9 @@ class Dense(Layer):
         Number of outputs.
     activation : str, Activation or None, default "identity"
         Fused into the layer's compiled kernel: ``"identity"``, ``"relu"``,
-        ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"``, ``"gelu"``, ``"softmax"`` or an
-        :mod:`nncore.activations` object such as ``LeakyReLU(0.2)``.
+        ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"``, ``"gelu"``, ``"gelu_tanh"``,
+        ``"silu"``, ``"exp"``, ``"softmax"`` or an :mod:`nncore.activations` object such as
+        ``LeakyReLU(0.2)``.
     bias : bool, default True
         Whether the layer has the bias ``b``.
     init : str, default "default"

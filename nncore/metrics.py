@@ -3,8 +3,8 @@
 In ``model.compile(metrics=[...])`` a metric is reported per epoch in the History (and with a
 ``val_`` prefix on validation data). Metrics compare the model's *predictions* with the
 targets: for the classification losses the predictions are probabilities (softmax or sigmoid
-of the logits) and integer labels are one-hot encoded for ``mse``/``mae``; accuracy compares
-classes. Metrics are not weighted by ``sample_weight``.
+of the logits) and integer labels are one-hot encoded for ``mse``/``mae``; for the Poisson
+loss they are the rates ``exp(output)``; accuracy compares classes. Metrics are not weighted by ``sample_weight``.
 
 The functions :func:`accuracy`, :func:`mse` and :func:`mae` work on plain arrays.
 """
@@ -31,7 +31,7 @@ class Metric:
         self._loss = loss
 
     def _predictions(self, out):
-        p = self._loss.probability
+        p = self._loss.prediction
         return out if p is None else _core.activation_forward(out, p)
 
     def _errors(self, out, target):
@@ -55,10 +55,12 @@ class Accuracy(Metric):
 
     def _setup(self, loss, n_outputs):
         super()._setup(loss, n_outputs)
-        if loss.name == "mse" and n_outputs < 2:
-            raise ValueError("metric 'accuracy' with loss='mse' needs one-hot targets (a "
-                             "model with 2 or more outputs); for classification use "
-                             "loss='cross_entropy' or 'bce_with_logits'")
+        if loss.name == "poisson" or (not loss.labels and loss.name != "bce_with_logits"
+                                      and n_outputs < 2):
+            raise ValueError(f"metric 'accuracy' with loss={loss.name!r} needs one-hot "
+                             f"targets (a model with 2 or more outputs and loss='mse', 'l1' "
+                             f"or 'huber'); for classification use loss='cross_entropy' or "
+                             f"'bce_with_logits'")
 
     def _batch(self, out, target):
         if self._loss.labels:

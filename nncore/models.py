@@ -306,8 +306,10 @@ class Sequential:
             ``nn.SGD(...)``, ``nn.Adam(...)``, ``nn.AdamW(...)``, or ``"sgd"``, ``"adam"``,
             ``"adamw"`` with default settings. One optimizer trains one model.
         loss : str or Loss
-            ``"mse"``, ``"bce_with_logits"`` or ``"cross_entropy"`` (integer labels). The
-            classification losses take logits: the last layer must have no activation.
+            ``"mse"``, ``"l1"``, ``"huber"`` (or ``nn.Huber(delta)``), ``"poisson"`` (the
+            outputs are log rates), ``"bce_with_logits"`` or ``"cross_entropy"`` (integer
+            labels; ``nn.CrossEntropy(label_smoothing=...)``). The classification losses take
+            logits: the last layer must have no activation.
         metrics : list of str or Metric, optional
             ``"accuracy"``, ``"mse"``, ``"mae"``.
         """

@@ -61,7 +61,8 @@ from .models import Sequential
 __all__ = ["NNClassifier", "NNRegressor"]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
-_ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "identity")
+_ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "silu", "leaky_relu",
+                "identity")
 _DTYPES = ("float32", "float64")
 # Everything a fit sets on the estimator. A call builds the new values aside and assigns them
 # together only when it succeeds (_commit), so a failed call leaves them as they were.
@@ -428,7 +429,8 @@ _PARAMS_DOC = """
     ----------
     hidden_layer_sizes : tuple of int, default (100,)
         Units of each hidden Dense layer, first to last (``()`` for none: a linear model).
-    activation : {"relu", "tanh", "sigmoid", "gelu", "leaky_relu", "identity"}, default "relu"
+    activation : {"relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "silu", "leaky_relu", \
+"identity"}, default "relu"
         Activation of the hidden layers (the output layer has none).
     optimizer : {"adam", "adamw", "sgd"}, default "adam"
         :class:`nncore.Adam`, :class:`nncore.AdamW` or :class:`nncore.SGD`.

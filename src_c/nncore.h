@@ -88,6 +88,9 @@ void nn_gemm_naive_f64(double *c, const double *a, const double *b, nn_int m, nn
 //   tanh      y = tanh(z)
 //   gelu      y = z/2 * (1 + erf(z / sqrt(2)))      (the exact form, PyTorch's default)
 //   softmax   y = exp(z - max_row) / sum_row(...)     (row-wise over the last axis, stable)
+//   silu      y = z * sigmoid(z)                      (swish)
+//   gelu_tanh y = z/2 * (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))  (PyTorch's "tanh" form)
+//   exp       y = exp(z)                              (a rate from its log: the Poisson loss)
 
 enum nn_activation {
     NN_ACT_IDENTITY = 0,
@@ -97,11 +100,15 @@ enum nn_activation {
     NN_ACT_TANH = 4,
     NN_ACT_GELU = 5,
     NN_ACT_SOFTMAX = 6,
-    NN_ACT_N = 7,
+    NN_ACT_SILU = 7,
+    NN_ACT_GELU_TANH = 8,
+    NN_ACT_EXP = 9,
+    NN_ACT_N = 10,
 };
 
 // 1 if the backward pass of act needs the pre-activation z; otherwise y alone suffices.
-// (gelu always; leaky_relu when alpha < 0, where the sign of y no longer gives the sign of z.)
+// (gelu, silu and gelu_tanh always; leaky_relu when alpha < 0, where the sign of y no longer
+// gives the sign of z.)
 int nn_activation_needs_z(int act, double alpha);
 
 // x, y (rows, cols); y may alias x.
@@ -146,40 +153,88 @@ int nn_dense_backward_f64(double *dx, double *dw, double *db, double *dz, const 
                           int accumulate, int n_threads);
 
 // ---------------------------------------------------------------------------------------------
+// Normalisation (norm.c). x, y (n, d); gamma, beta (d) or NULL (1 and 0). With the statistics
+// of a feature (batch norm: over the n rows) or of a row (layer norm: over the d features),
+// xhat = (x - mean) invstd, invstd = 1 / sqrt(var + eps), var biased, and y = gamma xhat + beta.
+
+// torch.nn.BatchNorm1d. training: the batch's statistics (n >= 2), saved in mean, invstd (d)
+// for the backward pass; running_mean and running_var (d; or both NULL) become
+// (1 - momentum) running + momentum stat, with the unbiased variance. Inference (training 0):
+// running_mean and running_var normalise; mean and invstd are not used. y may alias x.
+// Returns NN_OK, or NN_ERR_ARG for eps <= 0, momentum outside [0, 1] or an array missing.
+int nn_batchnorm_forward_f32(float *y, float *mean, float *invstd, float *running_mean,
+                             float *running_var, const float *x, const float *gamma,
+                             const float *beta, nn_int n, nn_int d, double eps,
+                             double momentum, int training, int n_threads);
+int nn_batchnorm_forward_f64(double *y, double *mean, double *invstd, double *running_mean,
+                             double *running_var, const double *x, const double *gamma,
+                             const double *beta, nn_int n, nn_int d, double eps,
+                             double momentum, int training, int n_threads);
+// From dy (n, d), the forward's x and its saved mean, invstd (d): dgamma = sum_i dy xhat,
+// dbeta = sum_i dy (each NULL to skip; added to when accumulate), and dx (or NULL) =
+// gamma invstd (dy - mean_i(dy) - xhat mean_i(dy xhat)). dx may alias dy.
+void nn_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                               const float *x, const float *mean, const float *invstd,
+                               const float *gamma, nn_int n, nn_int d, int accumulate,
+                               int n_threads);
+void nn_batchnorm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                               const double *x, const double *mean, const double *invstd,
+                               const double *gamma, nn_int n, nn_int d, int accumulate,
+                               int n_threads);
+
+// torch.nn.LayerNorm over the last axis: mean, invstd (n) saved when not NULL (training).
+// y may alias x. Returns NN_OK, or NN_ERR_ARG for eps <= 0 or d < 1.
+int nn_layernorm_forward_f32(float *y, float *mean, float *invstd, const float *x,
+                             const float *gamma, const float *beta, nn_int n, nn_int d,
+                             double eps, int n_threads);
+int nn_layernorm_forward_f64(double *y, double *mean, double *invstd, const double *x,
+                             const double *gamma, const double *beta, nn_int n, nn_int d,
+                             double eps, int n_threads);
+// dgamma, dbeta as for batch norm; dx = invstd (g - mean_j(g) - xhat mean_j(g xhat)) with
+// g = gamma dy, from the saved mean, invstd (n). dx may alias dy.
+void nn_layernorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                               const float *x, const float *mean, const float *invstd,
+                               const float *gamma, nn_int n, nn_int d, int accumulate,
+                               int n_threads);
+void nn_layernorm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                               const double *x, const double *mean, const double *invstd,
+                               const double *gamma, nn_int n, nn_int d, int accumulate,
+                               int n_threads);
+
+// ---------------------------------------------------------------------------------------------
 // Losses (losses.c): value and gradient in one pass.
 // weight (n) per-sample weights >= 0, or NULL for all ones. With e_ij the element loss:
 //   sum:  L = sum_i w_i sum_j e_ij
 //   mean: L = sum_i w_i sum_j e_ij / (d * sum_i w_i)     (PyTorch's mean when w is NULL)
-// grad (same shape as the prediction) receives dL/dpred, or is skipped when NULL; it must not
-// overlap the inputs.
-// *loss is accumulated in double for both dtypes. Returns NN_OK, NN_ERR_ARG (mean with
-// sum_i w_i == 0) or NN_ERR_LABEL.
+// (d = 1 for the cross-entropy, whose row is one sample's loss). The element losses of x
+// (n, d) against target t (n, d), or labels (n) in [0, d) for the cross-entropy:
 
+enum nn_loss {
+    NN_LOSS_MSE = 0,            // e = (x - t)^2
+    NN_LOSS_BCE_LOGITS = 1,     // e = max(x, 0) - x t + log1p(exp(-|x|)), t in [0, 1];
+                                //   de/dx = sigmoid(x) - t
+    NN_LOSS_CROSS_ENTROPY = 2,  // e_i = logsumexp(x_i) - (1 - s) x_i[label_i] - s mean_j x_ij
+                                //   (s: label smoothing, param); de/dx = softmax(x_i) -
+                                //   (1 - s) onehot(label_i) - s / d
+    NN_LOSS_L1 = 3,             // e = |x - t|; de/dx = sign(x - t), 0 at 0
+    NN_LOSS_HUBER = 4,          // e = (x - t)^2 / 2 if |x - t| < delta (param) else
+                                //   delta (|x - t| - delta / 2); de/dx = clamp(x - t, +-delta)
+    NN_LOSS_POISSON = 5,        // e = exp(x) - t x (x the log rate; torch's PoissonNLLLoss
+                                //   with log_input, not full); de/dx = exp(x) - t
+    NN_LOSS_N = 6,
+};
 enum nn_reduction { NN_REDUCE_MEAN = 0, NN_REDUCE_SUM = 1 };
 
-// pred, target, grad (n, d): e = (pred - target)^2
-int nn_mse_loss_f32(double *loss, float *grad, const float *pred, const float *target,
-                    const float *weight, nn_int n, nn_int d, int reduction, int n_threads);
-int nn_mse_loss_f64(double *loss, double *grad, const double *pred, const double *target,
-                    const double *weight, nn_int n, nn_int d, int reduction, int n_threads);
-
-// logits, target, grad (n, d), target in [0, 1]:
-//   e = max(x, 0) - x t + log1p(exp(-|x|)),  de/dx = sigmoid(x) - t
-int nn_bce_logits_loss_f32(double *loss, float *grad, const float *logits, const float *target,
-                           const float *weight, nn_int n, nn_int d, int reduction,
-                           int n_threads);
-int nn_bce_logits_loss_f64(double *loss, double *grad, const double *logits,
-                           const double *target, const double *weight, nn_int n, nn_int d,
-                           int reduction, int n_threads);
-
-// logits, grad (n, c), labels (n) in [0, c):
-//   e_i = logsumexp(x_i) - x_i[label_i],  de/dx = softmax(x_i) - onehot(label_i)   (d = 1)
-int nn_cross_entropy_loss_f32(double *loss, float *grad, const float *logits,
-                              const int64_t *labels, const float *weight, nn_int n, nn_int c,
-                              int reduction, int n_threads);
-int nn_cross_entropy_loss_f64(double *loss, double *grad, const double *logits,
-                              const int64_t *labels, const double *weight, nn_int n, nn_int c,
-                              int reduction, int n_threads);
+// param: huber's delta (> 0, finite), the cross-entropy's label smoothing (in [0, 1]), else 0.
+// grad (n, d) receives dL/dx, or is skipped when NULL; it must not overlap the inputs.
+// *loss is accumulated in double for both dtypes. Returns NN_OK, NN_ERR_ARG (a bad kind or
+// param, t or labels missing, or mean with sum_i w_i == 0) or NN_ERR_LABEL.
+int nn_loss_f32(double *loss, float *grad, const float *x, const float *t,
+                const int64_t *labels, const float *weight, nn_int n, nn_int d, int kind,
+                double param, int reduction, int n_threads);
+int nn_loss_f64(double *loss, double *grad, const double *x, const double *t,
+                const int64_t *labels, const double *weight, nn_int n, nn_int d, int kind,
+                double param, int reduction, int n_threads);
 
 // ---------------------------------------------------------------------------------------------
 // Optimizer updates (optim.c): in place, one fused pass over a flat parameter buffer.
@@ -245,7 +300,6 @@ nn_int nn_first_nonfinite_f64(const double *x, nn_int n);
 // a step taken kernel by kernel, so the results are bitwise the same.
 
 enum nn_layer_kind { NN_LAYER_DENSE = 0, NN_LAYER_DROPOUT = 1, NN_LAYER_ACTIVATION = 2 };
-enum nn_loss { NN_LOSS_MSE = 0, NN_LOSS_BCE_LOGITS = 1, NN_LOSS_CROSS_ENTROPY = 2 };
 enum nn_optimizer { NN_OPT_SGD = 0, NN_OPT_ADAM = 1 };
 enum nn_metric { NN_METRIC_ACCURACY = 0, NN_METRIC_MSE = 1, NN_METRIC_MAE = 2 };
 #define NN_PLAN_MAX_METRICS 8
@@ -288,6 +342,7 @@ typedef struct {
     void *grad;           // (capacity, n_outputs): the loss gradient
     void *scratch;        // (capacity, n_outputs): predictions for the metrics
     int loss;             // nn_loss
+    double loss_param;    // its param (nn_loss_f32)
     int prob_act;         // outputs -> predictions for mse/mae metrics (identity, sigmoid,
                           // softmax)
     int n_metrics, metrics[NN_PLAN_MAX_METRICS];

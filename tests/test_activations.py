@@ -8,7 +8,8 @@ from nncore import _reference as ref
 
 from conftest import EPS, assert_close
 
-ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax"]
+ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "silu", "gelu_tanh",
+        "exp"]
 SHAPES = [(1, 1), (1, 7), (5, 3), (17, 33), (3, 40_000)]  # the last spans several chunks
 
 
@@ -22,7 +23,8 @@ def test_forward_backward_match_twin(cpu_path, dtype, rng, act, shape):
     dy = rng.normal(size=shape).astype(dtype)
     dz = _core.activation_backward(dy, y, x, act, 0.2)
     expect = ref.activation_backward(f(dy), f(y), f(x), act, 0.2)
-    assert_close(dz, expect, dtype, terms=shape[1] if act == "softmax" else 8, scale=4)
+    assert_close(dz, expect, dtype, terms=shape[1] if act == "softmax" else 8,
+                 scale=None if act == "exp" else 4)  # exp's gradient grows with it
 
 
 @pytest.mark.parametrize("act", ACTS)
@@ -75,6 +77,31 @@ def test_gradients_by_finite_differences(rng, act):
     assert np.max(np.abs(num - dz)) < 1e-7 * max(1, np.abs(num).max())
 
 
+@pytest.mark.parametrize("act", ["silu", "gelu_tanh", "gelu", "sigmoid", "tanh"])
+def test_match_torch(dtype, rng, act):
+    """The forward and backward of torch.nn.functional, float32 and float64."""
+    torch = pytest.importorskip("torch")
+    fn = {"silu": torch.nn.functional.silu, "gelu": torch.nn.functional.gelu,
+          "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh"),
+          "sigmoid": torch.sigmoid, "tanh": torch.tanh}[act]
+    x = (rng.normal(size=(7, 33)) * 4).astype(dtype)
+    dy = rng.normal(size=x.shape).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = fn(tx)
+    ty.backward(torch.tensor(dy))
+    y = _core.activation_forward(x, act)
+    dz = _core.activation_backward(dy, y, x, act)
+    assert_close(y, ty.detach().numpy().astype(np.float64), dtype, terms=4)
+    assert_close(dz, tx.grad.numpy().astype(np.float64), dtype, terms=8, scale=4)
+
+
+def test_silu_and_gelu_tanh_objects():
+    import nncore as nn
+    assert nn.activations.get("swish") == nn.SiLU() and nn.SiLU().name == "silu"
+    assert nn.activations.get("gelu_tanh") == nn.GELUTanh() != nn.GELU()
+    assert nn.SiLU().needs_z and nn.GELUTanh().needs_z
+
+
 def test_leaky_relu_negative_alpha_needs_z(rng):
     assert _core.activation_needs_z("gelu")
     assert _core.activation_needs_z("leaky_relu", -0.5)
@@ -92,6 +119,8 @@ def test_stability_extremes(dtype):
     big = 1e4 if dtype == np.float64 else 80.0
     x = np.array([[-big, 0, big], [big, big, big], [-big, -big, -big]], dtype=dtype)
     for act in ACTS:
+        if act == "exp":  # overflows as exp does
+            continue
         y = _core.activation_forward(x, act)
         assert np.all(np.isfinite(y)), act
     s = _core.activation_forward(x, "softmax")

@@ -270,7 +270,7 @@ def test_load_state_dict_failure_changes_nothing(trained):
 CONSTRUCTOR_CASES = [
     ("Dense in_features 0", lambda: nn.Dense(0, 3), ValueError, "in_features must be at least 1"),
     ("Dense in_features float", lambda: nn.Dense(2.5, 3), TypeError, "in_features must be an integer"),
-    ("Dense unknown activation", lambda: nn.Dense(2, 3, activation="swish"), ValueError, "'swish' is not an activation"),
+    ("Dense unknown activation", lambda: nn.Dense(2, 3, activation="mish"), ValueError, "'mish' is not an activation"),
     ("Dense unknown init", lambda: nn.Dense(2, 3, init="bogus"), ValueError, "'bogus' is not an initialiser"),
     ("Dropout rate 1.0", lambda: nn.Dropout(1.0), ValueError, r"p must be in \[0, 1\), got 1.0"),
     ("Dropout rate NaN", lambda: nn.Dropout(float("nan")), ValueError, "p must be finite"),

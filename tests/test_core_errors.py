@@ -27,7 +27,7 @@ def arrays(*shapes, dtype=F):
     (lambda: _core.gemm(*arrays((2, 3), (3, 4)), n_threads=0), ValueError, "n_threads"),
     (lambda: _core.dense_forward(*arrays((2, 3), (4, 5))), ValueError, r"w must have shape \(3, out\)"),
     (lambda: _core.dense_forward(*arrays((2, 3), (3, 5), (4,))), ValueError, r"b must have shape \(5,\)"),
-    (lambda: _core.dense_forward(*arrays((2, 3), (3, 5)), activation="swish"), ValueError, "unknown activation 'swish'"),
+    (lambda: _core.dense_forward(*arrays((2, 3), (3, 5)), activation="mish"), ValueError, "unknown activation 'mish'"),
     (lambda: _core.dense_backward(*arrays((2, 5), (2, 3), (3, 5), (2, 4))), ValueError, r"y must have shape \(2, 5\)"),
     (lambda: _core.dense_backward(*arrays((2, 5), (2, 3), (3, 5), (2, 5)), activation="gelu"), ValueError, "needs z"),
     (lambda: _core.dense_backward(*arrays((2, 5), (2, 3), (3, 5), (2, 5)), accumulate=True), ValueError, "pass them"),

@@ -6,7 +6,8 @@ import pytest
 import nncore as nn
 from nncore import layers as layers_module
 
-ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax"]
+ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "silu",
+               "gelu_tanh", "exp"]
 LOSSES = ["mse", "bce_with_logits", "cross_entropy"]
 
 

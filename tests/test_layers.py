@@ -138,7 +138,7 @@ def test_initialiser_statistics(init, mean_b, std_w):
 
 
 @pytest.mark.parametrize("name", ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
-                                  "softmax"])
+                                  "softmax", "silu", "gelu_tanh", "exp"])
 def test_activations_by_name_and_object(name, rng):
     act = nn.activations.get(name)
     assert act.name == name and nn.activations.get(act) is act
@@ -159,7 +159,7 @@ def test_leaky_relu_alpha():
 
 def test_unknown_activation_names_choices():
     with pytest.raises(ValueError, match="relu"):
-        nn.activations.get("swish")
+        nn.activations.get("mish")
 
 
 def test_activation_layer_equals_fused_activation(rng):
@@ -217,8 +217,8 @@ def test_dropout_p_assignments_are_checked(rng, value):
 
 def test_layer_assignments_are_checked_and_fixed_ones_refused(rng):
     model, X, y = _fitted(rng)
-    with pytest.raises(ValueError, match="'swish' is not an activation"):
-        model[0].activation = "swish"
+    with pytest.raises(ValueError, match="'mish' is not an activation"):
+        model[0].activation = "mish"
     with pytest.raises(ValueError, match="cross_entropy.*logits"):  # the loss still holds
         model[2].activation = "softmax"
     assert model[2].activation.name == "identity"

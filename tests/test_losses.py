@@ -9,29 +9,35 @@ from nncore import _reference as ref
 from conftest import EPS, assert_close
 
 SHAPES = [(1, 1), (1, 5), (7, 1), (13, 3), (64, 10), (3001, 7)]
-LOSSES = ["mse", "bce", "ce"]
+LOSSES = ["mse", "bce", "ce", "l1", "huber", "poisson", "ce_smooth"]
+# The keyword arguments of the losses with a parameter.
+PARAMS = {"huber": {"delta": 1.5}, "ce_smooth": {"label_smoothing": 0.1}}
 
 
 def make(kind, rng, n, d, dtype):
     x = (rng.normal(size=(n, d)) * 3).astype(dtype)
-    if kind == "mse":
+    if kind in ("mse", "l1", "huber"):
         return x, rng.normal(size=(n, d)).astype(dtype)
     if kind == "bce":
         return x, rng.uniform(0, 1, (n, d)).astype(dtype)
+    if kind == "poisson":
+        return (x / 3).astype(dtype), rng.poisson(2.0, (n, d)).astype(dtype)
     return x, rng.integers(0, d, n)
 
 
 def call(kind, x, t, weight=None, reduction="mean", **kw):
     fn = {"mse": _core.mse_loss, "bce": _core.bce_with_logits_loss,
-          "ce": _core.cross_entropy_loss}[kind]
-    return fn(x, t, weight, reduction, **kw)
+          "ce": _core.cross_entropy_loss, "l1": _core.l1_loss, "huber": _core.huber_loss,
+          "poisson": _core.poisson_nll_loss, "ce_smooth": _core.cross_entropy_loss}[kind]
+    return fn(x, t, weight, reduction, **PARAMS.get(kind, {}), **kw)
 
 
 def twin(kind, x, t, weight=None, reduction="mean"):
     fn = {"mse": ref.mse_loss, "bce": ref.bce_with_logits_loss,
-          "ce": ref.cross_entropy_loss}[kind]
+          "ce": ref.cross_entropy_loss, "l1": ref.l1_loss, "huber": ref.huber_loss,
+          "poisson": ref.poisson_nll_loss, "ce_smooth": ref.cross_entropy_loss}[kind]
     f = lambda a: a if a is None or a.dtype.kind in "iu" else a.astype(np.float64)  # noqa
-    return fn(f(x), f(t), f(weight), reduction)
+    return fn(f(x), f(t), f(weight), reduction, **PARAMS.get(kind, {}))
 
 
 @pytest.mark.parametrize("kind", LOSSES)
@@ -45,7 +51,9 @@ def test_matches_twin(cpu_path, dtype, rng, kind, n, d, reduction, weighted):
     loss_r, grad_r = twin(kind, x, t, w, reduction)
     scale = abs(loss_r) + 1
     assert abs(loss - loss_r) <= 64 * EPS[dtype] * scale * np.sqrt(n * d), (loss, loss_r)
-    assert_close(grad, grad_r, dtype, terms=d, scale=np.abs(grad_r).max() + 1e-30)
+    # (one class smoothed: the gradient is 0 up to the rounding of its w / n terms)
+    tiny = 1.0 / n if kind == "ce_smooth" and d == 1 else 1e-30
+    assert_close(grad, grad_r, dtype, terms=d, scale=np.abs(grad_r).max() + tiny)
 
 
 @pytest.mark.parametrize("kind", LOSSES)
@@ -93,6 +101,54 @@ def test_gradient_by_finite_differences(rng, kind, reduction):
         xm[i] -= h
         num[i] = (call(kind, xp, t, w, reduction)[0] - call(kind, xm, t, w, reduction)[0]) / (2 * h)
     assert np.max(np.abs(num - grad)) <= 1e-7 * max(1.0, np.abs(num).max())
+
+
+@pytest.mark.parametrize("kind", ["mse", "bce", "ce", "l1", "huber", "poisson", "ce_smooth"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_match_torch(dtype, rng, kind, weighted):
+    """Value and gradient of torch.nn.functional's losses (mean reduction; with per-sample
+    weights, torch's per-element losses weighted and averaged as nncore documents)."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, t = make(kind, rng, 37, 5, dtype)
+    x[0, :2] = t[0, :2] if kind in ("l1", "huber") else x[0, :2]  # the kinks: r = 0
+    w = rng.uniform(0.1, 2, 37).astype(dtype) if weighted else None
+    tx = torch.tensor(x, requires_grad=True)
+    tt = torch.tensor(t)
+    elem = {"mse": lambda: F.mse_loss(tx, tt, reduction="none"),
+            "bce": lambda: F.binary_cross_entropy_with_logits(tx, tt, reduction="none"),
+            "l1": lambda: F.l1_loss(tx, tt, reduction="none"),
+            "huber": lambda: F.huber_loss(tx, tt, reduction="none", delta=1.5),
+            "poisson": lambda: F.poisson_nll_loss(tx, tt, log_input=True, full=False,
+                                                  reduction="none"),
+            "ce": lambda: F.cross_entropy(tx, tt, reduction="none")[:, None],
+            "ce_smooth": lambda: F.cross_entropy(tx, tt, reduction="none",
+                                                 label_smoothing=0.1)[:, None]}[kind]()
+    tw = torch.ones(37, dtype=tx.dtype) if w is None else torch.tensor(w)
+    total = (elem.sum(dim=1) * tw).sum() / (tw.sum() * elem.shape[1])
+    total.backward()
+    loss, grad = call(kind, x, t, w)
+    assert np.isclose(loss, total.item(), rtol=64 * EPS[dtype], atol=0)
+    assert_close(grad, tx.grad.numpy().astype(np.float64), dtype, terms=5,
+                 scale=float(np.abs(tx.grad.numpy()).max()))
+
+
+def test_label_smoothing_zero_is_the_plain_cross_entropy(dtype, rng):
+    x, t = make("ce", rng, 50, 7, dtype)
+    plain = _core.cross_entropy_loss(x, t)
+    zero = _core.cross_entropy_loss(x, t, label_smoothing=0.0)
+    assert plain[0] == zero[0]
+    np.testing.assert_array_equal(plain[1], zero[1])
+
+
+def test_huber_is_mse_and_l1_at_its_ends(rng):
+    """Huber with a delta above every residual is half the MSE; far below, delta times L1
+    minus a constant."""
+    x, t = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+    assert np.isclose(_core.huber_loss(x, t, delta=100.0)[0], 0.5 * _core.mse_loss(x, t)[0])
+    d = 1e-3
+    assert np.isclose(_core.huber_loss(x, t, delta=d)[0],
+                      d * (_core.l1_loss(x, t)[0] - d / 2), rtol=1e-9)
 
 
 def test_unweighted_mean_is_pytorchs_mean(rng):
@@ -150,6 +206,11 @@ def test_thread_count_does_not_change_bits(dtype, rng):
     (lambda: _core.mse_loss(np.zeros((3, 4)), np.zeros((3, 4)), reduction="max"), ValueError, "reduction"),
     (lambda: _core.mse_loss(np.zeros((0, 4)), np.zeros((0, 4))), ValueError, "empty"),
     (lambda: _core.bce_with_logits_loss(np.zeros((2, 2)), np.full((2, 2), 2.0)), ValueError, r"\[0, 1\]"),
+    (lambda: _core.huber_loss(np.zeros((2, 2)), np.zeros((2, 2)), delta=0.0), ValueError, "delta"),
+    (lambda: _core.huber_loss(np.zeros((2, 2)), np.zeros((2, 2)), delta=np.inf), ValueError, "delta"),
+    (lambda: _core.huber_loss(np.zeros((2, 2)), np.zeros((2, 2)), delta=np.nan), ValueError, "delta"),
+    (lambda: _core.cross_entropy_loss(np.zeros((2, 2)), np.array([0, 1]), label_smoothing=1.5), ValueError, "label_smoothing"),
+    (lambda: _core.cross_entropy_loss(np.zeros((2, 2)), np.array([0, 1]), label_smoothing=-0.1), ValueError, "label_smoothing"),
 ])
 def test_bad_input(call_, exc, match):
     with pytest.raises(exc, match=match):

@@ -22,6 +22,8 @@ def data(rng, loss, n=203, n_in=7, n_out=4):
         return X, rng.integers(0, n_out, n)
     if loss == "bce_with_logits":
         return X, (rng.uniform(size=(n, n_out)) > 0.5).astype(float)
+    if loss == "poisson":
+        return X, rng.poisson(1.5, size=(n, n_out)).astype(float)
     return X, rng.normal(size=(n, n_out))
 
 
@@ -189,7 +191,7 @@ TINY_OPTIMIZERS = [lambda: nn.SGD(lr=0.05),
                    lambda: nn.Adam(lr=1e-2, amsgrad=True, weight_decay=1e-3),
                    lambda: nn.AdamW(lr=1e-2, weight_decay=0.1)]
 ACTIVATIONS = ["identity", "relu", nn.LeakyReLU(0.1), nn.LeakyReLU(-0.5), "sigmoid", "tanh",
-               "gelu", "softmax"]
+               "gelu", "softmax", "silu", "gelu_tanh", "exp"]
 
 
 def tiny_data(rng, loss, n=37, n_in=2, n_out=2):
@@ -249,6 +251,31 @@ def test_tiny_plan_every_activation(dtype, rng, activation, loss, batch_size):
     metrics = ["accuracy", "mae"] if loss != "mse" else ["mse", "mae"]
     plan_and_loop(make, loss, X, y, TINY_OPTIMIZERS[3], metrics=metrics, epochs=2,
                   batch_size=batch_size)
+
+
+LOSS_OBJECTS = {"l1": lambda: "l1", "huber": lambda: nn.Huber(delta=0.5),
+                "poisson": lambda: "poisson",
+                "smoothing": lambda: nn.CrossEntropy(label_smoothing=0.1)}
+
+
+@pytest.mark.parametrize("loss", list(LOSS_OBJECTS))
+@pytest.mark.parametrize("tiny", [True, False])
+def test_plan_new_losses_bitwise_the_python_loop(dtype, cpu_path, rng, loss, tiny):
+    """l1, huber, poisson and label smoothing: the tiny step (batch 1 and 2) and the general
+    one (batch 16), with their metrics (mae on the rates for poisson)."""
+    kind = "cross_entropy" if loss == "smoothing" else loss
+    n_in, n_out = (2, 2) if tiny else (7, 4)
+    X, y = data(rng, kind, n=37, n_in=n_in, n_out=n_out)
+    w = rng.uniform(0, 2, len(X))
+    metrics = ["accuracy", "mae"] if loss == "smoothing" else ["mse", "mae"]
+    if tiny:
+        make = lambda: nn.Sequential([nn.Dense(2, 3, activation="relu"),  # noqa: E731
+                                      nn.Dense(3, 2)], dtype=dtype, seed=4)
+    else:
+        make = lambda: build(dtype)  # noqa: E731
+    for batch_size in ((1, 2) if tiny else (16,)):
+        plan_and_loop(make, LOSS_OBJECTS[loss](), X, y, TINY_OPTIMIZERS[3], metrics=metrics,
+                      epochs=2, batch_size=batch_size, sample_weight=w)
 
 
 @pytest.mark.parametrize("middle", ["dropout", "activation", "softmax"])

@@ -86,7 +86,8 @@ NN_INLINE double nn_sqrt_f64(double x) { return sqrt(x); }
 
 // nn_activation_needs_z, inline (activations.c exports it).
 NN_INLINE int nn_act_needs_z(int act, double alpha) {
-    return act == NN_ACT_GELU || (act == NN_ACT_LEAKY_RELU && alpha < 0);
+    return act == NN_ACT_GELU || act == NN_ACT_SILU || act == NN_ACT_GELU_TANH ||
+           (act == NN_ACT_LEAKY_RELU && alpha < 0);
 }
 
 #endif  // NN_INTERNAL_FASTMATH_H

@@ -1,4 +1,4 @@
-// losses.c - mean squared error, binary cross-entropy from logits, softmax cross-entropy.
+// losses.c - the losses of nn_loss_f32 / _f64 (nncore.h), value and gradient in one pass.
 #include "internal/port.h"
 #include "internal/fastmath.h"
 #include "internal/threads.h"

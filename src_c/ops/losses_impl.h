@@ -10,6 +10,7 @@
 // One chunk of rows [i0, i1): its sum into part[i0 / chunk], compiled for each CPU path.
 struct NN_T(loss_args) {
     int kind;
+    T param;
     T *grad;
     const T *x, *t;
     const int64_t *labels;
@@ -20,17 +21,22 @@ struct NN_T(loss_args) {
 };
 
 NN_INLINE void NN_T(loss_chunk_body)(const struct NN_T(loss_args) *a, nn_int i0, nn_int i1) {
-    a->part[i0 / a->chunk] = NN_T(loss_rows)(a->kind, a->grad, a->x, a->t, a->labels,
+    a->part[i0 / a->chunk] = NN_T(loss_rows)(a->kind, a->param, a->grad, a->x, a->t, a->labels,
                                              a->weight, a->d, a->norm, i0, i1);
 }
 
 NN_ISA_VARIANTS(NN_T(loss_chunk), const struct NN_T(loss_args) *, NN_T(loss_chunk_body))
 
-static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
-                      const int64_t *labels, const T *weight, nn_int n, nn_int d, int reduction,
-                      int n_threads) {
+int NN_T(nn_loss)(double *loss, T *grad, const T *x, const T *t, const int64_t *labels,
+                  const T *weight, nn_int n, nn_int d, int kind, double param, int reduction,
+                  int n_threads) {
     // x, grad (n, d); t (n, d) or labels (n); weight (n) or NULL
-    if (labels != NULL)  // all labels first: a bad one leaves grad untouched
+    const int ce = kind == NN_LOSS_CROSS_ENTROPY;
+    if (kind < 0 || kind >= NN_LOSS_N || (ce ? labels == NULL : t == NULL) ||
+        !(kind == NN_LOSS_HUBER ? param > 0 && param < INFINITY
+          : ce ? param >= 0 && param <= 1 : param == 0))
+        return NN_ERR_ARG;
+    if (labels != NULL && ce)  // all labels first: a bad one leaves grad untouched
         for (nn_int i = 0; i < n; i++)
             if (labels[i] < 0 || labels[i] >= d) return NN_ERR_LABEL;
     double wsum = (double)n;
@@ -40,7 +46,7 @@ static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
     }
     // Element losses are summed over the row; the mean divides by d sum(w), except for the
     // cross-entropy, whose row is one sample's single loss.
-    double per_row = labels != NULL ? 1 : (double)d;
+    double per_row = ce ? 1 : (double)d;
     double norm = reduction == NN_REDUCE_MEAN ? per_row * wsum : 1;
     if (!(norm > 0)) return NN_ERR_ARG;
 
@@ -50,7 +56,8 @@ static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
         (double *)nn_workspace(NN_WS_LOSS_CHUNKS, (size_t)n_chunks * sizeof(double));
     if (part == NULL) return NN_ERR_NOMEM;
     int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
-    struct NN_T(loss_args) la = {kind, grad, x, t, labels, weight, d, norm, part, chunk};
+    struct NN_T(loss_args) la = {kind, (T)param, grad, x, ce ? NULL : t, ce ? labels : NULL,
+                                 weight, d, norm, part, chunk};
     void (*run)(const struct NN_T(loss_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(loss_chunk));
     NN_PARALLEL_FOR(nt, c, n_chunks, {
         nn_int i1 = (c + 1) * chunk < n ? (c + 1) * chunk : n;
@@ -60,26 +67,4 @@ static int NN_T(loss)(int kind, double *loss, T *grad, const T *x, const T *t,
     for (nn_int c = 0; c < n_chunks; c++) total += part[c];
     *loss = total / norm;
     return NN_OK;
-}
-
-int NN_T(nn_mse_loss)(double *loss, T *grad, const T *pred, const T *target, const T *weight,
-                      nn_int n, nn_int d, int reduction, int n_threads) {
-    // pred, target, grad (n, d); weight (n)
-    return NN_T(loss)(NN_LOSS_MSE, loss, grad, pred, target, NULL, weight, n, d, reduction,
-                      n_threads);
-}
-
-int NN_T(nn_bce_logits_loss)(double *loss, T *grad, const T *logits, const T *target,
-                             const T *weight, nn_int n, nn_int d, int reduction, int n_threads) {
-    // logits, target, grad (n, d); weight (n)
-    return NN_T(loss)(NN_LOSS_BCE_LOGITS, loss, grad, logits, target, NULL, weight, n, d,
-                      reduction, n_threads);
-}
-
-int NN_T(nn_cross_entropy_loss)(double *loss, T *grad, const T *logits, const int64_t *labels,
-                                const T *weight, nn_int n, nn_int c, int reduction,
-                                int n_threads) {
-    // logits, grad (n, c); labels, weight (n)
-    return NN_T(loss)(NN_LOSS_CROSS_ENTROPY, loss, grad, logits, NULL, labels, weight, n, c,
-                      reduction, n_threads);
 }

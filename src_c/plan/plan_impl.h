@@ -6,13 +6,8 @@
 
 static int NN_T(plan_loss)(const nn_plan *pl, double *loss, T *grad, const T *out, const T *t,
                            const int64_t *labels, const T *w, nn_int m, int reduction) {
-    int nt = pl->n_threads;
-    if (pl->loss == NN_LOSS_CROSS_ENTROPY)
-        return NN_T(nn_cross_entropy_loss)(loss, grad, out, labels, w, m, pl->n_outputs,
-                                           reduction, nt);
-    if (pl->loss == NN_LOSS_BCE_LOGITS)
-        return NN_T(nn_bce_logits_loss)(loss, grad, out, t, w, m, pl->n_outputs, reduction, nt);
-    return NN_T(nn_mse_loss)(loss, grad, out, t, w, m, pl->n_outputs, reduction, nt);
+    return NN_T(nn_loss)(loss, grad, out, t, labels, w, m, pl->n_outputs, pl->loss,
+                         pl->loss_param, reduction, pl->n_threads);
 }
 
 static nn_int NN_T(argmax)(const T *v, nn_int d) {

@@ -337,13 +337,16 @@ NN_INLINE int NN_T(tiny_loss)(const nn_plan *pl, double *loss, T *grad, const T 
     double norm = (pl->loss == NN_LOSS_CROSS_ENTROPY ? 1 : (double)d) * wsum;
     if (!(norm > 0)) return NN_ERR_ARG;
     double total = 0;
+    const T param = (T)pl->loss_param;
     if (pl->loss == NN_LOSS_BCE_LOGITS)  // constant kinds: straight-line row losses
-        total += NN_T(loss_rows)(NN_LOSS_BCE_LOGITS, grad, out, t, labels, w, d, norm, 0, m);
+        total += NN_T(loss_rows)(NN_LOSS_BCE_LOGITS, 0, grad, out, t, labels, w, d, norm, 0, m);
     else if (pl->loss == NN_LOSS_MSE)
-        total += NN_T(loss_rows)(NN_LOSS_MSE, grad, out, t, labels, w, d, norm, 0, m);
+        total += NN_T(loss_rows)(NN_LOSS_MSE, 0, grad, out, t, labels, w, d, norm, 0, m);
+    else if (pl->loss == NN_LOSS_CROSS_ENTROPY && param == 0)
+        total += NN_T(loss_rows)(NN_LOSS_CROSS_ENTROPY, 0, grad, out, t, labels, w, d, norm,
+                                 0, m);
     else
-        total += NN_T(loss_rows)(NN_LOSS_CROSS_ENTROPY, grad, out, t, labels, w, d, norm, 0,
-                                 m);
+        total += NN_T(loss_rows)(pl->loss, param, grad, out, t, labels, w, d, norm, 0, m);
     *loss = total / norm;
     return NN_OK;
 }

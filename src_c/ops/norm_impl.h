@@ -1,0 +1,298 @@
+// norm_impl.h - batch and layer normalisation, forward and backward, for T = float / double.
+// Sums are formed in double, each in a fixed order whatever the thread count: a column's sum
+// (over the rows) row by row, within a column block that one thread owns; a row's sum (over
+// the columns) in NN_NORM_LANES interleaved partial sums added in lane order at the end, which
+// vectorises on every path with the same bits. The per-element arithmetic is in T, exactly
+// rounded, so every CPU path gives the same results.
+
+// The columns [j0, j1) of x (n, d; row stride d): sum[j - j0] = sum_i x_ij.
+NN_INLINE void NN_T(col_sums)(double *NN_RESTRICT sum, const T *NN_RESTRICT x, nn_int n,
+                              nn_int d, nn_int j0, nn_int j1) {
+    for (nn_int j = j0; j < j1; j++) sum[j - j0] = 0;
+    for (nn_int i = 0; i < n; i++) {
+        const T *r = x + i * d;
+        for (nn_int j = j0; j < j1; j++) sum[j - j0] += (double)r[j];
+    }
+}
+
+// One row's sum of f(j) over j in [0, d), in NN_NORM_LANES interleaved partial sums.
+#define NN_ROW_SUM(result, d, expr)                                                           \
+    do {                                                                                      \
+        double acc_[NN_NORM_LANES] = {0};                                                     \
+        nn_int j = 0;                                                                         \
+        for (; j + NN_NORM_LANES <= (d); j += NN_NORM_LANES)                                  \
+            for (int q_ = 0; q_ < NN_NORM_LANES; q_++) {                                      \
+                const nn_int jj = j + q_;                                                     \
+                acc_[q_] += (double)(expr(jj));                                               \
+            }                                                                                 \
+        for (int q_ = 0; j < (d); j++, q_++) acc_[q_] += (double)(expr(j));                   \
+        double s_ = 0;                                                                        \
+        for (int q_ = 0; q_ < NN_NORM_LANES; q_++) s_ += acc_[q_];                            \
+        (result) = s_;                                                                        \
+    } while (0)
+
+// ---- batch normalisation --------------------------------------------------------------------
+
+struct NN_T(bn_args) {
+    T *y, *mean, *invstd, *rmean, *rvar;
+    const T *x, *gamma, *beta;
+    nn_int n, d;
+    double eps, momentum;
+    int training;
+};
+
+// Columns [j0, j1): statistics (training), then y. The block is read three times while it is
+// in cache: its sums, its centred squares, its normalised values.
+NN_INLINE void NN_T(bn_fwd_block)(const struct NN_T(bn_args) *a, nn_int j0, nn_int j1) {
+    const nn_int n = a->n, d = a->d;
+    T mu[NN_NORM_BLOCK], is[NN_NORM_BLOCK];
+    if (a->training) {
+        double s[NN_NORM_BLOCK], q[NN_NORM_BLOCK];
+        NN_T(col_sums)(s, a->x, n, d, j0, j1);
+        for (nn_int j = j0; j < j1; j++) s[j - j0] /= (double)n;
+        for (nn_int j = j0; j < j1; j++) q[j - j0] = 0;
+        for (nn_int i = 0; i < n; i++) {
+            const T *r = a->x + i * d;
+            for (nn_int j = j0; j < j1; j++) {
+                const double c = (double)r[j] - s[j - j0];
+                q[j - j0] += c * c;
+            }
+        }
+        for (nn_int j = j0; j < j1; j++) {
+            const double var = q[j - j0] / (double)n;
+            mu[j - j0] = (T)s[j - j0];
+            is[j - j0] = (T)(1 / sqrt(var + a->eps));
+            a->mean[j] = mu[j - j0], a->invstd[j] = is[j - j0];
+            if (a->rmean != NULL) {  // the unbiased variance, as torch
+                const double m = a->momentum;
+                a->rmean[j] = (T)((1 - m) * (double)a->rmean[j] + m * s[j - j0]);
+                a->rvar[j] = (T)((1 - m) * (double)a->rvar[j] +
+                                 m * (q[j - j0] / (double)(n - 1)));
+            }
+        }
+    } else {
+        for (nn_int j = j0; j < j1; j++) {
+            mu[j - j0] = a->rmean[j];
+            is[j - j0] = (T)(1 / sqrt((double)a->rvar[j] + a->eps));
+        }
+    }
+    for (nn_int i = 0; i < n; i++) {
+        const T *r = a->x + i * d;
+        T *out = a->y + i * d;
+        for (nn_int j = j0; j < j1; j++) {
+            const T xh = (r[j] - mu[j - j0]) * is[j - j0];
+            out[j] = (a->gamma ? a->gamma[j] * xh : xh) + (a->beta ? a->beta[j] : 0);
+        }
+    }
+}
+
+NN_INLINE void NN_T(bn_fwd_body)(const struct NN_T(bn_args) *a, nn_int b0, nn_int b1) {
+    for (nn_int b = b0; b < b1; b++) {
+        const nn_int j0 = b * NN_NORM_BLOCK, j1 = j0 + NN_NORM_BLOCK < a->d ? j0 + NN_NORM_BLOCK
+                                                                              : a->d;
+        NN_T(bn_fwd_block)(a, j0, j1);
+    }
+}
+
+NN_ISA_VARIANTS(NN_T(bn_fwd), const struct NN_T(bn_args) *, NN_T(bn_fwd_body))
+
+int NN_T(nn_batchnorm_forward)(T *y, T *mean, T *invstd, T *running_mean, T *running_var,
+                               const T *x, const T *gamma, const T *beta, nn_int n, nn_int d,
+                               double eps, double momentum, int training, int n_threads) {
+    // x, y (n, d); mean, invstd, running_mean, running_var, gamma, beta (d)
+    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1) || n < 1 ||
+        (training && (n < 2 || mean == NULL || invstd == NULL)) ||
+        (!training && (running_mean == NULL || running_var == NULL)) ||
+        ((running_mean == NULL) != (running_var == NULL)))
+        return NN_ERR_ARG;
+    struct NN_T(bn_args) a = {y, mean, invstd, running_mean, running_var, x, gamma, beta,
+                              n, d, eps, momentum, training};
+    void (*run)(const struct NN_T(bn_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(bn_fwd));
+    const nn_int blocks = (d + NN_NORM_BLOCK - 1) / NN_NORM_BLOCK;
+    int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
+    if (nt > blocks) nt = (int)blocks;
+    NN_PARALLEL_FOR(nt, b, blocks, run(&a, b, b + 1););
+    return NN_OK;
+}
+
+// The backward pass of either norm: the statistics are per column (batch norm) or per row.
+struct NN_T(norm_bwd_args) {
+    T *dx, *dgamma, *dbeta;
+    const T *dy, *x, *mean, *invstd, *gamma;
+    nn_int n, d;
+    int accumulate;
+};
+
+// Columns [j0, j1): sb = sum_i dy, sg = sum_i dy xhat in one pass, and dgamma, dbeta from
+// them. per_row (a constant where inlined): the statistics are the rows' (layer norm).
+NN_INLINE void NN_T(norm_param_sums)(const struct NN_T(norm_bwd_args) *a, double *sg,
+                                     double *sb, nn_int j0, nn_int j1, const int per_row) {
+    const nn_int n = a->n, d = a->d;
+    for (nn_int j = j0; j < j1; j++) sg[j - j0] = sb[j - j0] = 0;
+    for (nn_int i = 0; i < n; i++) {
+        const T *g = a->dy + i * d, *r = a->x + i * d;
+        const T *m = per_row ? a->mean + i : a->mean, *is = per_row ? a->invstd + i : a->invstd;
+        for (nn_int j = j0; j < j1; j++) {
+            const T xh = per_row ? (r[j] - m[0]) * is[0] : (r[j] - m[j]) * is[j];
+            sb[j - j0] += (double)g[j];
+            sg[j - j0] += (double)(g[j] * xh);
+        }
+    }
+    for (nn_int j = j0; j < j1; j++) {
+        const T dg = (T)sg[j - j0], db = (T)sb[j - j0];
+        if (a->dgamma) a->dgamma[j] = a->accumulate ? a->dgamma[j] + dg : dg;
+        if (a->dbeta) a->dbeta[j] = a->accumulate ? a->dbeta[j] + db : db;
+    }
+}
+
+// Columns [j0, j1): the parameters' sums, then dx.
+NN_INLINE void NN_T(bn_bwd_block)(const struct NN_T(norm_bwd_args) *a, nn_int j0, nn_int j1) {
+    const nn_int n = a->n, d = a->d;
+    double sg[NN_NORM_BLOCK], sb[NN_NORM_BLOCK];
+    NN_T(norm_param_sums)(a, sg, sb, j0, j1, 0);
+    T k[NN_NORM_BLOCK], tb[NN_NORM_BLOCK], tg[NN_NORM_BLOCK];
+    for (nn_int j = j0; j < j1; j++) {
+        // dx = gamma invstd (dy - mean_i(dy) - xhat mean_i(dy xhat))
+        k[j - j0] = (a->gamma ? a->gamma[j] : 1) * a->invstd[j];
+        tb[j - j0] = (T)(sb[j - j0] / (double)n);
+        tg[j - j0] = (T)(sg[j - j0] / (double)n);
+    }
+    if (a->dx == NULL) return;
+    for (nn_int i = 0; i < n; i++) {
+        const T *g = a->dy + i * d, *r = a->x + i * d;
+        T *o = a->dx + i * d;
+        for (nn_int j = j0; j < j1; j++) {
+            const T xh = (r[j] - a->mean[j]) * a->invstd[j];
+            o[j] = k[j - j0] * (g[j] - tb[j - j0] - xh * tg[j - j0]);
+        }
+    }
+}
+
+NN_INLINE void NN_T(bn_bwd_body)(const struct NN_T(norm_bwd_args) *a, nn_int b0, nn_int b1) {
+    for (nn_int b = b0; b < b1; b++) {
+        const nn_int j0 = b * NN_NORM_BLOCK, j1 = j0 + NN_NORM_BLOCK < a->d ? j0 + NN_NORM_BLOCK
+                                                                              : a->d;
+        NN_T(bn_bwd_block)(a, j0, j1);
+    }
+}
+
+NN_ISA_VARIANTS(NN_T(bn_bwd), const struct NN_T(norm_bwd_args) *, NN_T(bn_bwd_body))
+
+void NN_T(nn_batchnorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x,
+                                 const T *mean, const T *invstd, const T *gamma, nn_int n,
+                                 nn_int d, int accumulate, int n_threads) {
+    // dx, dy, x (n, d); dgamma, dbeta, mean, invstd, gamma (d). dx may alias dy: each
+    // block reads its columns of dy in full before it writes them.
+    struct NN_T(norm_bwd_args) a = {dx, dgamma, dbeta, dy, x, mean, invstd, gamma, n, d,
+                                    accumulate};
+    void (*run)(const struct NN_T(norm_bwd_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(bn_bwd));
+    const nn_int blocks = (d + NN_NORM_BLOCK - 1) / NN_NORM_BLOCK;
+    int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
+    if (nt > blocks) nt = (int)blocks;
+    NN_PARALLEL_FOR(nt, b, blocks, run(&a, b, b + 1););
+}
+
+// ---- layer normalisation --------------------------------------------------------------------
+
+struct NN_T(ln_args) {
+    T *y, *mean, *invstd;
+    const T *x, *gamma, *beta;
+    nn_int d;
+    double eps;
+};
+
+NN_INLINE void NN_T(ln_fwd_body)(const struct NN_T(ln_args) *a, nn_int i0, nn_int i1) {
+    const nn_int d = a->d;
+    for (nn_int i = i0; i < i1; i++) {
+        const T *r = a->x + i * d;
+        T *out = a->y + i * d;
+        double s, q;
+#define NN_X_AT(j) r[j]
+        NN_ROW_SUM(s, d, NN_X_AT);
+#undef NN_X_AT
+        const double mu = s / (double)d;
+#define NN_SQ_AT(j) (((double)r[j] - mu) * ((double)r[j] - mu))
+        NN_ROW_SUM(q, d, NN_SQ_AT);
+#undef NN_SQ_AT
+        const T m = (T)mu, is = (T)(1 / sqrt(q / (double)d + a->eps));
+        if (a->mean) a->mean[i] = m, a->invstd[i] = is;
+        for (nn_int j = 0; j < d; j++) {
+            const T xh = (r[j] - m) * is;
+            out[j] = (a->gamma ? a->gamma[j] * xh : xh) + (a->beta ? a->beta[j] : 0);
+        }
+    }
+}
+
+NN_ISA_VARIANTS(NN_T(ln_fwd), const struct NN_T(ln_args) *, NN_T(ln_fwd_body))
+
+int NN_T(nn_layernorm_forward)(T *y, T *mean, T *invstd, const T *x, const T *gamma,
+                               const T *beta, nn_int n, nn_int d, double eps, int n_threads) {
+    // x, y (n, d); mean, invstd (n) or NULL (inference); gamma, beta (d)
+    if (!(eps > 0) || d < 1 || (mean == NULL) != (invstd == NULL)) return NN_ERR_ARG;
+    struct NN_T(ln_args) a = {y, mean, invstd, x, gamma, beta, d, eps};
+    void (*run)(const struct NN_T(ln_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(ln_fwd));
+    const nn_int chunk = NN_NORM_ROWS;
+    int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
+    NN_PARALLEL_FOR(nt, c, (n + chunk - 1) / chunk,
+                    run(&a, c * chunk, (c + 1) * chunk < n ? (c + 1) * chunk : n););
+    return NN_OK;
+}
+
+// dgamma, dbeta: column blocks [b0, b1).
+NN_INLINE void NN_T(ln_params_body)(const struct NN_T(norm_bwd_args) *a, nn_int b0,
+                                    nn_int b1) {
+    for (nn_int b = b0; b < b1; b++) {
+        const nn_int j0 = b * NN_NORM_BLOCK, j1 = j0 + NN_NORM_BLOCK < a->d ? j0 + NN_NORM_BLOCK
+                                                                              : a->d;
+        double sg[NN_NORM_BLOCK], sb[NN_NORM_BLOCK];
+        NN_T(norm_param_sums)(a, sg, sb, j0, j1, 1);
+    }
+}
+
+// dx, rows [i0, i1): invstd (dxhat - mean_j(dxhat) - xhat mean_j(dxhat xhat)), dxhat = gamma dy.
+NN_INLINE void NN_T(ln_dx_body)(const struct NN_T(norm_bwd_args) *a, nn_int i0, nn_int i1) {
+    const nn_int d = a->d;
+    const T *gm = a->gamma;
+    for (nn_int i = i0; i < i1; i++) {
+        const T *g = a->dy + i * d, *r = a->x + i * d;
+        T *o = a->dx + i * d;
+        const T m = a->mean[i], is = a->invstd[i];
+        double s1, s2;
+#define NN_DXH_AT(j) (gm ? gm[j] * g[j] : g[j])
+#define NN_DXH_XH_AT(j) (NN_DXH_AT(j) * ((r[j] - m) * is))
+        NN_ROW_SUM(s1, d, NN_DXH_AT);
+        NN_ROW_SUM(s2, d, NN_DXH_XH_AT);
+        const T t1 = (T)(s1 / (double)d), t2 = (T)(s2 / (double)d);
+        for (nn_int j = 0; j < d; j++) o[j] = is * (NN_DXH_AT(j) - t1 - ((r[j] - m) * is) * t2);
+#undef NN_DXH_AT
+#undef NN_DXH_XH_AT
+    }
+}
+
+NN_ISA_VARIANTS(NN_T(ln_params), const struct NN_T(norm_bwd_args) *, NN_T(ln_params_body))
+NN_ISA_VARIANTS(NN_T(ln_dx), const struct NN_T(norm_bwd_args) *, NN_T(ln_dx_body))
+
+void NN_T(nn_layernorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x,
+                                 const T *mean, const T *invstd, const T *gamma, nn_int n,
+                                 nn_int d, int accumulate, int n_threads) {
+    // dx, dy, x (n, d); mean, invstd (n); dgamma, dbeta, gamma (d). dx may alias dy: the
+    // parameters' sums read all of dy first, then each row's dx reads only its own row.
+    struct NN_T(norm_bwd_args) a = {dx, dgamma, dbeta, dy, x, mean, invstd, gamma, n, d,
+                                  accumulate};
+    int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
+    if (dgamma != NULL || dbeta != NULL) {
+        void (*run)(const struct NN_T(norm_bwd_args) *, nn_int, nn_int) =
+            NN_ISA_PICK(NN_T(ln_params));
+        const nn_int blocks = (d + NN_NORM_BLOCK - 1) / NN_NORM_BLOCK;
+        int ntb = nt > blocks ? (int)blocks : nt;
+        NN_PARALLEL_FOR(ntb, b, blocks, run(&a, b, b + 1););
+    }
+    if (dx != NULL) {
+        void (*run)(const struct NN_T(norm_bwd_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(ln_dx));
+        const nn_int chunk = NN_NORM_ROWS;
+        NN_PARALLEL_FOR(nt, c, (n + chunk - 1) / chunk,
+                        run(&a, c * chunk, (c + 1) * chunk < n ? (c + 1) * chunk : n););
+    }
+}
+
+#undef NN_ROW_SUM
