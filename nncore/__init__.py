@@ -32,7 +32,9 @@ from .callbacks import (  # noqa: E402
 )
 from .gradcheck import check_gradients  # noqa: E402
 from .io import ModelFileError, load_model  # noqa: E402
-from .layers import Activation, Dense, Dropout, Layer  # noqa: E402
+from .layers import (  # noqa: E402
+    Activation, BatchNorm, Dense, Dropout, Layer, LayerNorm, Residual,
+)
 from .losses import (  # noqa: E402
     BCEWithLogitsLoss, CrossEntropy, CrossEntropyLoss, Huber, HuberLoss, L1Loss, Loss, MSELoss,
     PoissonNLLLoss,
@@ -45,7 +47,8 @@ __all__ = [
     "__version__", "show_config", "config", "available_cpu_paths", "get_cpu_path",
     "set_cpu_path", "get_num_threads", "set_num_threads",
     # model and layers
-    "Sequential", "Layer", "Dense", "Dropout", "Activation",
+    "Sequential", "Layer", "Dense", "Dropout", "Activation", "BatchNorm", "LayerNorm",
+    "Residual",
     # activations, losses, optimizers, schedules
     "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "GELUTanh", "SiLU", "Exp",
     "Softmax",

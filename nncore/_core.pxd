@@ -165,6 +165,10 @@ cdef extern from "nncore.h" nogil:
         NN_LAYER_DENSE
         NN_LAYER_DROPOUT
         NN_LAYER_ACTIVATION
+        NN_LAYER_BATCHNORM
+        NN_LAYER_LAYERNORM
+        NN_LAYER_RESIDUAL_BEGIN
+        NN_LAYER_RESIDUAL_END
     enum nn_optimizer:
         NN_OPT_SGD
         NN_OPT_ADAM
@@ -186,6 +190,11 @@ cdef extern from "nncore.h" nogil:
         void *b
         void *dw
         void *db
+        int link
+        double eps, momentum
+        void *stats
+        void *running_mean
+        void *running_var
         void *y
         void *z
         void *dx
@@ -224,6 +233,9 @@ cdef extern from "nncore.h" nogil:
         uint64_t dropout_seed, rng_counter
         void *backup
         int backup_valid
+        void *state
+        void *state_backup
+        nn_int n_state
         void *rows_x
         void *rows_t
         void *rows_w
@@ -243,6 +255,7 @@ cdef extern from "nncore.h" nogil:
         int64_t batches
         int64_t nonfinite_batch
         double last_loss
+        int nonfinite_state
 
     nn_int nn_first_nonfinite_f32(const float *x, nn_int n)
     nn_int nn_first_nonfinite_f64(const double *x, nn_int n)

@@ -928,7 +928,9 @@ LOSSES = {"mse": NN_LOSS_MSE, "bce_with_logits": NN_LOSS_BCE_LOGITS,
           "poisson": NN_LOSS_POISSON}
 METRICS = {"accuracy": NN_METRIC_ACCURACY, "mse": NN_METRIC_MSE, "mae": NN_METRIC_MAE}
 LAYERS = {"dense": NN_LAYER_DENSE, "dropout": NN_LAYER_DROPOUT,
-          "activation": NN_LAYER_ACTIVATION}
+          "activation": NN_LAYER_ACTIVATION, "batchnorm": NN_LAYER_BATCHNORM,
+          "layernorm": NN_LAYER_LAYERNORM, "residual_begin": NN_LAYER_RESIDUAL_BEGIN,
+          "residual_end": NN_LAYER_RESIDUAL_END}
 
 
 cdef void *_buf(object a, str name, int typenum, nn_int size) except? NULL:
@@ -950,7 +952,7 @@ cdef int _plan_hook(void *ctx, int event, int layer, double *loss) noexcept with
     cdef Plan plan = <Plan>ctx
     try:
         if event == NN_HOOK_LAYER:
-            plan.exchange.layer_done(layer)
+            plan.exchange.layer_done(plan.hook_of[layer])
         elif event == NN_HOOK_GRADS:
             loss[0] = plan.exchange.grads_done(loss[0])
         else:
@@ -978,6 +980,7 @@ cdef class Plan:
     cdef object hook_error
     cdef const void **peer_data  # data-parallel: the peers' gradient buffers
     cdef object peers
+    cdef list hook_of  # per plan layer: the model layer whose backward pass ends there, or -1
 
     def __cinit__(self):
         self.plan.layers = NULL
@@ -991,6 +994,7 @@ cdef class Plan:
                  nn_int capacity, grad, scratch, str loss, prob_act, metrics, str optimizer,
                  double loss_param=0,
                  dict hyper, params, grads, state, uint64_t dropout_seed, backup=None,
+                 layer_state=None, layer_state_backup=None,
                  rows=None, bint training=True, n_threads=None):
         self.typenum = F32 if np.dtype(dtype) == np.float32 else F64
         cdef int t = self.typenum
@@ -998,7 +1002,8 @@ cdef class Plan:
             raise ValueError(f"a plan takes 1 to 2**31 - 1 layers, got {len(layers)}")
         if len(metrics) > NN_PLAN_MAX_METRICS:
             raise ValueError(f"a plan takes at most {NN_PLAN_MAX_METRICS} metrics")
-        self.keep = [layers, grad, scratch, params, grads, state, backup, rows]
+        self.keep = [layers, grad, scratch, params, grads, state, backup, rows, layer_state,
+                     layer_state_backup]
         cdef nn_plan *p = &self.plan
         memset(p, 0, sizeof(nn_plan))
         p.layers = <nn_plan_layer *>calloc(len(layers), sizeof(nn_plan_layer))
@@ -1015,14 +1020,47 @@ cdef class Plan:
             L.p = spec.get("p", 0.0)
             L.in_ = spec["in"]
             L.out = spec["out"]
-            L.w = _buf(spec.get("w"), "w", t, L.in_ * L.out)
+            norm = L.kind in (NN_LAYER_BATCHNORM, NN_LAYER_LAYERNORM)  # w: gamma (out)
+            L.w = _buf(spec.get("w"), "w", t, L.out if norm else L.in_ * L.out)
             L.b = _buf(spec.get("b"), "b", t, L.out)
-            L.dw = _buf(spec.get("dw"), "dw", t, L.in_ * L.out)
+            L.dw = _buf(spec.get("dw"), "dw", t, L.out if norm else L.in_ * L.out)
             L.db = _buf(spec.get("db"), "db", t, L.out)
             L.y = _buf(spec.get("y"), "y", t, cap * L.out)
             L.z = _buf(spec.get("z"), "z", t, cap * L.out)
             L.dx = _buf(spec.get("dx"), "dx", t, cap * L.in_)
             L.mask = <uint8_t *>_buf(spec.get("mask"), "mask", cnp.NPY_UINT8, cap * L.out)
+            L.link = spec.get("link", -1)
+            if L.kind in (NN_LAYER_RESIDUAL_BEGIN, NN_LAYER_RESIDUAL_END):
+                other = NN_LAYER_RESIDUAL_END if L.kind == NN_LAYER_RESIDUAL_BEGIN \
+                    else NN_LAYER_RESIDUAL_BEGIN
+                if not (0 <= L.link < len(layers) and layers[L.link]["kind"] ==
+                        ("residual_end" if other == NN_LAYER_RESIDUAL_END
+                         else "residual_begin") and layers[L.link].get("link") == i
+                        and (L.link > i) == (L.kind == NN_LAYER_RESIDUAL_BEGIN)):
+                    raise ValueError(f"plan layer {i}: a residual marker needs its pair's "
+                                     f"index in link")
+                if L.in_ != L.out:
+                    raise ValueError(f"plan layer {i}: a residual block keeps the width")
+                if L.kind == NN_LAYER_RESIDUAL_END and (L.y == NULL or
+                                                        (training and L.dx == NULL)):
+                    raise ValueError(f"plan layer {i}: a residual end needs y (and dx in "
+                                     f"training)")
+            L.eps = spec.get("eps", 0.0)
+            L.momentum = spec.get("momentum", 0.0)
+            L.running_mean = _buf(spec.get("running_mean"), "running_mean", t, L.out)
+            L.running_var = _buf(spec.get("running_var"), "running_var", t, L.out)
+            L.stats = _buf(spec.get("stats"), "stats", t,
+                           2 * (L.out if L.kind == NN_LAYER_BATCHNORM else cap))
+            if L.kind in (NN_LAYER_BATCHNORM, NN_LAYER_LAYERNORM):
+                if L.w == NULL or L.b == NULL or L.y == NULL or not L.eps > 0:
+                    raise ValueError(f"plan layer {i}: a norm needs w, b, y and eps > 0")
+                if training and (L.stats == NULL or L.dw == NULL or L.db == NULL):
+                    raise ValueError(f"plan layer {i}: a norm in training needs stats, dw "
+                                     f"and db")
+                if L.kind == NN_LAYER_BATCHNORM and (L.running_mean == NULL or
+                                                     L.running_var == NULL):
+                    raise ValueError(f"plan layer {i}: batch norm needs its running "
+                                     f"statistics")
             if L.kind == NN_LAYER_DENSE and (L.w == NULL or L.dw == NULL or L.y == NULL):
                 raise ValueError(f"plan layer {i}: a dense layer needs w, dw and y")
             if L.kind == NN_LAYER_DENSE and (L.b == NULL) != (L.db == NULL):
@@ -1035,8 +1073,10 @@ cdef class Plan:
             if (training and L.kind == NN_LAYER_DROPOUT and L.p > 0 and
                     (L.y == NULL or L.mask == NULL)):
                 raise ValueError(f"plan layer {i}: dropout needs y and mask")
-            if training and i > first_param and L.kind != NN_LAYER_DROPOUT and L.dx == NULL:
+            if (training and i > first_param and L.kind != NN_LAYER_DROPOUT and
+                    L.dx == NULL):
                 raise ValueError(f"plan layer {i}: needs dx (above the first parameter layer)")
+        self.hook_of = [spec.get("hook_of", i) for i, spec in enumerate(layers)]
         p.first_param = first_param
         p.n_features, p.n_outputs, p.capacity = n_features, n_outputs, capacity
         self.row_work = n_features + sum(spec["in"] * spec["out"] for spec in layers
@@ -1076,6 +1116,11 @@ cdef class Plan:
             raise ValueError("plan: Adam needs m, v (and vmax with amsgrad)")
         p.dropout_seed = dropout_seed
         p.backup = _buf(backup, "backup", t, p.n_params)
+        p.n_state = 0 if layer_state is None else layer_state.shape[0]
+        p.state = _buf(layer_state, "layer_state", t, p.n_state)
+        p.state_backup = _buf(layer_state_backup, "layer_state_backup", t, p.n_state)
+        if p.backup != NULL and p.n_state > 0 and p.state_backup == NULL:
+            raise ValueError("plan: the NaN guard needs a backup of the layer state")
         # (x, targets or labels, weights) buffers of capacity rows for train's perm, or None
         rx, rt, rw = (None, None, None) if rows is None else rows
         p.rows_x = _buf(rx, "rows_x", t, cap * n_features)
@@ -1119,7 +1164,7 @@ cdef class Plan:
             raise
         # Checked: from here on nothing fails, so a refused call leaves the plan as it was.
         for i in range(p.n_layers):
-            p.layers[i].hook = exchange is not None and i in layers
+            p.layers[i].hook = exchange is not None and self.hook_of[i] in layers
         free(self.peer_data)
         self.peer_data, self.peers = data, peers
         p.peers, p.n_peers = data, len(peers)
@@ -1157,12 +1202,12 @@ cdef class Plan:
 
     def stats(self):
         """(loss_sum, weight_sum, metric_sums, metric_counts, batches, nonfinite_batch,
-        last_loss) since reset_stats."""
+        last_loss, nonfinite_state) since reset_stats."""
         cdef int k, nm = self.plan.n_metrics
         return (self.st.loss_sum, self.st.weight_sum,
                 [self.st.metric_sum[k] for k in range(nm)],
                 [self.st.metric_count[k] for k in range(nm)], self.st.batches,
-                self.st.nonfinite_batch, self.st.last_loss)
+                self.st.nonfinite_batch, self.st.last_loss, bool(self.st.nonfinite_state))
 
     cdef _inputs(self, x, t, w, nn_int n, void **px, void **pt, int64_t **pl, void **pw):
         cdef cnp.ndarray X = _arr(x, "x", 2, self.typenum)

@@ -11,6 +11,9 @@ Memory layout (what a compiled plan relies on)
   boundary (the padding between segments stays zero in both buffers): :func:`layout`.
 * Optimizer state arrays are flat arrays of the same size, so one compiled call updates the
   whole model.
+* ``model.state`` holds, in the same way, what layers keep but do not train (batch norm's
+  running statistics): saved and loaded with the parameters, never updated by the
+  optimizer.
 * Per-batch workspaces (layer outputs, pre-activations, input gradients, dropout masks, the
   loss gradient) are allocated once for the largest batch and reused; a smaller batch uses
   the first rows of each (a C-contiguous view).
@@ -58,13 +61,14 @@ class Slot(collections.namedtuple("Slot", "layer name key offset shape")):
         return math.prod(self.shape)
 
 
-def layout(layers, dtype):
-    """Where each parameter of ``layers`` lives in one flat buffer of ``dtype``: (slots, size).
+def layout(layers, dtype, state=False):
+    """Where each parameter of ``layers`` (with state: each array of untrained state, such as
+    batch norm's running statistics) lives in one flat buffer of ``dtype``: (slots, size).
     Each segment starts on a 64-byte boundary."""
     align = ALIGN_BYTES // dtype.itemsize
     slots, offset = [], 0
     for i, layer in enumerate(layers):
-        for pname, shape in layer._param_shapes():
+        for pname, shape in (layer._buffer_shapes() if state else layer._param_shapes()):
             offset = -(-offset // align) * align
             slots.append(Slot(i, pname, f"{i}.{pname}", offset, shape))
             offset += math.prod(shape)
@@ -118,12 +122,14 @@ class Workspace:
 
 class NanGuard:
     """TerminateOnNaN's state across the epochs of one fit: a copy of the parameters that
-    gave the last finite batch loss, and whether it holds anything yet."""
+    gave the last finite batch loss (and of the layers' untrained state as that batch left
+    it: batch norm's running statistics), and whether it holds anything yet."""
 
-    __slots__ = ("backup", "valid")
+    __slots__ = ("backup", "valid", "state", "state_backup")
 
-    def __init__(self, params):
+    def __init__(self, params, state):
         self.backup = np.empty_like(params)
+        self.state, self.state_backup = state, state.copy()
         self.valid = False
 
     def after_loss(self, loss, params, res, batch, part=slice(None)):
@@ -131,13 +137,18 @@ class NanGuard:
         not finite: the parameters of the last finite loss are back in params and res holds
         the batch and its loss. Only the range ``part`` of params is saved and put back
         (the range a rank updates when the ranks of a node share the parameters)."""
-        if not math.isfinite(loss):
+        # A running variance can overflow while the loss stays finite (batch norm
+        # normalises it away): that batch stops training as a non-finite loss does.
+        bad = self.first_bad(self.state) if math.isfinite(loss) else None
+        if not math.isfinite(loss) or bad is not None:
             if self.valid:
                 np.copyto(params[part], self.backup[part])
-            res.nonfinite = (batch, loss)
-            res.loss_sum, res.weight_sum = loss, 1.0
+            np.copyto(self.state, self.state_backup)
+            res.nonfinite = (batch, loss) if bad is None else (batch, bad, "state")
+            res.loss_sum, res.weight_sum = res.nonfinite[1], 1.0
             return False
         np.copyto(self.backup[part], params[part])
+        np.copyto(self.state_backup, self.state)
         self.valid = True
         return True
 
@@ -146,6 +157,8 @@ class NanGuard:
         check it, so the weights are checked instead. False when one is NaN/inf: the
         parameters of the last finite loss are back and res says where (batch, value)."""
         value = self.first_bad(params)
+        if value is None:
+            value = self.first_bad(self.state)
         if value is None or res.batches == 0:
             return True
         self.restore_weights(params, res, value)
@@ -162,6 +175,7 @@ class NanGuard:
         of params gets back the weights of the last finite loss, and res says so."""
         if self.valid:
             np.copyto(params[part], self.backup[part])
+        np.copyto(self.state, self.state_backup)
         res.nonfinite = (res.batches - 1, value, "weights")
         res.loss_sum, res.weight_sum = value, 1.0
 
@@ -241,28 +255,66 @@ class Engine:
         self.plans[training] = (key, plan)
         return plan
 
+    @staticmethod
+    def _layer_specs(layer, buf, n_in, specs):
+        """Append the plan's layer descriptions of ``layer`` (a residual block: a begin
+        marker, its layers, an end marker) to specs; False for a layer the plan does not
+        know."""
+        L, kind = _layers, type(layer)
+        if kind is L.Dense:
+            a = layer.activation
+            specs.append(dict(kind="dense", act=a.name, alpha=a.alpha, p=0.0,
+                              w=layer._W, b=layer._b, dw=layer._dW, db=layer._db,
+                              y=buf.y, z=buf.z, dx=buf.dx, mask=None,
+                              **{"in": layer._in, "out": layer._out}))
+        elif kind is L.BatchNorm or kind is L.LayerNorm:
+            bn = kind is L.BatchNorm
+            specs.append(dict(kind="batchnorm" if bn else "layernorm", eps=layer._eps,
+                              momentum=layer._momentum if bn else 0.0,
+                              w=layer._gamma, b=layer._beta, dw=layer._dgamma,
+                              db=layer._dbeta, y=buf.y, dx=buf.dx, stats=buf.stats,
+                              running_mean=layer._running_mean if bn else None,
+                              running_var=layer._running_var if bn else None,
+                              **{"in": n_in, "out": n_in}))
+        elif kind is L.Dropout:
+            specs.append(dict(kind="dropout", p=layer.p, y=buf.y, mask=buf.mask,
+                              **{"in": n_in, "out": n_in}))
+        elif kind is L.Activation:
+            a = layer.activation
+            specs.append(dict(kind="activation", act=a.name, alpha=a.alpha, y=buf.y,
+                              dx=buf.dx, **{"in": n_in, "out": n_in}))
+        elif kind is L.Residual:
+            begin = len(specs)
+            specs.append(dict(kind="residual_begin", dx=buf.dx, **{"in": n_in, "out": n_in}))
+            d = n_in
+            for sub, sub_buf in zip(layer._layers, buf.subs):
+                if not Engine._layer_specs(sub, sub_buf, d, specs):
+                    return False
+                d = sub.output_features(d)
+            specs[begin]["link"] = len(specs)
+            specs.append(dict(kind="residual_end", link=begin, y=buf.y, dx=buf.skip,
+                              **{"in": n_in, "out": n_in}))
+        else:
+            return False
+        return True
+
     def _build_plan(self, ws, opt, guard):
         model = self.model
-        L = _layers
-        specs, n_in = [], model.n_features
+        specs, n_in, starts = [], model.n_features, []
         for layer, buf in zip(model._layers, ws.bufs):
-            kind = type(layer)
-            if kind is L.Dense:
-                a = layer.activation
-                specs.append(dict(kind="dense", act=a.name, alpha=a.alpha, p=0.0,
-                                  w=layer._W, b=layer._b, dw=layer._dW, db=layer._db,
-                                  y=buf.y, z=buf.z, dx=buf.dx, mask=None,
-                                  **{"in": layer._in, "out": layer._out}))
-            elif kind is L.Dropout:
-                specs.append(dict(kind="dropout", p=layer.p, y=buf.y, mask=buf.mask,
-                                  **{"in": n_in, "out": n_in}))
-            elif kind is L.Activation:
-                a = layer.activation
-                specs.append(dict(kind="activation", act=a.name, alpha=a.alpha, y=buf.y,
-                                  dx=buf.dx, **{"in": n_in, "out": n_in}))
-            else:
+            starts.append(len(specs))
+            if not self._layer_specs(layer, buf, n_in, specs):
                 return None
             n_in = layer.output_features(n_in)
+        # The plan's first layer with parameters, and where each model layer's backward pass
+        # ends in the plan (its first plan layer, or that one inside the first block with
+        # parameters): the data-parallel hook reports model layers.
+        first = next((k for k, s in enumerate(specs) if s.get("w") is not None), len(specs))
+        for s in specs:
+            s["hook_of"] = -1
+        for i, start in enumerate(starts):
+            if i >= model._first_param:
+                specs[max(start, first)]["hook_of"] = i
         loss, metrics = model.loss, model.metrics
         if loss is None:
             loss_name, prob, loss_param = "mse", None, 0.0
@@ -299,12 +351,14 @@ class Engine:
             rows = (np.empty((cap, model.n_features), model.dtype), targets,
                     np.empty(cap, model.dtype))
         return _core.Plan(
-            model.dtype, specs, first_param=model._first_param, n_features=model.n_features,
+            model.dtype, specs, first_param=first, n_features=model.n_features,
             n_outputs=model.n_outputs, capacity=cap, grad=grad, scratch=scratch,
             loss=loss_name, loss_param=loss_param, prob_act=prob or "identity", metrics=names,
             optimizer=kind, hyper=hyper, params=model.params, grads=model.grads, state=state,
             dropout_seed=model._dropout_seed, backup=None if guard is None else guard.backup,
-            rows=rows, training=ws.training)
+            layer_state=model.state if model.state.size else None,
+            layer_state_backup=guard.state_backup if guard is not None and model.state.size
+            else None, rows=rows, training=ws.training)
 
     def _run_epoch_plan(self, plan, X, Y, W, batch_size, on_batch, guard, perm):
         """run_epoch through the compiled plan: chunks of batches per nogil call; Python
@@ -338,12 +392,12 @@ class Engine:
             opt.steps, model._rng_counter = plan.steps, plan.rng_counter
             if guard is not None:
                 guard.valid = plan.backup_valid
-        loss_sum, weight_sum, msums, mcounts, batches, bad, last = plan.stats()
+        loss_sum, weight_sum, msums, mcounts, batches, bad, last, state = plan.stats()
         res = EpochResult(len(model.metrics))
         res.loss_sum, res.weight_sum, res.batches = loss_sum, weight_sum, batches
         res.metric_sums, res.metric_counts = msums, mcounts
         if not finite:
-            res.nonfinite = (bad, last)
+            res.nonfinite = (bad, last, "state") if state else (bad, last)
             res.loss_sum, res.weight_sum = last, 1.0
         return res
 
@@ -402,8 +456,7 @@ class Engine:
         # Data-parallel: each row's weight is w / (d * the global batch's weight), the loss
         # summed: the ranks' losses and gradients add up to the global batch's mean.
         per_row = 1.0 if model.loss.labels else float(model.n_outputs)
-        dropout = [isinstance(layer, _layers.Dropout) and layer.p > 0 for layer in layers]
-        widths = self._widths()
+        dropout_widths = self._dropout_widths()
         n = X.shape[0]
         for b, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
@@ -425,14 +478,14 @@ class Engine:
                 bufs, grad = ws.rows(m)
                 yb = Y[mine]
                 h = X[mine]
-                for i in range(L):
-                    inputs[i] = h
-                    c = model._rng_counter
-                    if dropout[i]:  # the draws of rows r0 .. of the batch
-                        model._rng_counter = c + (r0 - start) * widths[i]
-                    h = forward[i](h, bufs[i], True, model)
-                    if dropout[i]:
-                        model._rng_counter = c + rows * widths[i]
+                if shard is not None:  # the dropout draws of rows r0 .. of the batch
+                    model._dropout_rows = (r0 - start, rows)
+                try:
+                    for i in range(L):
+                        inputs[i] = h
+                        h = forward[i](h, bufs[i], True, model)
+                finally:
+                    model._dropout_rows = None
                 loss = loss_kernel(h, yb, wb, "mean" if shard is None else "sum", grad=grad)[0]
             if shard is None:
                 if guard is not None and not guard.after_loss(loss, params, res, b):
@@ -446,8 +499,8 @@ class Engine:
                         shard.layer_done(i)
             else:  # a rank with no rows: zero gradients, the batch's dropout draws passed
                 grads[:] = 0
-                for i in range(L):
-                    model._rng_counter += rows * widths[i] if dropout[i] else 0
+                for w in dropout_widths:
+                    model._rng_counter += rows * w
                 for i in range(L - 1, first - 1, -1):
                     if i in hooked:
                         shard.layer_done(i)
@@ -472,12 +525,20 @@ class Engine:
                 on_batch(b, rows, loss)
         return res
 
-    def _widths(self):
-        """The number of features out of each layer."""
-        n, out = self.model.n_features, []
-        for layer in self.model._layers:
-            n = layer.output_features(n)
-            out.append(n)
+    def _dropout_widths(self):
+        """The widths of the dropout layers that draw (p > 0), in the order they run, those
+        inside residual blocks included."""
+        out = []
+
+        def walk(layers, n):
+            for layer in layers:
+                if isinstance(layer, _layers.Residual):
+                    walk(layer._layers, n)
+                elif isinstance(layer, _layers.Dropout) and layer.p > 0:
+                    out.append(n)
+                n = layer.output_features(n)
+
+        walk(self.model._layers, self.model.n_features)
         return out
 
     @staticmethod

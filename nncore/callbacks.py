@@ -225,7 +225,8 @@ class TerminateOnNaN(Callback):
         info = getattr(self.model, "_nonfinite", None)
         where = f"batch {info[0] + 1} of epoch {epoch + 1}" if info else f"epoch {epoch + 1}"
         what = ("a weight became" if info and info[2:] == ("weights",) else
-                "the loss became")
+                "batch norm's running statistics became" if info and info[2:] == ("state",)
+                else "the loss became")
         warnings.warn(f"TerminateOnNaN: {what} {loss!r} at {where}; training "
                       f"stopped and the weights of the last batch with a finite loss were "
                       f"kept. Try a smaller learning rate or check the data's scale.",

@@ -728,6 +728,12 @@ class DataParallel:
             window.close()
         elif self.size > 1:
             self._after_training()
+        if m.state.size and self.size > 1:
+            # Batch norm normalises each rank's share by its own statistics, and each rank's
+            # running statistics follow its own shares (PyTorch's DDP without SyncBatchNorm);
+            # rank 0's are then every rank's, as DDP's broadcast_buffers makes them, so that
+            # the ranks validate, predict and save one model.
+            self.comm.Bcast(m.state, root=0)
         # The loss and batch weights are global; the metrics this rank's.
         nm = len(res.metric_sums)
         sums = np.array(res.metric_sums + res.metric_counts, np.float64)

@@ -384,7 +384,7 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
         # the tensors must match before the model's buffers are allocated: a corrupt
         # architecture could otherwise ask for terabytes
         want = {f"{i}.{name}": tuple(shape) for i, layer in enumerate(layers)
-                for name, shape in layer._param_shapes()}
+                for name, shape in layer._param_shapes() + layer._buffer_shapes()}
     except _BAD_CONFIG as e:
         raise ModelFileError(f"{p!r}: its architecture cannot be rebuilt ({e})") from None
     got = {k: v.shape for k, v in params.items()}

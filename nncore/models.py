@@ -44,7 +44,9 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, epoch, batch, loss, weights=False):
         self.epoch, self.batch, self.loss = epoch, batch, loss
         what = (f"a weight became {loss!r} in the update of epoch {epoch + 1}, batch "
-                f"{batch + 1} (the epoch's last)" if weights else
+                f"{batch + 1} (the epoch's last)" if weights is True else
+                f"batch norm's running statistics became {loss!r} in epoch {epoch + 1}, "
+                f"batch {batch + 1}" if weights == "state" else
                 f"the training loss became {loss!r} in epoch {epoch + 1}, batch {batch + 1}")
         super().__init__(
             f"{what}; the weights of the last batch with a finite loss were restored (the "
@@ -133,6 +135,9 @@ class Sequential:
         self._fit_thread = None
         self.params = _engine.aligned_zeros(0, self.dtype)
         self.grads = _engine.aligned_zeros(0, self.dtype)
+        #: The layers' untrained state (batch norm's running statistics) in one flat array.
+        self.state = _engine.aligned_zeros(0, self.dtype)
+        self._state_slots = []
         if layers is not None:
             if isinstance(layers, _layers.Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"layers must be a list of layers, got "
@@ -148,6 +153,7 @@ class Sequential:
         self._dropout_seed = int(np.random.SeedSequence([seed_value, 2])
                                  .generate_state(1, np.uint64)[0])
         self._rng_counter = 0  # dropout: the counter of the next element's random number
+        self._dropout_rows = None  # data-parallel: (skip, rows) of the batch being run
 
     def _rng_state(self):
         """The random streams' position (saved in model files, so training resumes
@@ -170,8 +176,19 @@ class Sequential:
             if layer._model is not None and layer._model is not self:
                 raise ValueError(f"layers[{i}] {layer!r} already belongs to another model; "
                                  f"a layer can be in one model only: create a new layer")
-        if len(set(map(id, layers))) != len(layers):
+        def every(layers):
+            for layer in layers:
+                yield layer
+                if isinstance(layer, _layers.Residual):
+                    yield from every(layer._layers)
+
+        all_layers = list(every(layers))
+        if len(set(map(id, all_layers))) != len(all_layers):
             raise ValueError("the same layer object appears twice; create separate layers")
+        for layer in all_layers:
+            if layer._model is not None and layer._model is not self:
+                raise ValueError(f"{layer!r} already belongs to another model; a layer can "
+                                 f"be in one model only: create a new layer")
         n, n_features, prev = None, None, None
         for i, layer in enumerate(layers):
             need = layer.in_features
@@ -187,14 +204,23 @@ class Sequential:
             elif n is not None:
                 n = layer.output_features(n)
         slots, size = _engine.layout(layers, self.dtype)
-        _layers._check_size(2 * size, self.dtype, "the model's parameters and gradients")
+        state_slots, state_size = _engine.layout(layers, self.dtype, state=True)
+        _layers._check_size(2 * size + state_size, self.dtype,
+                            "the model's parameters and gradients")
         params = _engine.aligned_zeros(size, self.dtype)
         grads = _engine.aligned_zeros(size, self.dtype)
+        state = _engine.aligned_zeros(state_size, self.dtype)
         self._attach_layers(layers, slots, params, grads, lambda i: np.random.default_rng(
             [self.seed_value, 0, i]))
+        for i, layer in enumerate(layers):
+            mine = [s for s in state_slots if s.layer == i]
+            if mine:
+                layer._attach_state({s.name: state[s.offset:s.offset + s.size].reshape(s.shape)
+                                     for s in mine})
         self._layers = layers
         self._slots = slots
         self.params, self.grads = params, grads
+        self.state, self._state_slots = state, state_slots
         self.n_features = n_features
         self.n_outputs = n
         params_at = [i for i, layer in enumerate(layers) if layer.has_params]
@@ -285,10 +311,33 @@ class Sequential:
         """The number of trainable parameters (Keras' name for :attr:`n_params`)."""
         return self.n_params
 
+    def _check_norm_batches(self, n, batch_size, ranks):
+        """Batch norm estimates a variance from each training batch (each rank's share of
+        it): a share of one row has none. Refused before training starts."""
+        def has_bn(layers):
+            return any(isinstance(layer, _layers.BatchNorm) or (
+                isinstance(layer, _layers.Residual) and has_bn(layer._layers))
+                for layer in layers)
+
+        if not has_bn(self._layers):
+            return
+        for rows in {batch_size, n % batch_size}:
+            shares = {rows * (r + 1) // ranks - rows * r // ranks for r in range(ranks)}
+            if rows and 1 in shares:
+                where = ("the last batch of an epoch" if rows != batch_size
+                         else "every batch")
+                per = f" per rank ({ranks} ranks)" if ranks > 1 else ""
+                raise ValueError(
+                    f"BatchNorm needs training batches of at least 2 rows{per}, but "
+                    f"{where} would give one ({n} samples, batch_size={batch_size}); "
+                    f"choose another batch_size")
+
     def _last_activation(self):
         for layer in reversed(self._layers):
             if isinstance(layer, (_layers.Dense, _layers.Activation)):
                 return layer.activation.name
+            if not isinstance(layer, _layers.Dropout):  # a norm or a block: its own output
+                return None
         return None
 
     def _require_layers(self, what):
@@ -539,6 +588,8 @@ class Sequential:
         for cb in callbacks:
             cb._check(keys)
 
+        self._check_norm_batches(X.shape[0], min(batch_size, X.shape[0]),
+                                 1 if dp is None else dp.size)
         if dp is not None:  # every rank got this far, with the same data and settings
             dp._agree(None)
             settings = (epochs, batch_size, bool(shuffle), on_nan, keys, self.loss.name,
@@ -558,7 +609,7 @@ class Sequential:
                  else [])
         cbs = _callbacks._CallbackList([history] + callbacks + extra, self, params)
         guard = on_nan == "raise" or any(getattr(cb, "_nan_guard", False) for cb in callbacks)
-        guard = _engine.NanGuard(self.params) if guard else None
+        guard = _engine.NanGuard(self.params, self.state) if guard else None
         self.history = history
         self.stop_training = False
         self._nonfinite = None
@@ -581,8 +632,9 @@ class Sequential:
                     guard.after_epoch(self.params, res)  # dp checks its ranks itself
                 if res.nonfinite is not None and on_nan == "raise":
                     self._nonfinite = res.nonfinite
+                    kind = res.nonfinite[2] if len(res.nonfinite) > 2 else None
                     err = NonFiniteLossError(epoch, res.nonfinite[0], res.nonfinite[1],
-                                             res.nonfinite[2:] == ("weights",))
+                                             True if kind == "weights" else kind)
                     err._nncore_collective = True  # every rank saw the same global loss
                     raise err
                 opt._epoch_end()
@@ -704,17 +756,21 @@ class Sequential:
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self):
         """The parameters by name (``"0.W"``, ``"0.b"``, ``"2.W"``, ...; the number is the
-        layer's index), as copies.
+        layer's index), then the layers' untrained state (``"1.running_mean"``, ...), as
+        copies.
 
         Returns
         -------
         dict of str to ndarray
         """
-        return {s.key: self.params[s.offset:s.offset + s.size].reshape(s.shape).copy()
-                for s in self._slots}
+        out = {s.key: self.params[s.offset:s.offset + s.size].reshape(s.shape).copy()
+               for s in self._slots}
+        out.update({s.key: self.state[s.offset:s.offset + s.size].reshape(s.shape).copy()
+                    for s in self._state_slots})
+        return out
 
     def load_state_dict(self, state_dict, strict=True, *, allow_nonfinite=False):
-        """Copy parameters into the model (all checks first: on error nothing changes).
+        """Copy parameters (and untrained state) into the model (all checks first: on error nothing changes).
 
         Parameters
         ----------
@@ -736,7 +792,8 @@ class Sequential:
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError(f"state_dict must be a dict of arrays (from model.state_dict()), "
                             f"got {type(state_dict).__name__}")
-        slots = {s.key: s for s in self._slots}
+        slots = {s.key: (s, self.params) for s in self._slots}
+        slots.update({s.key: (s, self.state) for s in self._state_slots})
         missing = [k for k in slots if k not in state_dict]
         unexpected = [k for k in state_dict if k not in slots]
         if strict and (missing or unexpected):
@@ -745,7 +802,7 @@ class Sequential:
                              f"(pass strict=False to load the matching ones)")
         from ._validation import to_numeric
         arrays = {}
-        for k, s in slots.items():
+        for k, (s, _) in slots.items():
             if k not in state_dict:
                 continue
             name = f"state_dict[{k!r}]"
@@ -755,9 +812,11 @@ class Sequential:
                                  f"{k} has shape {tuple(s.shape)}")
             # As load_model: finite values only, and none that overflow the model's dtype.
             arrays[k] = check_finite_array(a, name, self.dtype, allow_nonfinite)
+            if s.name == "running_var" and np.any(arrays[k] < 0):
+                raise ValueError(f"{name} has a negative value; a variance is >= 0")
         for k, a in arrays.items():
-            s = slots[k]
-            self.params[s.offset:s.offset + s.size] = a.reshape(-1)
+            s, buf = slots[k]
+            buf[s.offset:s.offset + s.size] = a.reshape(-1)
         return _IncompatibleKeys(missing, unexpected)
 
     def get_config(self):
@@ -779,7 +838,8 @@ class Sequential:
         other = Sequential.from_config(self.get_config(), dtype=dtype)
         other.load_state_dict(self.state_dict())
         if self.loss is not None:
-            other.compile(_optimizers.SGD(lr=0.0), type(self.loss)(),
+            args = {k: v for k, v in self.loss.get_config().items() if k != "name"}
+            other.compile(_optimizers.SGD(lr=0.0), type(self.loss)(**args),
                           [type(m)() for m in self.metrics])
         return other
 
@@ -846,6 +906,9 @@ class Sequential:
                 out.append(line)
         nbytes = self.n_params * self.dtype.itemsize
         out += [line, f"Total params: {self.n_params:,} ({nbytes / 1024:.1f} KiB)"]
+        n_state = sum(s.size for s in self._state_slots)
+        if n_state:
+            out.append(f"Non-trainable state: {n_state:,} (batch norm's running statistics)")
         if self.loss is not None:
             ms = ", ".join(m.name for m in self.metrics) or "none"
             out.append(f"Compiled: optimizer {self.optimizer!r}, loss {self.loss.name!r}, "

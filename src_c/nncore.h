@@ -299,7 +299,19 @@ nn_int nn_first_nonfinite_f64(const double *x, nn_int n);
 // every buffer; the plan only points at them. It calls the kernels above in the same order as
 // a step taken kernel by kernel, so the results are bitwise the same.
 
-enum nn_layer_kind { NN_LAYER_DENSE = 0, NN_LAYER_DROPOUT = 1, NN_LAYER_ACTIVATION = 2 };
+enum nn_layer_kind {
+    NN_LAYER_DENSE = 0,
+    NN_LAYER_DROPOUT = 1,
+    NN_LAYER_ACTIVATION = 2,
+    NN_LAYER_BATCHNORM = 3,  // w, b: gamma, beta; dw, db: their gradients
+    NN_LAYER_LAYERNORM = 4,
+    // A residual block y = x + f(x): its layers f between a begin and an end marker, each
+    // with the other's index in link. Forward: the end's y = its input + the begin's input.
+    // Backward: the end keeps dy in its dx (f's layers may overwrite dy); the begin's dx =
+    // f's input gradient + that copy.
+    NN_LAYER_RESIDUAL_BEGIN = 5,
+    NN_LAYER_RESIDUAL_END = 6,
+};
 enum nn_optimizer { NN_OPT_SGD = 0, NN_OPT_ADAM = 1 };
 enum nn_metric { NN_METRIC_ACCURACY = 0, NN_METRIC_MSE = 1, NN_METRIC_MAE = 2 };
 #define NN_PLAN_MAX_METRICS 8
@@ -312,7 +324,13 @@ typedef struct {
     nn_int in, out;       // features in and out
     void *w, *b;          // dense: w (in, out), b (out) or NULL
     void *dw, *db;        // dense: their gradients
-    void *y;              // (capacity, out): the output (dense, activation; dropout if p > 0)
+    int link;             // residual markers: the other marker's index
+    double eps, momentum; // norms: nn_batchnorm_forward's
+    void *stats;          // norms in training: mean then invstd, (out) each for batch norm,
+                          // (capacity) each for layer norm
+    void *running_mean, *running_var;  // batch norm: (out) each
+    void *y;              // (capacity, out): the output (dense, activation, norms; dropout
+                          // if p > 0)
     void *z;              // (capacity, out): dense pre-activation, or NULL when not needed
     void *dx;             // (capacity, in): the input gradient, or NULL (below first_param)
     uint8_t *mask;        // dropout: (capacity, out)
@@ -356,6 +374,9 @@ typedef struct {
     uint64_t dropout_seed, rng_counter;  // dropout draws (seed, rng_counter + i)
     void *backup;         // (n_params) or NULL: with it, a non-finite loss stops training and
     int backup_valid;     // puts back the parameters that gave the last finite loss
+    void *state, *state_backup;  // (n_state): the layers' untrained state (batch norm's
+    nn_int n_state;              // running statistics) and, with backup, its copy as the
+                                 // batch of the last finite loss left it
     void *rows_x, *rows_t, *rows_w;  // (capacity, n_features), (capacity, n_outputs),
     int64_t *rows_labels;            // (capacity), (capacity): a batch's rows gathered through
                                      // nn_plan_train's perm; NULL where not needed
@@ -379,7 +400,8 @@ typedef struct {  // sums over the batches run so far (zero it at the start of a
     int64_t metric_count[NN_PLAN_MAX_METRICS];
     int64_t batches;          // batches that updated the parameters
     int64_t nonfinite_batch;  // the batch whose loss was not finite, or -1
-    double last_loss;
+    double last_loss;         // its loss, or (nonfinite_state) the state's bad value
+    int nonfinite_state;      // 1: the loss was finite, the layer state (nn_plan.state) not
 } nn_plan_stats;
 
 // Train on batches b0 .. b1 - 1 of x (n, n_features): batch i is rows [i bs, min((i+1) bs, n)).

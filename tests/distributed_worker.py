@@ -29,6 +29,9 @@ CASES = {
                          False),
     "f64_bce_blocking_w": ("float64", "bce_with_logits", "adam", 0.3, True, 20, "allreduce",
                            False),
+    # residual blocks with layer norm and dropout inside (build: the "resnet" cases)
+    "f64_resnet_ln": ("float64", "cross_entropy", "sgd", 0.2, False, 20, "shared", True),
+    "f32_resnet_ln_overlap": ("float32", "mse", "adam", 0.1, False, 16, "allreduce", True),
 }
 N_ROWS = 201  # batch 20: a last batch of 1 row, so one rank's share is empty
 
@@ -57,6 +60,9 @@ def build(case, seed=3):
     layers = [nn.Dense(12, 32, activation="tanh")]
     if p:
         layers.append(nn.Dropout(p))
+    if "resnet" in case:
+        layers += [nn.Residual([nn.LayerNorm(32), nn.Dense(32, 24, activation="relu"),
+                                nn.Dropout(p), nn.Dense(24, 32)]), nn.LayerNorm(32)]
     layers += [nn.Dense(32, 16, activation="relu"), nn.Dense(16, n_out)]
     model = nn.Sequential(layers, dtype=dtype, seed=seed)
     optimizer = {"sgd": lambda: nn.SGD(lr=0.05, momentum=0.9, nesterov=True),
@@ -390,6 +396,22 @@ def main():
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
             json.dump({"exchange": exchange, "refused": refused, "history": hist,
                        "params": params.tolist()}, f)
+    elif mode == "batchnorm":  # per-rank statistics; rank 0's running ones end up everywhere
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((200, 6)), rng.integers(0, 3, 200)
+        model = nn.Sequential([nn.Dense(6, 16), nn.BatchNorm(16), nn.Activation("relu"),
+                               nn.Dense(16, 3)], seed=1)
+        model.compile(nn.SGD(lr=0.05, momentum=0.9), "cross_entropy")
+        hist = model.fit(X, y, epochs=3, batch_size=32, validation_split=0.1,
+                         distributed=True, verbose=0).history
+        try:
+            model.fit(X, y, epochs=1, batch_size=3, distributed=True, verbose=0)
+            refused = ""
+        except ValueError as e:
+            refused = str(e)
+        with open(os.path.join(out, f"rank{_rank()}.json"), "w") as f:
+            json.dump({"params": model.params.tolist(), "state": model.state.tolist(),
+                       "history": hist, "refused": refused}, f)
     elif mode == "checks":  # what the test compares, one JSON line per rank
         from mpi4py import MPI
         params, where = diverge(distributed=True)

@@ -166,6 +166,17 @@ def test_the_python_loop_is_the_plans_twin_across_ranks(two_ranks, tmp_path_fact
                     assert got == values, (case, key)
 
 
+def test_batch_norm_statistics_are_per_rank_and_rank_0s_are_kept(tmp_path):
+    """BatchNorm across ranks: each share normalised by its own statistics (so not the
+    one-process result), the ranks still alike after every epoch: the same weights, rank 0's
+    running statistics, the same validation History; a share of one row is refused."""
+    ranks = _job(tmp_path, "batchnorm")
+    for r in ranks[1:]:
+        assert r["params"] == ranks[0]["params"] and r["state"] == ranks[0]["state"]
+        assert r["history"] == ranks[0]["history"]
+    assert all("at least 2 rows per rank" in r["refused"] for r in ranks)
+
+
 def test_threads_per_rank_share_the_cores(two_ranks):
     expect = max(1, (os.cpu_count() or 1) // 2)  # both ranks on this machine
     assert [meta["threads"] for _, meta in two_ranks] == [expect, expect]

@@ -84,6 +84,28 @@ NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, nn_int skip
                 }
             }
             h = (const T *)L->y;
+        } else if (L->kind == NN_LAYER_RESIDUAL_END) {
+            const T *skip = (const T *)layers[L->link].x;
+            T *y = (T *)L->y;
+            const nn_int n = m * L->out;
+            for (nn_int k = 0; k < n; k++) y[k] = h[k] + skip[k];
+            h = y;
+        } else if (L->kind == NN_LAYER_BATCHNORM || L->kind == NN_LAYER_LAYERNORM) {
+            T *mu = training ? (T *)L->stats : NULL;
+            T *is = mu ? mu + (L->kind == NN_LAYER_BATCHNORM ? L->out : pl->capacity) : NULL;
+            int s = L->kind == NN_LAYER_BATCHNORM
+                        ? NN_T(nn_batchnorm_forward)((T *)L->y, mu, is, (T *)L->running_mean,
+                                                     (T *)L->running_var, h, (const T *)L->w,
+                                                     (const T *)L->b, m, L->out, L->eps,
+                                                     L->momentum, training, pl->n_threads)
+                        : NN_T(nn_layernorm_forward)((T *)L->y, mu, is, h, (const T *)L->w,
+                                                     (const T *)L->b, m, L->out, L->eps,
+                                                     pl->n_threads);
+            if (s != NN_OK) {
+                *status = s;
+                return NULL;
+            }
+            h = (const T *)L->y;
         } else if (L->kind == NN_LAYER_ACTIVATION) {
             if (tiny)
                 NN_T(tiny_act_fwd)((T *)L->y, h, m, L->out, L->act, (T)L->alpha);
@@ -182,20 +204,29 @@ static inline struct NN_T(rows) NN_T(plan_rows)(const nn_plan *pl, const T *x, c
 }
 
 // After a batch's loss: with the NaN guard, a non-finite loss puts back the parameters of
-// the last finite one and stops (NN_ERR_ARG), a finite one saves the parameters; then the
-// loss joins the epoch's sums.
+// the last finite one (and the state as its batch left it) and stops (NN_ERR_ARG), a finite
+// one saves them; then the loss joins the epoch's sums.
 static int NN_T(plan_account)(nn_plan *pl, nn_plan_stats *st, double loss, double bw,
                               nn_int b) {
     if (pl->backup != NULL) {
         T *params = (T *)pl->params + pl->update_lo, *backup = (T *)pl->backup + pl->update_lo;
         const size_t bytes = (size_t)(pl->update_hi - pl->update_lo) * sizeof(T);
-        if (!isfinite(loss)) {
+        const size_t state_bytes = (size_t)pl->n_state * sizeof(T);
+        // A running variance can overflow while the loss stays finite (batch norm
+        // normalises it away): that batch stops training as a non-finite loss does.
+        const nn_int bad = isfinite(loss) && state_bytes
+                               ? NN_T(nn_first_nonfinite)((const T *)pl->state, pl->n_state)
+                               : -1;
+        if (!isfinite(loss) || bad >= 0) {
             if (pl->backup_valid) memcpy(params, backup, bytes);
+            st->nonfinite_state = bad >= 0;
+            st->last_loss = bad >= 0 ? (double)((const T *)pl->state)[bad] : loss;
+            if (state_bytes) memcpy(pl->state, pl->state_backup, state_bytes);
             st->nonfinite_batch = b;
-            st->last_loss = loss;
             return NN_ERR_ARG;
         }
         memcpy(backup, params, bytes);
+        if (state_bytes) memcpy(pl->state_backup, pl->state, state_bytes);
         pl->backup_valid = 1;
     }
     st->loss_sum += loss * bw;
@@ -203,12 +234,14 @@ static int NN_T(plan_account)(nn_plan *pl, nn_plan_stats *st, double loss, doubl
     return NN_OK;
 }
 
-// Whether the optimizer step can run inside the backward pass (nn_update): every dense layer's
-// parameters and gradients at the same offsets of params and grads. Every parameter belongs
-// to a dense layer; what lies between them (alignment) is zero, and stays zero either way.
+// Whether the optimizer step can run inside the backward pass (nn_update): every parameter
+// belongs to a dense layer (the norms' gamma and beta are stepped after it), and every dense
+// layer's parameters and gradients lie at the same offsets of params and grads. What lies
+// between them (alignment) is zero, and stays zero either way.
 static int NN_T(plan_fusable)(const nn_plan *pl) {
     for (int i = 0; i < pl->n_layers; i++) {
         const nn_plan_layer *L = &pl->layers[i];
+        if (L->kind == NN_LAYER_BATCHNORM || L->kind == NN_LAYER_LAYERNORM) return 0;
         if (L->kind != NN_LAYER_DENSE) continue;
         if ((const T *)L->w - (const T *)pl->params != (T *)L->dw - (T *)pl->grads) return 0;
         if (L->b != NULL &&
@@ -242,6 +275,26 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
                                                     pl->n_threads);
                 if (s != NN_OK) return s;
             }
+            g = (T *)L->dx;
+        } else if (L->kind == NN_LAYER_RESIDUAL_END) {
+            memcpy(L->dx, g, (size_t)(m * L->out) * sizeof(T));  // f may overwrite g
+        } else if (L->kind == NN_LAYER_RESIDUAL_BEGIN) {
+            const T *skip = (const T *)layers[L->link].dx;
+            T *dx = (T *)L->dx;
+            const nn_int n = m * L->out;
+            for (nn_int k = 0; k < n; k++) dx[k] = g[k] + skip[k];
+            g = dx;
+        } else if (L->kind == NN_LAYER_BATCHNORM || L->kind == NN_LAYER_LAYERNORM) {
+            const T *mu = (const T *)L->stats;
+            const T *is = mu + (L->kind == NN_LAYER_BATCHNORM ? L->out : pl->capacity);
+            if (L->kind == NN_LAYER_BATCHNORM)
+                NN_T(nn_batchnorm_backward)((T *)L->dx, (T *)L->dw, (T *)L->db, g,
+                                            (const T *)L->x, mu, is, (const T *)L->w, m,
+                                            L->out, 0, pl->n_threads);
+            else
+                NN_T(nn_layernorm_backward)((T *)L->dx, (T *)L->dw, (T *)L->db, g,
+                                            (const T *)L->x, mu, is, (const T *)L->w, m,
+                                            L->out, 0, pl->n_threads);
             g = (T *)L->dx;
         } else if (L->kind == NN_LAYER_ACTIVATION) {
             const T *z = nn_activation_needs_z(L->act, L->alpha) ? (const T *)L->x : NULL;

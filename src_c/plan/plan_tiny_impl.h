@@ -53,12 +53,17 @@ enum { NN_TINY_SGD_END = 0, NN_TINY_SGD_PLAIN = 1, NN_TINY_SGD_MOMENTUM = 2,
 #pragma GCC optimize("no-tree-vectorize")
 #endif
 
-// 1 when every dense product of a batch of bs (or fewer) rows takes nn_gemm_tiny.
+// 1 when every dense product of a batch of bs (or fewer) rows takes nn_gemm_tiny and every
+// layer is a dense, activation or dropout layer (norms and residual blocks take the general
+// step).
 static int NN_T(tiny_fits)(const nn_plan *pl, nn_int bs) {
     for (int i = 0; i < pl->n_layers; i++) {
         const nn_plan_layer *L = &pl->layers[i];
         if (L->kind == NN_LAYER_DENSE &&
             !(L->in > 0 && L->out > 0 && bs * L->in * L->out <= NN_GEMM_TINY))
+            return 0;
+        if (L->kind != NN_LAYER_DENSE && L->kind != NN_LAYER_ACTIVATION &&
+            L->kind != NN_LAYER_DROPOUT)
             return 0;
     }
     return 1;
