@@ -135,6 +135,10 @@ cdef extern from "nncore.h" nogil:
                     const int64_t *labels, const double *weight, nn_int n, nn_int d, int kind,
                     double param, int reduction, int n_threads)
 
+    int nn_clip_grads_f32(double *norm, float *g, nn_int n, double clipnorm, double clipvalue,
+                          int n_threads)
+    int nn_clip_grads_f64(double *norm, double *g, nn_int n, double clipnorm,
+                          double clipvalue, int n_threads)
     void nn_sgd_update_f32(float *p, float *buf, const float *grad, nn_int n, double lr,
                            double momentum, double dampening, double weight_decay,
                            int nesterov, int first_step, int n_threads)
@@ -222,6 +226,7 @@ cdef extern from "nncore.h" nogil:
         int metrics[8]
         int optimizer
         double lr, momentum, dampening, weight_decay, beta1, beta2, eps
+        double clipnorm, clipvalue
         int nesterov, amsgrad, decoupled
         void *params
         void *grads

@@ -733,6 +733,29 @@ cdef _nonneg(double value, str name):
         raise ValueError(f"{name} must be >= 0, got {value}")
 
 
+def clip_grads(g, double clipnorm=0.0, double clipvalue=0.0, *, n_threads=None):
+    """In place on the 1-D g: clamp each element to [-clipvalue, clipvalue] (clipvalue > 0),
+    then scale g by clipnorm / (||g|| + 1e-6) when that is below 1 (clipnorm > 0), as
+    torch.nn.utils.clip_grad_value_ and clip_grad_norm_. Returns ||g|| before the scaling
+    (0.0 without clipnorm)."""
+    cdef int t = _float_type(g, "g")
+    cdef cnp.ndarray G = _arr(g, "g", 1, t, True)
+    if not (0 <= clipnorm < math.inf and 0 <= clipvalue < math.inf):
+        raise ValueError(f"clipnorm and clipvalue must be finite and >= 0 (0: off), got "
+                         f"{clipnorm!r}, {clipvalue!r}")
+    cdef nn_int n = G.shape[0]
+    cdef double norm = 0
+    cdef int nt = _threads(n_threads), s = NN_OK
+    cdef void *pg = _ptr(G)
+    with nogil:
+        if t == F32:
+            s = nn_clip_grads_f32(&norm, <float *>pg, n, clipnorm, clipvalue, nt)
+        else:
+            s = nn_clip_grads_f64(&norm, <double *>pg, n, clipnorm, clipvalue, nt)
+    _status(s, "clip_grads")
+    return norm
+
+
 def sgd_update(p, grad, buf=None, *, double lr, double momentum=0.0, double dampening=0.0,
                double weight_decay=0.0, bint nesterov=False, bint first_step=True,
                n_threads=None):
@@ -1102,6 +1125,8 @@ cdef class Plan:
         p.eps = hyper.get("eps", 1e-8)
         p.amsgrad = hyper.get("amsgrad", False)
         p.decoupled = hyper.get("decoupled", False)
+        p.clipnorm = hyper.get("global_clipnorm") or 0.0
+        p.clipvalue = hyper.get("clipvalue") or 0.0
         p.n_params = params.shape[0]
         p.params = _buf(params, "params", t, p.n_params)
         p.grads = _buf(grads, "grads", t, p.n_params)

@@ -246,8 +246,9 @@ class Engine:
         key = (ws, opt, model.loss, tuple(model.metrics),
                _Same(None if guard is None else guard.backup),
                tuple(map(_Same, opt.state.values() if opt is not None else ())),
-               # momentum, betas, ... as set now (a tuple compares faster than a repr)
-               None if opt is None else tuple(opt._hyper().items()))
+               # momentum, betas, clipping ... as set now (a tuple compares faster than a repr)
+               None if opt is None else (tuple(opt._hyper().items()), opt.global_clipnorm,
+                                         opt.clipvalue))
         cached = self.plans.get(training)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -340,6 +341,7 @@ class Engine:
                 state = (s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq"))
             else:
                 return None
+            hyper.update(global_clipnorm=opt.global_clipnorm, clipvalue=opt.clipvalue)
         cap = ws.capacity
         needs_scratch = prob is not None and any(n in ("mse", "mae") for n in names)
         scratch = np.empty((cap, model.n_outputs), model.dtype) if needs_scratch else None

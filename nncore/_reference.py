@@ -215,6 +215,17 @@ def _flush(x):
     return np.where(np.abs(x) < np.finfo(x.dtype).tiny, np.zeros((), x.dtype), x)
 
 
+def clip_grads(g, clipnorm=0.0, clipvalue=0.0):
+    """torch.nn.utils.clip_grad_value_ (clipvalue > 0), then clip_grad_norm_ (clipnorm > 0:
+    g * clipnorm / (||g|| + 1e-6) when that factor is below 1). Returns (g, ||g||)."""
+    if clipvalue:
+        g = np.clip(g, -clipvalue, clipvalue)
+    norm = float(np.sqrt(np.sum(g.astype(np.float64) ** 2))) if clipnorm else 0.0
+    if clipnorm and clipnorm / (norm + 1e-6) < 1:
+        g = g * g.dtype.type(clipnorm / (norm + 1e-6))
+    return g, norm
+
+
 def sgd_update(p, grad, buf=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                nesterov=False, first_step=True):
     """torch.optim.SGD, one step. Returns the new (p, buf); the inputs are not changed."""

@@ -590,6 +590,10 @@ class Sequential:
 
         self._check_norm_batches(X.shape[0], min(batch_size, X.shape[0]),
                                  1 if dp is None else dp.size)
+        if dp is not None and dp.size > 1 and self.optimizer.clips:
+            raise ValueError("gradient clipping (global_clipnorm, clipvalue) needs every "
+                             "gradient on one process: data-parallel training does not "
+                             "take it yet; train without it, or on one process")
         if dp is not None:  # every rank got this far, with the same data and settings
             dp._agree(None)
             settings = (epochs, batch_size, bool(shuffle), on_nan, keys, self.loss.name,

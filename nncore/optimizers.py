@@ -35,6 +35,13 @@ class Optimizer:
         The learning rate given at construction (what a schedule starts from).
     schedule : LRSchedule or None
         A per-epoch learning-rate schedule (:mod:`nncore.schedules`).
+    global_clipnorm : float or None
+        Before each update, the gradients are scaled so that their global L2 norm (over
+        every parameter) is at most this (``torch.nn.utils.clip_grad_norm_``; Keras's name).
+    clipvalue : float or None
+        Before each update, each gradient is clamped to ``[-clipvalue, clipvalue]``
+        (``torch.nn.utils.clip_grad_value_``), before ``global_clipnorm`` when both are
+        given.
     steps : int
         Updates done so far.
     epochs : int
@@ -49,8 +56,14 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         inherit_docs(cls)
 
-    def __init__(self, lr, schedule=None):
+    def __init__(self, lr, schedule=None, global_clipnorm=None, clipvalue=None):
         self.lr = self.base_lr = check_number(lr, "lr", 0.0)
+        for name, v in (("global_clipnorm", global_clipnorm), ("clipvalue", clipvalue)):
+            if v is not None and not 0 < check_number(v, name) < float("inf"):
+                raise ValueError(f"{name} must be positive and finite (or None: no "
+                                 f"clipping), got {v!r}")
+        self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
+        self.clipvalue = None if clipvalue is None else float(clipvalue)
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be an nncore schedule such as "
                             f"nn.StepLR(step_size=10), got {schedule!r}")
@@ -97,8 +110,15 @@ class Optimizer:
         """Update the bound model's parameters in place from its gradients (one compiled
         call over the whole flat buffer)."""
         self._require_bound()
+        if self.clips:
+            _core.clip_grads(self._grads, self.global_clipnorm or 0.0, self.clipvalue or 0.0)
         self._update(self._params, self._grads, self.state)
         self.steps += 1
+
+    @property
+    def clips(self):
+        """True when the gradients are clipped before each update."""
+        return self.global_clipnorm is not None or self.clipvalue is not None
 
     def _update(self, params, grads, state):
         """The update of step ``self.steps + 1`` on (parts of) the flat buffers: ``params``,
@@ -111,6 +131,9 @@ class Optimizer:
         """Constructor arguments as a JSON-able dict (including ``"name"``)."""
         cfg = {"name": type(self).__name__, "lr": self.base_lr}
         cfg.update(self._hyper())
+        for k in ("global_clipnorm", "clipvalue"):
+            if getattr(self, k) is not None:
+                cfg[k] = getattr(self, k)
         if self.schedule is not None:
             cfg["schedule"] = self.schedule.get_config()
         return cfg
@@ -220,11 +243,13 @@ class SGD(Optimizer):
         L2 penalty added to the gradient.
     schedule : LRSchedule, optional
         Per-epoch learning-rate schedule (:mod:`nncore.schedules`).
+    global_clipnorm, clipvalue : float, optional
+        Gradient clipping before each update (see :class:`Optimizer`).
     """
 
     def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, *, schedule=None):
-        super().__init__(lr, schedule)
+                 weight_decay=0.0, *, schedule=None, global_clipnorm=None, clipvalue=None):
+        super().__init__(lr, schedule, global_clipnorm, clipvalue)
         self.momentum = check_number(momentum, "momentum", 0.0)
         self.dampening = check_number(dampening, "dampening")
         self.weight_decay = check_number(weight_decay, "weight_decay", 0.0)
@@ -266,14 +291,16 @@ class Adam(Optimizer):
         L2 penalty added to the gradient (use :class:`AdamW` for decoupled decay).
     amsgrad : bool, default False
     schedule : LRSchedule, optional
+    global_clipnorm, clipvalue : float, optional
+        Gradient clipping before each update (see :class:`Optimizer`).
     """
 
     _decoupled = False
     _nonnegative = ("exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, schedule=None):
-        super().__init__(lr, schedule)
+                 amsgrad=False, *, schedule=None, global_clipnorm=None, clipvalue=None):
+        super().__init__(lr, schedule, global_clipnorm, clipvalue)
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
@@ -313,8 +340,9 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, schedule=None):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad, schedule=schedule)
+                 amsgrad=False, *, schedule=None, global_clipnorm=None, clipvalue=None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, schedule=schedule,
+                         global_clipnorm=global_clipnorm, clipvalue=clipvalue)
 
 
 _CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

@@ -265,6 +265,17 @@ void nn_adam_update_f64(double *p, double *m, double *v, double *vmax, const dou
                         double weight_decay, int64_t step, int amsgrad, int decoupled,
                         int n_threads);
 
+// Gradient clipping before an update, in place on g (n), as torch.nn.utils does: clipvalue > 0
+// clamps each element to [-clipvalue, clipvalue] (clip_grad_value_); then clipnorm > 0
+// scales g by clipnorm / (||g|| + 1e-6) when that is below 1 (clip_grad_norm_: the L2 norm
+// of all the gradients, summed in double in a fixed order). 0 turns either off. *norm
+// receives ||g|| before the scaling (0 without clipnorm). Returns NN_OK, NN_ERR_ARG (a
+// negative or non-finite setting) or NN_ERR_NOMEM.
+int nn_clip_grads_f32(double *norm, float *g, nn_int n, double clipnorm, double clipvalue,
+                      int n_threads);
+int nn_clip_grads_f64(double *norm, double *g, nn_int n, double clipnorm, double clipvalue,
+                      int n_threads);
+
 // ---------------------------------------------------------------------------------------------
 // Random numbers (rng.c) and dropout (dropout.c)
 // Counter-based: element i of a call draws from (seed, offset + i) alone, so results do not
@@ -366,6 +377,7 @@ typedef struct {
     int n_metrics, metrics[NN_PLAN_MAX_METRICS];
     int optimizer;        // nn_optimizer, with the hyper-parameters of nn_sgd_update or
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps;  // nn_adam_update
+    double clipnorm, clipvalue;  // nn_clip_grads before each update (0: off)
     int nesterov, amsgrad, decoupled;
     void *params, *grads; // the flat buffers the layers' w, b, dw, db point into
     void *state1, *state2, *state3;  // SGD: momentum buffer; Adam: m, v, vmax

@@ -17,6 +17,7 @@ enum nn_ws_slot {
     NN_WS_DENSE_SPLIT,  // the second half-k product of a split dense forward (dense_impl.h)
     NN_WS_GEMM_PANEL,   // a panel of dW stepped by the optimizer without being written out
     NN_WS_LOSS_CHUNKS,  // a loss's per-chunk partial sums (losses_impl.h)
+    NN_WS_CLIP_CHUNKS,  // gradient clipping's per-chunk sums of squares (optim_impl.h)
     NN_WS_SLOTS
 };
 

@@ -1,5 +1,7 @@
-// optim.c - optimizer updates: SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW.
+// optim.c - optimizer updates: SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW;
+// gradient clipping.
 #include "internal/port.h"
+#include "internal/memory.h"
 #include "internal/fastmath.h"
 #include "internal/threads.h"
 #include "internal/isa.h"

@@ -49,6 +49,75 @@ void NN_T(nn_adam_update)(T *p, T *m, T *v, T *vmax, const T *grad, nn_int n, do
     NN_OPTIM_RUN(run, a, n, NN_PAR_MIN_ELEMS / 4, n_threads);
 }
 
+// Gradient clipping: a chunk's clamp to [-clipvalue, clipvalue] (0: none) and its sum of
+// squares in NN_CLIP_LANES interleaved partial sums, added in lane order (the same bits on
+// every path and thread count: the chunks are fixed and their sums added in order).
+#define NN_CLIP_LANES 8
+struct NN_T(clip_args) {
+    T *g;
+    T value;
+    double *part;
+    int need_sum;
+};
+
+NN_INLINE void NN_T(clip_chunk_body)(const struct NN_T(clip_args) *a, nn_int i0, nn_int i1) {
+    T *g = a->g;
+    if (a->value > 0) {
+        const T v = a->value;
+        for (nn_int i = i0; i < i1; i++) g[i] = g[i] > v ? v : g[i] < -v ? -v : g[i];
+    }
+    if (!a->need_sum) return;
+    double acc[NN_CLIP_LANES] = {0};
+    nn_int i = i0;
+    for (; i + NN_CLIP_LANES <= i1; i += NN_CLIP_LANES)
+        for (int q = 0; q < NN_CLIP_LANES; q++) acc[q] += (double)g[i + q] * (double)g[i + q];
+    for (int q = 0; i < i1; i++, q++) acc[q] += (double)g[i] * (double)g[i];
+    double s = 0;
+    for (int q = 0; q < NN_CLIP_LANES; q++) s += acc[q];
+    a->part[i0 / NN_OPTIM_CHUNK] = s;
+}
+
+NN_INLINE void NN_T(scale_body)(const struct NN_T(clip_args) *a, nn_int i0, nn_int i1) {
+    const T c = a->value;
+    for (nn_int i = i0; i < i1; i++) a->g[i] *= c;
+}
+
+NN_ISA_VARIANTS(NN_T(clip_chunk), const struct NN_T(clip_args) *, NN_T(clip_chunk_body))
+NN_ISA_VARIANTS(NN_T(scale), const struct NN_T(clip_args) *, NN_T(scale_body))
+
+int NN_T(nn_clip_grads)(double *norm, T *g, nn_int n, double clipnorm, double clipvalue,
+                        int n_threads) {
+    // g (n)
+    if (!(clipnorm >= 0 && clipnorm < INFINITY) || !(clipvalue >= 0 && clipvalue < INFINITY))
+        return NN_ERR_ARG;
+    *norm = 0;
+    if (n <= 0 || (clipnorm == 0 && clipvalue == 0)) return NN_OK;
+    const nn_int n_chunks = (n + NN_OPTIM_CHUNK - 1) / NN_OPTIM_CHUNK;
+    double *part = NULL;
+    if (clipnorm > 0) {
+        part = (double *)nn_workspace(NN_WS_CLIP_CHUNKS, (size_t)n_chunks * sizeof(double));
+        if (part == NULL) return NN_ERR_NOMEM;
+    }
+    struct NN_T(clip_args) a = {g, (T)clipvalue, part, clipnorm > 0};
+    void (*run)(const struct NN_T(clip_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(clip_chunk));
+    const int nt = nn_threads_for(n_threads, n, NN_PAR_MIN_ELEMS);
+    NN_PARALLEL_FOR(nt, c, n_chunks, {
+        nn_int i1 = (c + 1) * NN_OPTIM_CHUNK < n ? (c + 1) * NN_OPTIM_CHUNK : n;
+        run(&a, c * NN_OPTIM_CHUNK, i1);
+    });
+    if (clipnorm == 0) return NN_OK;
+    double s = 0;
+    for (nn_int c = 0; c < n_chunks; c++) s += part[c];
+    *norm = sqrt(s);
+    // torch.nn.utils.clip_grad_norm_: coef = max_norm / (total_norm + 1e-6), clamped to 1
+    const double coef = clipnorm / (*norm + 1e-6);
+    if (coef < 1) {
+        struct NN_T(clip_args) k = {g, (T)coef, NULL, 0};
+        NN_OPTIM_RUN(NN_ISA_PICK(NN_T(scale)), k, n, NN_PAR_MIN_ELEMS, n_threads);
+    }
+    return NN_OK;
+}
+
 // nn_update's range functions (internal/update.h): the update of the selected CPU path over
 // the rows of a block - the compiled plan's dW tiles, while they are in L1. The loop over the
 // rows is compiled into each path's variant: a call per row costs more than a 32-wide row's

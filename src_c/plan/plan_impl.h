@@ -457,7 +457,8 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
     // every dense layer's parameters and gradients share offsets (nn_update: tile by tile, in
     // L1, on several threads); the tiny step fuses plain SGD element by element.
     const int dp = !tiny && pl->hook != NULL;
-    const int fused = !tiny && !dp && NN_T(plan_fusable)(pl);
+    const int clip = pl->clipnorm > 0 || pl->clipvalue > 0;  // needs every gradient first
+    const int fused = !tiny && !dp && !clip && NN_T(plan_fusable)(pl);
     struct NN_T(tiny) tt = {0};
     if (tiny) NN_T(tiny_setup)(pl, bs, &tt);
     const int after = tiny ? tt.mode == NN_TINY_SGD_END : !fused;  // plan_update after backward
@@ -499,6 +500,11 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
             if (status == NN_OK && m > 0 && pl->n_metrics > 0)
                 NN_T(plan_metrics)(pl, st, out, tb, lb, m);
         }
+        if (status == NN_OK && clip) {  // (a single process: data-parallel runs refuse it)
+            double norm;
+            status = NN_T(nn_clip_grads)(&norm, (T *)pl->grads, pl->n_params, pl->clipnorm,
+                                         pl->clipvalue, pl->n_threads);
+        }
         // (the summed gradients are the model's when the call returns, and with the guard)
         if (status == NN_OK && after)
             NN_T(plan_update)(pl, b + 1 == b1 || pl->backup != NULL, tiny);
@@ -521,7 +527,11 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
                          (w != NULL && pl->rows_w == NULL)))
         return NN_ERR_ARG;
     if (pl->hook != NULL && pl->rows_w == NULL) return NN_ERR_ARG;
-    if (pl->hook == NULL && NN_T(tiny_fits)(pl, bs))
+    const int clip = pl->clipnorm > 0 || pl->clipvalue > 0;
+    if (!(pl->clipnorm >= 0 && pl->clipnorm < INFINITY) ||
+        !(pl->clipvalue >= 0 && pl->clipvalue < INFINITY) || (clip && pl->hook != NULL))
+        return NN_ERR_ARG;
+    if (pl->hook == NULL && !clip && NN_T(tiny_fits)(pl, bs))
         return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 1);
     return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 0);
 }
