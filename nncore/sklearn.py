@@ -156,8 +156,8 @@ class _BaseNN(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
                  learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size="auto",
                  max_epochs=200, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, tol=1e-4, dropout=0.0, dtype="float64", n_threads=None,
-                 random_state=None, verbose=0):
+                 n_iter_no_change=10, tol=1e-4, dropout=0.0, batch_norm=False,
+                 dtype="float64", n_threads=None, random_state=None, verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -171,6 +171,7 @@ class _BaseNN(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.dropout = dropout
+        self.batch_norm = batch_norm
         self.dtype = dtype
         self.n_threads = n_threads
         self.random_state = random_state
@@ -224,7 +225,12 @@ class _BaseNN(BaseEstimator):
              "validation_fraction": number("validation_fraction", 0, 1, True, True),
              "n_iter_no_change": number("n_iter_no_change", 1, integer=True),
              "tol": number("tol", 0),
-             "dropout": number("dropout", 0, 1, hi_open=True)}
+             "dropout": number("dropout", 0, 1, hi_open=True),
+             "loss": choice("loss", self._LOSSES)}
+        if not isinstance(self.batch_norm, (bool, np.bool_)):
+            raise ValueError(f"{name}: batch_norm must be True or False, got "
+                             f"{self.batch_norm!r}")
+        p["batch_norm"] = bool(self.batch_norm)
         bs = self.batch_size
         if not (isinstance(bs, str) and bs == "auto") and not (
                 isinstance(bs, numbers.Integral) and not isinstance(bs, bool) and bs >= 1):
@@ -244,14 +250,22 @@ class _BaseNN(BaseEstimator):
         return p
 
     def _batch_size(self, n):
-        return min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
+        bs = min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
+        if self.batch_norm:  # batch norm needs 2 rows a batch: no last batch of one
+            while bs > 2 and n % bs == 1:
+                bs -= 1
+        return bs
 
     # ---- building ---------------------------------------------------------------------------
     def _new_model(self, p, n_features, n_outputs, loss):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         layers, n_in = [], n_features
         for h in p["sizes"]:
-            layers.append(_layers.Dense(n_in, h, activation=p["activation"]))
+            if p["batch_norm"]:  # Dense, BatchNorm, activation: the usual order
+                layers += [_layers.Dense(n_in, h), _layers.BatchNorm(h),
+                           _layers.Activation(p["activation"])]
+            else:
+                layers.append(_layers.Dense(n_in, h, activation=p["activation"]))
             if p["dropout"] > 0:
                 layers.append(_layers.Dropout(p["dropout"]))
             n_in = h
@@ -454,6 +468,11 @@ _PARAMS_DOC = """
     tol : float, default 1e-4
     dropout : float, default 0
         Dropout rate after each hidden layer (0 for none).
+    batch_norm : bool, default False
+        A :class:`nncore.BatchNorm` between each hidden Dense layer and its activation
+        (training batches then keep at least 2 rows: a last batch of one row is avoided by
+        a batch one row smaller). The batch statistics are unweighted, as PyTorch's: a
+        sample weight is then not the same as repeating the sample.
     dtype : {"float64", "float32"}, default "float64"
         Precision of the weights and of all computation. float32 is faster; float64 gives
         predictions that are stable to rounding, which scikit-learn's checks expect.
@@ -497,6 +516,8 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         + """    class_weight : dict, "balanced" or None, default None
         Weights per class (``{label: weight}``), multiplied into ``sample_weight``;
         "balanced" uses ``n_samples / (n_classes * count(class))``. Not for multilabel y.
+    loss : {"log_loss"}, default "log_loss"
+        The cross-entropy (softmax for classes, sigmoid for binary and multilabel y).
 
     Attributes
     ----------
@@ -515,19 +536,23 @@ class NNClassifier(ClassifierMixin, _BaseNN):
     True
 """)
 
+    _LOSSES = ("log_loss",)
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
                  learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size="auto",
                  max_epochs=200, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, tol=1e-4, dropout=0.0, dtype="float64", n_threads=None,
-                 random_state=None, verbose=0, class_weight=None):
+                 n_iter_no_change=10, tol=1e-4, dropout=0.0, batch_norm=False,
+                 dtype="float64", n_threads=None, random_state=None, verbose=0,
+                 class_weight=None, loss="log_loss"):
         super().__init__(
             hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
             momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
             max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            tol=tol, dropout=dropout, dtype=dtype, n_threads=n_threads,
-            random_state=random_state, verbose=verbose)
+            tol=tol, dropout=dropout, batch_norm=batch_norm, dtype=dtype,
+            n_threads=n_threads, random_state=random_state, verbose=verbose)
         self.class_weight = class_weight
+        self.loss = loss
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -766,9 +791,14 @@ def _sigmoid(z):
 class NNRegressor(RegressorMixin, _BaseNN):
     __doc__ = ("""Multi-layer perceptron regressor trained by nncore's compiled core.
 
-    The network has one linear output per target and is trained with the mean squared error.
-    Neither X nor y is scaled by the estimator.
-""" + _PARAMS_DOC.replace("{split}", "a random split") + """
+    The network has one linear output per target and is trained with the mean squared error,
+    or ``loss="absolute_error"``, ``"huber"`` (delta 1) or ``"poisson"`` (y >= 0: the network
+    gives the log of the mean and :meth:`predict` its exp, as scikit-learn's Poisson
+    regressors). Neither X nor y is scaled by the estimator.
+""" + _PARAMS_DOC.replace("{split}", "a random split") + """    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default "squared_error"
+        The training loss (scikit-learn's names): nncore's ``"mse"``, ``"l1"``,
+        ``nn.Huber(delta=1.0)`` and ``"poisson"``.
+
     Attributes
     ----------""" + _ATTRS_DOC + """
     Examples
@@ -780,6 +810,25 @@ class NNRegressor(RegressorMixin, _BaseNN):
     >>> reg.fit(X, X[:, 0] ** 2).score(X, X[:, 0] ** 2) > 0.9
     True
 """)
+
+    _LOSSES = ("squared_error", "absolute_error", "huber", "poisson")
+    _NNCORE_LOSS = {"squared_error": "mse", "absolute_error": "l1", "huber": "huber",
+                    "poisson": "poisson"}
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
+                 learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size="auto",
+                 max_epochs=200, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=1e-4, dropout=0.0, batch_norm=False,
+                 dtype="float64", n_threads=None, random_state=None, verbose=0,
+                 loss="squared_error"):
+        super().__init__(
+            hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
+            momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+            max_epochs=max_epochs, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            tol=tol, dropout=dropout, batch_norm=batch_norm, dtype=dtype,
+            n_threads=n_threads, random_state=random_state, verbose=verbose)
+        self.loss = loss
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -822,7 +871,7 @@ class NNRegressor(RegressorMixin, _BaseNN):
         p = self._check_params()
         (X, Y, ndim), seen = self._validate_new(X, y, p["dtype"])
         W = self._sample_weight(sample_weight, X)
-        model = self._new_model(p, X.shape[1], Y.shape[1], "mse")
+        model = self._new_model(p, X.shape[1], Y.shape[1], self._NNCORE_LOSS[p["loss"]])
         fitted = self._train(p, model, X, Y, W, False)
         self._commit({**seen, "_y_ndim": ndim, **fitted}, new=True)
         return self
@@ -844,7 +893,7 @@ class NNRegressor(RegressorMixin, _BaseNN):
         p = self._check_params()
         if first:
             (X, Y, ndim), seen = self._validate_new(X, y, p["dtype"])
-            model = self._new_model(p, X.shape[1], Y.shape[1], "mse")
+            model = self._new_model(p, X.shape[1], Y.shape[1], self._NNCORE_LOSS[p["loss"]])
             seen["_y_ndim"] = ndim
         else:
             X, Y, _ = self._validate_xy(X, y, False, self.model_.dtype)
@@ -870,4 +919,6 @@ class NNRegressor(RegressorMixin, _BaseNN):
             1-D when the model was fitted on a 1-D y.
         """
         out = self._forward(X)
+        if self.model_.loss.name == "poisson":  # the network gives the log of the mean
+            out = np.exp(out)
         return out[:, 0] if self._y_ndim == 1 else out

@@ -498,3 +498,37 @@ def test_the_scale_of_the_weights_does_not_matter(iris, dtype, scale):
     big = {k: v * scale for k, v in cw.items()}
     b = quiet(clf(dtype=dtype, class_weight=big).fit, X, y, sample_weight=sw)
     np.testing.assert_array_equal(b.predict_proba(X), a.predict_proba(X))
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber", "poisson"])
+def test_regressor_losses(loss):
+    from nncore.sklearn import NNRegressor
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(301, 4))
+    mean = np.exp(0.5 * X[:, 0] - 0.3 * X[:, 1])
+    y = rng.poisson(mean).astype(float) if loss == "poisson" else X @ [1.0, -2.0, 0.5, 0.0]
+    reg = NNRegressor(hidden_layer_sizes=(16,), learning_rate=1e-2, max_epochs=60,
+                      loss=loss, batch_norm=True, random_state=0).fit(X, y)
+    nn_loss = {"squared_error": "mse", "absolute_error": "l1", "huber": "huber",
+               "poisson": "poisson"}[loss]
+    assert reg.model_.loss.name == nn_loss
+    assert any(type(layer).__name__ == "BatchNorm" for layer in reg.model_.layers)
+    pred = reg.predict(X)
+    if loss == "poisson":
+        assert np.all(pred > 0)  # the rate, exp of the network's output
+        assert np.corrcoef(pred, mean)[0, 1] > 0.8
+    else:
+        assert reg.score(X, y) > 0.9
+
+
+def test_loss_and_batch_norm_are_checked():
+    from nncore.sklearn import NNClassifier, NNRegressor
+    X, y = np.zeros((10, 2)), np.arange(10.0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        NNRegressor(loss="mse").fit(X, y)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        NNClassifier(loss="hinge").fit(X, y > 4)
+    with pytest.raises(ValueError, match="batch_norm must be True or False"):
+        NNRegressor(batch_norm="yes").fit(X, y)
+    with pytest.raises(ValueError, match="targets >= 0"):
+        NNRegressor(loss="poisson").fit(X, y - 5)
