@@ -28,7 +28,7 @@ from .activations import (  # noqa: E402
 )
 from .callbacks import (  # noqa: E402
     Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint, ProgressBar,
-    TerminateOnNaN,
+    ReduceLROnPlateau, TerminateOnNaN,
 )
 from .gradcheck import check_gradients  # noqa: E402
 from .io import ModelFileError, load_model  # noqa: E402
@@ -41,7 +41,9 @@ from .losses import (  # noqa: E402
 )
 from .models import NonFiniteLossError, Sequential  # noqa: E402
 from .optimizers import SGD, Adam, AdamW, Optimizer  # noqa: E402
-from .schedules import CosineAnnealingLR, ExponentialLR, LRSchedule, StepLR  # noqa: E402
+from .schedules import (  # noqa: E402
+    CosineAnnealingLR, ExponentialLR, LinearLR, LRSchedule, SequentialLR, StepLR,
+)
 
 __all__ = [
     "__version__", "show_config", "config", "available_cpu_paths", "get_cpu_path",
@@ -55,10 +57,10 @@ __all__ = [
     "Loss", "MSELoss", "L1Loss", "HuberLoss", "Huber", "PoissonNLLLoss", "BCEWithLogitsLoss",
     "CrossEntropyLoss", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW",
-    "LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR",
+    "LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "SequentialLR",
     # callbacks
     "Callback", "History", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint",
-    "LearningRateScheduler", "ProgressBar", "NonFiniteLossError",
+    "LearningRateScheduler", "ReduceLROnPlateau", "ProgressBar", "NonFiniteLossError",
     # files, checks, submodules
     "load_model", "ModelFileError", "check_gradients",
     "activations", "datasets", "initializers", "losses", "metrics", "schedules",

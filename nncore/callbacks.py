@@ -20,7 +20,7 @@ from ._docs import inherit_docs
 from ._validation import check_int, check_number
 
 __all__ = ["Callback", "History", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint",
-           "LearningRateScheduler", "ProgressBar"]
+           "LearningRateScheduler", "ReduceLROnPlateau", "ProgressBar"]
 
 
 class Callback:
@@ -342,6 +342,95 @@ class LearningRateScheduler(Callback):
         opt.lr = lr
         if self.verbose:
             print(f"Epoch {epoch + 1}: learning rate {lr:.6g}")
+
+
+class ReduceLROnPlateau(Callback):
+    """Lower the learning rate when a monitored quantity stops improving
+    (torch.optim.lr_scheduler.ReduceLROnPlateau, as Keras's callback of the same name).
+
+    After ``patience`` epochs without improvement (better than the best by more than
+    ``threshold``, relatively or absolutely), ``lr = max(lr * factor, min_lr)``, then
+    ``cooldown`` epochs pass before counting again. A change smaller than 1e-8 is skipped,
+    as torch does.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+    factor : float, default 0.1
+        In (0, 1).
+    patience : int, default 10
+    mode : {"auto", "min", "max"}, default "auto"
+    threshold : float, default 1e-4
+    threshold_mode : {"rel", "abs"}, default "rel"
+    cooldown : int, default 0
+    min_lr : float, default 0
+    verbose : int, default 0
+        1 prints each change.
+    """
+
+    _sets_lr = True
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto",
+                 threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0, verbose=0):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a log name such as 'val_loss', got {monitor!r}")
+        self.monitor = monitor
+        self.factor = check_number(factor, "factor")
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor must lie in (0, 1), got {factor!r}")
+        self.patience = check_int(patience, "patience", 0)
+        self.mode = _resolve_mode(mode, monitor, "ReduceLROnPlateau")
+        self.threshold = check_number(threshold, "threshold", 0.0)
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.threshold_mode = threshold_mode
+        self.cooldown = check_int(cooldown, "cooldown", 0)
+        self.min_lr = check_number(min_lr, "min_lr", 0.0)
+        self.verbose = verbose
+        self._reset()
+
+    def _reset(self):
+        self.best, self._bad, self._cool = None, 0, 0
+
+    def _check(self, keys):
+        _check_monitor(self.monitor, keys, "ReduceLROnPlateau")
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        t = self.threshold
+        if self.mode == "min":
+            bound = self.best * (1 - t) if self.threshold_mode == "rel" else self.best - t
+            return value < bound
+        bound = self.best * (1 + t) if self.threshold_mode == "rel" else self.best + t
+        return value > bound
+
+    def on_train_begin(self, logs=None):
+        if self.model.optimizer.schedule is not None:
+            raise ValueError("ReduceLROnPlateau sets the learning rate itself; the optimizer "
+                             "has a schedule that would set it each epoch: use one of the two")
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        if self._better(value):
+            self.best, self._bad = value, 0
+        else:
+            self._bad += 1
+        if self._cool > 0:
+            self._cool -= 1
+            self._bad = 0
+        if self._bad > self.patience:
+            opt = self.model.optimizer
+            new = max(opt.lr * self.factor, self.min_lr)
+            if opt.lr - new > 1e-8:
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau lowers the learning rate "
+                          f"to {new:.6g}")
+                opt.lr = new
+            self._cool, self._bad = self.cooldown, 0
 
 
 def _fmt(v):

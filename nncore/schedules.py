@@ -11,7 +11,8 @@ import math
 from ._docs import inherit_docs
 from ._validation import check_int, check_number
 
-__all__ = ["LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "get"]
+__all__ = ["LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+           "SequentialLR", "get"]
 
 
 class LRSchedule:
@@ -93,7 +94,74 @@ class CosineAnnealingLR(LRSchedule):
             1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
-_CLASSES = {c.__name__: c for c in (StepLR, ExponentialLR, CosineAnnealingLR)}
+class LinearLR(LRSchedule):
+    """``lr = base_lr * (start_factor + (end_factor - start_factor) * min(epoch,
+    total_iters) / total_iters)`` (torch.optim.lr_scheduler.LinearLR): a linear warm-up from
+    ``start_factor * base_lr`` over ``total_iters`` epochs, then constant. Follow it with
+    another schedule through :class:`SequentialLR`.
+
+    Parameters
+    ----------
+    start_factor : float, default 1/3
+        In (0, 1].
+    end_factor : float, default 1.0
+        In [0, 1].
+    total_iters : int, default 5
+        Epochs of the ramp (>= 1).
+    """
+
+    def __init__(self, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        self.start_factor = check_number(start_factor, "start_factor")
+        self.end_factor = check_number(end_factor, "end_factor")
+        if not 0 < self.start_factor <= 1 or not 0 <= self.end_factor <= 1:
+            raise ValueError(f"start_factor must lie in (0, 1] and end_factor in [0, 1], got "
+                             f"{start_factor!r}, {end_factor!r}")
+        self.total_iters = check_int(total_iters, "total_iters", 1)
+
+    def __call__(self, epoch, base_lr):
+        t = min(epoch, self.total_iters) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * t)
+
+
+class SequentialLR(LRSchedule):
+    """One schedule after another (torch.optim.lr_scheduler.SequentialLR): ``schedules[i]``
+    runs from epoch ``milestones[i - 1]`` on, counting its epochs from 0 there, e.g. a
+    warm-up then a cosine::
+
+        nn.SequentialLR([nn.LinearLR(0.1, total_iters=5), nn.CosineAnnealingLR(T_max=45)],
+                        milestones=[5])
+
+    Parameters
+    ----------
+    schedules : list of LRSchedule
+        At least one.
+    milestones : list of int
+        ``len(schedules) - 1`` increasing epochs (>= 1).
+    """
+
+    def __init__(self, schedules, milestones):
+        schedules = [get(s) if isinstance(s, dict) else s for s in schedules]
+        if not schedules or not all(isinstance(s, LRSchedule) for s in schedules):
+            raise TypeError(f"schedules must be a non-empty list of nncore schedules, got "
+                            f"{schedules!r}")
+        milestones = [check_int(m, "milestones[i]", 1) for m in milestones]
+        if len(milestones) != len(schedules) - 1 or milestones != sorted(set(milestones)):
+            raise ValueError(f"milestones must be {len(schedules) - 1} increasing epochs, one "
+                             f"between each two schedules, got {milestones!r}")
+        self.schedules, self.milestones = schedules, milestones
+
+    def __call__(self, epoch, base_lr):
+        k = sum(epoch >= m for m in self.milestones)
+        start = self.milestones[k - 1] if k else 0
+        return self.schedules[k](epoch - start, base_lr)
+
+    def get_config(self):
+        return {"name": "SequentialLR", "schedules": [s.get_config() for s in self.schedules],
+                "milestones": list(self.milestones)}
+
+
+_CLASSES = {c.__name__: c for c in (StepLR, ExponentialLR, CosineAnnealingLR, LinearLR,
+                                    SequentialLR)}
 
 
 def get(config):
