@@ -42,7 +42,7 @@ from .losses import (  # noqa: E402
 from .models import NonFiniteLossError, Sequential  # noqa: E402
 from .optimizers import SGD, Adam, AdamW, Optimizer  # noqa: E402
 from .schedules import (  # noqa: E402
-    CosineAnnealingLR, ExponentialLR, LinearLR, LRSchedule, SequentialLR, StepLR,
+    CosineAnnealingLR, ExponentialLR, LinearLR, LRSchedule, OneCycleLR, SequentialLR, StepLR,
 )
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "CrossEntropyLoss", "CrossEntropy",
     "Optimizer", "SGD", "Adam", "AdamW",
     "LRSchedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "SequentialLR",
+    "OneCycleLR",
     # callbacks
     "Callback", "History", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau", "ProgressBar", "NonFiniteLossError",

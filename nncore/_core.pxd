@@ -227,6 +227,9 @@ cdef extern from "nncore.h" nogil:
         int optimizer
         double lr, momentum, dampening, weight_decay, beta1, beta2, eps
         double clipnorm, clipvalue
+        const double *step_lr
+        const double *step_momentum
+        int64_t step_origin, step_len
         int nesterov, amsgrad, decoupled
         void *params
         void *grads

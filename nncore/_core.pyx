@@ -1004,6 +1004,7 @@ cdef class Plan:
     cdef const void **peer_data  # data-parallel: the peers' gradient buffers
     cdef object peers
     cdef list hook_of  # per plan layer: the model layer whose backward pass ends there, or -1
+    cdef object step_arrays  # step_schedule's tables, kept alive
 
     def __cinit__(self):
         self.plan.layers = NULL
@@ -1199,6 +1200,28 @@ cdef class Plan:
             p.shard_rank, p.shard_size, p.hook, p.hook_ctx = 0, 1, NULL, NULL
         else:
             p.shard_rank, p.shard_size, p.hook, p.hook_ctx = rank, size, _plan_hook, <void *>self
+
+    def step_schedule(self, lr=None, momentum=None, int64_t origin=0):
+        """Per-step rates: step s of the next train calls takes lr[s - origin] (float64,
+        1-D) and, with momentum, SGD's momentum or Adam's beta1 from momentum[s - origin];
+        None: the rate set by the lr attribute for every step."""
+        cdef nn_plan *p = &self.plan
+        if lr is None:
+            p.step_lr = p.step_momentum = NULL
+            p.step_len = 0
+            self.step_arrays = None
+            return
+        cdef cnp.ndarray L = _arr(lr, "lr", 1, F64)
+        cdef cnp.ndarray M = None if momentum is None else _arr(momentum, "momentum", 1, F64)
+        if M is not None:
+            _shape(M, "momentum", _sh(L), " (one per step, as lr)")
+        if not (np.all(L >= 0) and np.all(np.isfinite(L))) or (
+                M is not None and not (np.all(M >= 0) and np.all(M < 1))):
+            raise ValueError("step_schedule: rates must be finite and >= 0, momenta in [0, 1)")
+        self.step_arrays = (L, M)
+        p.step_lr = <const double *>cnp.PyArray_DATA(L)
+        p.step_momentum = <const double *>cnp.PyArray_DATA(M) if M is not None else NULL
+        p.step_origin, p.step_len = origin, L.shape[0]
 
     # -- counters the caller keeps in step ------------------------------------------------
     property lr:

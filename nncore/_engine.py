@@ -248,7 +248,8 @@ class Engine:
                tuple(map(_Same, opt.state.values() if opt is not None else ())),
                # momentum, betas, clipping ... as set now (a tuple compares faster than a repr)
                None if opt is None else (tuple(opt._hyper().items()), opt.global_clipnorm,
-                                         opt.clipvalue))
+                                         opt.clipvalue,
+                                         getattr(opt.schedule, "per_step", False)))
         cached = self.plans.get(training)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -368,6 +369,12 @@ class Engine:
         model = self.model
         opt = model.optimizer
         plan.lr, plan.steps, plan.rng_counter = opt.lr, opt.steps, model._rng_counter
+        sched = opt.schedule
+        if sched is not None and sched.per_step:  # this epoch's steps' rates, at most
+            plan.step_schedule(*sched.tables(opt.steps, -(-X.shape[0] // batch_size)),
+                               origin=opt.steps)
+        else:
+            plan.step_schedule(None)
         if guard is not None:
             plan.backup_valid = guard.valid
         plan.reset_stats()
@@ -392,6 +399,8 @@ class Engine:
                     loss_seen, weight_seen = loss_sum, weight_sum
         finally:  # also when interrupted: the counters match the weights
             opt.steps, model._rng_counter = plan.steps, plan.rng_counter
+            if sched is not None and sched.per_step and opt.steps > 0:  # the last step's
+                opt.lr, opt._momentum_now = sched.at(opt.steps - 1)
             if guard is not None:
                 guard.valid = plan.backup_valid
         loss_sum, weight_sum, msums, mcounts, batches, bad, last, state = plan.stats()
@@ -517,6 +526,7 @@ class Engine:
             if hi - lo == params.size:
                 opt.step()
             else:  # this rank's range of the parameters (nncore's optimizers only)
+                opt._begin_step()
                 opt._update(params[part], grads[part], {k: v[part] for k, v in
                                                         opt.state.items()})
                 opt.steps += 1

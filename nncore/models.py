@@ -590,6 +590,19 @@ class Sequential:
 
         self._check_norm_batches(X.shape[0], min(batch_size, X.shape[0]),
                                  1 if dp is None else dp.size)
+        sched = self.optimizer.schedule
+        if sched is not None and sched.per_step:
+            n_steps = epochs * -(-X.shape[0] // min(batch_size, X.shape[0]))
+            if self.optimizer.steps + n_steps > sched.total_steps:
+                raise ValueError(
+                    f"OneCycleLR has total_steps={sched.total_steps}, but the optimizer has "
+                    f"taken {self.optimizer.steps} steps and this fit takes up to {n_steps}; "
+                    f"give the schedule the steps of the whole training")
+            if (sched.cycle_momentum and isinstance(self.optimizer, _optimizers.SGD)
+                    and self.optimizer.momentum == 0):
+                raise ValueError("OneCycleLR(cycle_momentum=True) cycles SGD's momentum: "
+                                 "create the optimizer with momentum > 0 (its value is "
+                                 "replaced), or pass cycle_momentum=False")
         if dp is not None and dp.size > 1 and self.optimizer.clips:
             raise ValueError("gradient clipping (global_clipnorm, clipvalue) needs every "
                              "gradient on one process: data-parallel training does not "

@@ -68,6 +68,7 @@ class Optimizer:
             raise TypeError(f"schedule must be an nncore schedule such as "
                             f"nn.StepLR(step_size=10), got {schedule!r}")
         self.schedule = schedule
+        self._momentum_now = None  # a per-step schedule's momentum (SGD) or beta1 (Adam)
         self.steps = 0
         self.epochs = 0
         self._owner = None
@@ -99,8 +100,16 @@ class Optimizer:
 
     # -- epochs and schedules --------------------------------------------------------------
     def _epoch_begin(self):
-        if self.schedule is not None:
+        if self.schedule is not None and self.schedule.per_step:
+            self.lr = float(self.schedule.at(self.steps)[0])
+        elif self.schedule is not None:
             self.lr = float(self.schedule(self.epochs, self.base_lr))
+
+    def _begin_step(self):
+        """A per-step schedule's rate (and momentum) for the update about to run."""
+        if self.schedule is not None and self.schedule.per_step:
+            lr, self._momentum_now = self.schedule.at(self.steps)
+            self.lr = float(lr)
 
     def _epoch_end(self):
         self.epochs += 1
@@ -110,6 +119,7 @@ class Optimizer:
         """Update the bound model's parameters in place from its gradients (one compiled
         call over the whole flat buffer)."""
         self._require_bound()
+        self._begin_step()
         if self.clips:
             _core.clip_grads(self._grads, self.global_clipnorm or 0.0, self.clipvalue or 0.0)
         self._update(self._params, self._grads, self.state)
@@ -269,8 +279,9 @@ class SGD(Optimizer):
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
     def _update(self, params, grads, state):
+        mom = self.momentum if self._momentum_now is None else self._momentum_now
         _core.sgd_update(params, grads, state.get("momentum_buffer"), lr=self.lr,
-                         momentum=self.momentum, dampening=self.dampening,
+                         momentum=mom, dampening=self.dampening,
                          weight_decay=self.weight_decay, nesterov=self.nesterov,
                          first_step=self.steps == 0)
 
@@ -326,8 +337,10 @@ class Adam(Optimizer):
                 "amsgrad": self.amsgrad}
 
     def _update(self, params, grads, state):
+        betas = self.betas if self._momentum_now is None else (self._momentum_now,
+                                                                self.betas[1])
         _core.adam_update(params, grads, state["exp_avg"], state["exp_avg_sq"],
-                          state.get("max_exp_avg_sq"), lr=self.lr, betas=self.betas,
+                          state.get("max_exp_avg_sq"), lr=self.lr, betas=betas,
                           eps=self.eps, weight_decay=self.weight_decay, step=self.steps + 1,
                           amsgrad=self.amsgrad, decoupled=self._decoupled)
 

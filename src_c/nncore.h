@@ -378,6 +378,11 @@ typedef struct {
     int optimizer;        // nn_optimizer, with the hyper-parameters of nn_sgd_update or
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps;  // nn_adam_update
     double clipnorm, clipvalue;  // nn_clip_grads before each update (0: off)
+    // A per-step schedule (or NULL): step s takes lr = step_lr[s - step_origin] and, with
+    // step_momentum, SGD's momentum or Adam's beta1 from it; s - step_origin must stay below
+    // step_len (the caller fills the table for the steps a call may take).
+    const double *step_lr, *step_momentum;
+    int64_t step_origin, step_len;
     int nesterov, amsgrad, decoupled;
     void *params, *grads; // the flat buffers the layers' w, b, dw, db point into
     void *state1, *state2, *state3;  // SGD: momentum buffer; Adam: m, v, vmax

@@ -79,3 +79,80 @@ def test_reduce_lr_on_plateau_in_fit(rng):
     m.compile(nn.SGD(lr=0.1, schedule=nn.StepLR(2)), "cross_entropy")
     with pytest.raises(ValueError, match="schedule"):
         m.fit(X, y, epochs=1, verbose=0, callbacks=[nn.ReduceLROnPlateau("loss")])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(anneal_strategy="linear", three_phase=True),
+                                dict(pct_start=0.5, div_factor=10.0, final_div_factor=100.0)])
+def test_one_cycle_matches_torch(kw):
+    torch = pytest.importorskip("torch")
+    s = nn.OneCycleLR(0.5, total_steps=40, **kw)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 0.5, total_steps=40, **kw)
+    for step in range(40):
+        lr, mom = s.at(step)
+        assert np.isclose(lr, opt.param_groups[0]["lr"], rtol=1e-12)
+        assert np.isclose(mom, opt.param_groups[0]["momentum"], rtol=1e-12)
+        opt.step()
+        sched.step()
+    with pytest.raises(ValueError, match="past total_steps"):
+        s.at(40)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_one_cycle_training_matches_torch_and_the_python_loop(rng, opt):
+    torch = pytest.importorskip("torch")
+    from test_plan import python_loop
+    X, y = rng.normal(size=(80, 4)), rng.integers(0, 3, 80)
+    runs = []
+    for use_plan in (True, False):
+        m = nn.Sequential([nn.Dense(4, 16, activation="relu"), nn.LayerNorm(16),
+                           nn.Dense(16, 3)], dtype="float64", seed=0)
+        if not use_plan:
+            python_loop(m)
+        sched = nn.OneCycleLR(0.05, epochs=3, steps_per_epoch=5)
+        o = (nn.SGD(lr=0.01, momentum=0.9, schedule=sched) if opt == "sgd" else
+             nn.Adam(lr=0.01, schedule=sched))
+        m.compile(o, "cross_entropy")
+        h = m.fit(X, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+        runs.append((m.params.copy(), h.history["lr"], m))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    m = runs[0][2]
+    t = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.LayerNorm(16),
+                            torch.nn.Linear(16, 3)).double()
+    fresh = nn.Sequential([nn.Dense(4, 16, activation="relu"), nn.LayerNorm(16),
+                           nn.Dense(16, 3)], dtype="float64", seed=0)
+    with torch.no_grad():
+        for k, layer in ((0, fresh[0]), (3, fresh[2])):
+            t[k].weight.copy_(torch.tensor(layer.W.T))
+            t[k].bias.copy_(torch.tensor(layer.b))
+    topt = (torch.optim.SGD(t.parameters(), lr=0.01, momentum=0.9) if opt == "sgd" else
+            torch.optim.Adam(t.parameters(), lr=0.01))
+    ts = torch.optim.lr_scheduler.OneCycleLR(topt, 0.05, epochs=3, steps_per_epoch=5)
+    tx, ty = torch.tensor(X), torch.tensor(y)
+    for _ in range(3):
+        for s in range(0, 80, 16):
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(t(tx[s:s + 16]), ty[s:s + 16]).backward()
+            topt.step()
+            ts.step()
+    np.testing.assert_allclose(m[2].W, t[3].weight.detach().numpy().T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m[0].b, t[0].bias.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_one_cycle_errors(rng):
+    X, y = rng.normal(size=(32, 2)), rng.integers(0, 2, 32)
+    m = nn.Sequential([nn.Dense(2, 2)], seed=0)
+    m.compile(nn.SGD(momentum=0.9, schedule=nn.OneCycleLR(0.1, total_steps=5)), "cross_entropy")
+    with pytest.raises(ValueError, match="total_steps=5"):
+        m.fit(X, y, epochs=2, batch_size=8, verbose=0)  # 8 steps
+    m.compile(nn.SGD(schedule=nn.OneCycleLR(0.1, total_steps=50)), "cross_entropy")
+    with pytest.raises(ValueError, match="momentum > 0"):
+        m.fit(X, y, epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="every step"):
+        m.compile(nn.SGD(), "cross_entropy")
+        m.fit(X, y, verbose=0, callbacks=[nn.LearningRateScheduler(
+            nn.OneCycleLR(0.1, total_steps=50))])
+    again = nn.schedules.get(nn.OneCycleLR(0.1, epochs=2, steps_per_epoch=3).get_config())
+    assert again.total_steps == 6

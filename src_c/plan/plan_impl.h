@@ -488,6 +488,17 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
             if (pl->n_metrics > 0) NN_T(plan_metrics)(pl, st, out, tb, lb, m);
         }
 
+        if (pl->step_lr != NULL) {  // this step's rate (and momentum) from the schedule
+            const int64_t k = pl->steps - pl->step_origin;
+            if (k < 0 || k >= pl->step_len) return NN_ERR_ARG;
+            pl->lr = pl->step_lr[k];
+            if (pl->step_momentum != NULL) {
+                if (pl->optimizer == NN_OPT_SGD)
+                    pl->momentum = pl->step_momentum[k];
+                else
+                    pl->beta1 = pl->step_momentum[k];
+            }
+        }
         struct NN_T(fused_update) fu;
         const nn_update *u = fused ? NN_T(plan_fused_update)(pl, &fu, b + 1 == b1) : NULL;
         const int first = pl->steps == 0;  // (the tiny step's first starts the buffers)
@@ -531,7 +542,8 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
     if (!(pl->clipnorm >= 0 && pl->clipnorm < INFINITY) ||
         !(pl->clipvalue >= 0 && pl->clipvalue < INFINITY) || (clip && pl->hook != NULL))
         return NN_ERR_ARG;
-    if (pl->hook == NULL && !clip && NN_T(tiny_fits)(pl, bs))
+    // (the tiny step takes its settings once per call: not with per-step ones)
+    if (pl->hook == NULL && !clip && pl->step_lr == NULL && NN_T(tiny_fits)(pl, bs))
         return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 1);
     return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 0);
 }
