@@ -846,6 +846,14 @@ class Residual(Layer):
                 return layer._dtype()
         return np.dtype(np.float64)
 
+    def __call__(self, x):
+        for layer in self._layers:  # their own arrays, if they have none yet (not in a model)
+            if layer.has_params and layer._model is None:
+                layer._named_params()
+        return super().__call__(x)
+
+    __call__.__doc__ = Layer.__call__.__doc__
+
     def _buffers(self, n, n_in, dtype, training, need_dx):
         first, subs, d = self._inner_first(), [], n_in
         for k, layer in enumerate(self._layers):

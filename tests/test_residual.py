@@ -168,3 +168,15 @@ def test_batch_norm_in_a_block_refuses_one_row_batches(rng):
     m.compile(nn.SGD(lr=0.1), "cross_entropy")
     with pytest.raises(ValueError, match="at least 2 rows"):
         m.fit(X, y, batch_size=16, verbose=0)
+
+
+def test_a_block_on_its_own(rng):
+    """Called outside a model (inference): x + f(x) with the layers' own arrays."""
+    block = nn.Residual([nn.Dense(3, 5, activation="relu"), nn.Dropout(0.5),
+                         nn.Residual([nn.LayerNorm(5)]), nn.Dense(5, 3)])
+    x = rng.normal(size=(4, 3))
+    a, ln, b = block.layers[0], block.layers[2].layers[0], block.layers[3]
+    h = np.maximum(x @ a.W + a.b, 0)
+    mu, var = h.mean(1, keepdims=True), h.var(1, keepdims=True)
+    h = h + ((h - mu) / np.sqrt(var + ln.eps) * ln.gamma + ln.beta)
+    np.testing.assert_allclose(block(x), x + h @ b.W + b.b, rtol=1e-12, atol=1e-12)
