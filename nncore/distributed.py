@@ -273,6 +273,10 @@ def _shared_refusal(opt):
             base.__module__:
         return (f"the optimizer {cls.__name__} is not one of nncore's (it has no ranged "
                 f"update)")
+    if opt.clips:
+        return ("gradient clipping (global_clipnorm, clipvalue) needs the whole summed "
+                "gradient on each rank, and the shared exchange sums and updates one range "
+                "per rank")
     return None
 
 

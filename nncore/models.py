@@ -603,10 +603,6 @@ class Sequential:
                 raise ValueError("OneCycleLR(cycle_momentum=True) cycles SGD's momentum: "
                                  "create the optimizer with momentum > 0 (its value is "
                                  "replaced), or pass cycle_momentum=False")
-        if dp is not None and dp.size > 1 and self.optimizer.clips:
-            raise ValueError("gradient clipping (global_clipnorm, clipvalue) needs every "
-                             "gradient on one process: data-parallel training does not "
-                             "take it yet; train without it, or on one process")
         if dp is not None:  # every rank got this far, with the same data and settings
             dp._agree(None)
             settings = (epochs, batch_size, bool(shuffle), on_nan, keys, self.loss.name,

@@ -32,6 +32,8 @@ CASES = {
     # residual blocks with layer norm and dropout inside (build: the "resnet" cases)
     "f64_resnet_ln": ("float64", "cross_entropy", "sgd", 0.2, False, 20, "shared", True),
     "f32_resnet_ln_overlap": ("float32", "mse", "adam", 0.1, False, 16, "allreduce", True),
+    # gradient clipping: every rank clips the whole summed gradient (Allreduce)
+    "f64_clip_allreduce": ("float64", "mse", "sgd_clip", 0.1, True, 15, "allreduce", True),
 }
 N_ROWS = 201  # batch 20: a last batch of 1 row, so one rank's share is empty
 
@@ -66,6 +68,8 @@ def build(case, seed=3):
     layers += [nn.Dense(32, 16, activation="relu"), nn.Dense(16, n_out)]
     model = nn.Sequential(layers, dtype=dtype, seed=seed)
     optimizer = {"sgd": lambda: nn.SGD(lr=0.05, momentum=0.9, nesterov=True),
+                 "sgd_clip": lambda: nn.SGD(lr=0.05, momentum=0.9, global_clipnorm=0.5,
+                                            clipvalue=0.05),
                  "adam": lambda: nn.Adam(lr=0.01),
                  "adamw": lambda: nn.AdamW(lr=0.01, amsgrad=True)}[opt]()
     metrics = ["accuracy"] if loss != "mse" else ["mae"]
@@ -409,9 +413,17 @@ def main():
             refused = ""
         except ValueError as e:
             refused = str(e)
+        from nncore.distributed import DataParallel
+        clip_model = nn.Sequential([nn.Dense(6, 3)], seed=1)
+        clip_model.compile(nn.SGD(lr=0.1, clipvalue=0.1), "cross_entropy")
+        try:
+            DataParallel(clip_model, exchange="shared").fit(X, y, epochs=1, verbose=0)
+            refused_clip = ""
+        except ValueError as e:
+            refused_clip = str(e)
         with open(os.path.join(out, f"rank{_rank()}.json"), "w") as f:
             json.dump({"params": model.params.tolist(), "state": model.state.tolist(),
-                       "history": hist, "refused": refused}, f)
+                       "history": hist, "refused": refused, "refused_clip": refused_clip}, f)
     elif mode == "checks":  # what the test compares, one JSON line per rank
         from mpi4py import MPI
         params, where = diverge(distributed=True)

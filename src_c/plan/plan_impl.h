@@ -511,7 +511,7 @@ NN_INLINE int NN_T(plan_batches)(nn_plan *pl, nn_plan_stats *st, const T *x, con
             if (status == NN_OK && m > 0 && pl->n_metrics > 0)
                 NN_T(plan_metrics)(pl, st, out, tb, lb, m);
         }
-        if (status == NN_OK && clip) {  // (a single process: data-parallel runs refuse it)
+        if (status == NN_OK && clip) {  // (data-parallel: the ranks' sums, all of them)
             double norm;
             status = NN_T(nn_clip_grads)(&norm, (T *)pl->grads, pl->n_params, pl->clipnorm,
                                          pl->clipvalue, pl->n_threads);
@@ -538,9 +538,13 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
                          (w != NULL && pl->rows_w == NULL)))
         return NN_ERR_ARG;
     if (pl->hook != NULL && pl->rows_w == NULL) return NN_ERR_ARG;
+    // Clipping needs the whole summed gradient: data-parallel, every rank updating all of it
+    // from its own sums (no peers' buffers added range by range).
     const int clip = pl->clipnorm > 0 || pl->clipvalue > 0;
     if (!(pl->clipnorm >= 0 && pl->clipnorm < INFINITY) ||
-        !(pl->clipvalue >= 0 && pl->clipvalue < INFINITY) || (clip && pl->hook != NULL))
+        !(pl->clipvalue >= 0 && pl->clipvalue < INFINITY) ||
+        (clip && pl->hook != NULL &&
+         (pl->n_peers > 0 || pl->update_lo != 0 || pl->update_hi != pl->n_params)))
         return NN_ERR_ARG;
     // (the tiny step takes its settings once per call: not with per-step ones)
     if (pl->hook == NULL && !clip && pl->step_lr == NULL && NN_T(tiny_fits)(pl, bs))
