@@ -906,6 +906,14 @@ def get(config):
     return cls.from_config(dict(config.get("config", {})))
 
 
+def _walk(layers):
+    """Every layer of ``layers`` in order, those inside residual blocks included."""
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Residual):
+            yield from _walk(layer._layers)
+
+
 def _act_repr(act):
     return repr(act.name) if act.name != "leaky_relu" else repr(act)
 

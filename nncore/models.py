@@ -176,13 +176,7 @@ class Sequential:
             if layer._model is not None and layer._model is not self:
                 raise ValueError(f"layers[{i}] {layer!r} already belongs to another model; "
                                  f"a layer can be in one model only: create a new layer")
-        def every(layers):
-            for layer in layers:
-                yield layer
-                if isinstance(layer, _layers.Residual):
-                    yield from every(layer._layers)
-
-        all_layers = list(every(layers))
+        all_layers = list(_layers._walk(layers))
         if len(set(map(id, all_layers))) != len(all_layers):
             raise ValueError("the same layer object appears twice; create separate layers")
         for layer in all_layers:
@@ -314,12 +308,8 @@ class Sequential:
     def _check_norm_batches(self, n, batch_size, ranks):
         """Batch norm estimates a variance from each training batch (each rank's share of
         it): a share of one row has none. Refused before training starts."""
-        def has_bn(layers):
-            return any(isinstance(layer, _layers.BatchNorm) or (
-                isinstance(layer, _layers.Residual) and has_bn(layer._layers))
-                for layer in layers)
-
-        if not has_bn(self._layers):
+        if not any(isinstance(layer, _layers.BatchNorm)
+                   for layer in _layers._walk(self._layers)):
             return
         for rows in {batch_size, n % batch_size}:
             shares = {rows * (r + 1) // ranks - rows * r // ranks for r in range(ranks)}

@@ -86,15 +86,7 @@ NN_INLINE void NN_T(bn_fwd_block)(const struct NN_T(bn_args) *a, nn_int j0, nn_i
     }
 }
 
-NN_INLINE void NN_T(bn_fwd_body)(const struct NN_T(bn_args) *a, nn_int b0, nn_int b1) {
-    for (nn_int b = b0; b < b1; b++) {
-        const nn_int j0 = b * NN_NORM_BLOCK, j1 = j0 + NN_NORM_BLOCK < a->d ? j0 + NN_NORM_BLOCK
-                                                                              : a->d;
-        NN_T(bn_fwd_block)(a, j0, j1);
-    }
-}
-
-NN_ISA_VARIANTS(NN_T(bn_fwd), const struct NN_T(bn_args) *, NN_T(bn_fwd_body))
+NN_ISA_VARIANTS(NN_T(bn_fwd), const struct NN_T(bn_args) *, NN_T(bn_fwd_block))
 
 int NN_T(nn_batchnorm_forward)(T *y, T *mean, T *invstd, T *running_mean, T *running_var,
                                const T *x, const T *gamma, const T *beta, nn_int n, nn_int d,
@@ -108,10 +100,7 @@ int NN_T(nn_batchnorm_forward)(T *y, T *mean, T *invstd, T *running_mean, T *run
     struct NN_T(bn_args) a = {y, mean, invstd, running_mean, running_var, x, gamma, beta,
                               n, d, eps, momentum, training};
     void (*run)(const struct NN_T(bn_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(bn_fwd));
-    const nn_int blocks = (d + NN_NORM_BLOCK - 1) / NN_NORM_BLOCK;
-    int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
-    if (nt > blocks) nt = (int)blocks;
-    NN_PARALLEL_FOR(nt, b, blocks, run(&a, b, b + 1););
+    NN_NORM_COLUMNS(run, a, n, d, n_threads);
     return NN_OK;
 }
 
@@ -168,15 +157,7 @@ NN_INLINE void NN_T(bn_bwd_block)(const struct NN_T(norm_bwd_args) *a, nn_int j0
     }
 }
 
-NN_INLINE void NN_T(bn_bwd_body)(const struct NN_T(norm_bwd_args) *a, nn_int b0, nn_int b1) {
-    for (nn_int b = b0; b < b1; b++) {
-        const nn_int j0 = b * NN_NORM_BLOCK, j1 = j0 + NN_NORM_BLOCK < a->d ? j0 + NN_NORM_BLOCK
-                                                                              : a->d;
-        NN_T(bn_bwd_block)(a, j0, j1);
-    }
-}
-
-NN_ISA_VARIANTS(NN_T(bn_bwd), const struct NN_T(norm_bwd_args) *, NN_T(bn_bwd_body))
+NN_ISA_VARIANTS(NN_T(bn_bwd), const struct NN_T(norm_bwd_args) *, NN_T(bn_bwd_block))
 
 void NN_T(nn_batchnorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x,
                                  const T *mean, const T *invstd, const T *gamma, nn_int n,
@@ -186,10 +167,7 @@ void NN_T(nn_batchnorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const 
     struct NN_T(norm_bwd_args) a = {dx, dgamma, dbeta, dy, x, mean, invstd, gamma, n, d,
                                     accumulate};
     void (*run)(const struct NN_T(norm_bwd_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(bn_bwd));
-    const nn_int blocks = (d + NN_NORM_BLOCK - 1) / NN_NORM_BLOCK;
-    int nt = nn_threads_for(n_threads, n * d, NN_PAR_MIN_ELEMS);
-    if (nt > blocks) nt = (int)blocks;
-    NN_PARALLEL_FOR(nt, b, blocks, run(&a, b, b + 1););
+    NN_NORM_COLUMNS(run, a, n, d, n_threads);
 }
 
 // ---- layer normalisation --------------------------------------------------------------------
@@ -238,15 +216,11 @@ int NN_T(nn_layernorm_forward)(T *y, T *mean, T *invstd, const T *x, const T *ga
     return NN_OK;
 }
 
-// dgamma, dbeta: column blocks [b0, b1).
-NN_INLINE void NN_T(ln_params_body)(const struct NN_T(norm_bwd_args) *a, nn_int b0,
-                                    nn_int b1) {
-    for (nn_int b = b0; b < b1; b++) {
-        const nn_int j0 = b * NN_NORM_BLOCK, j1 = j0 + NN_NORM_BLOCK < a->d ? j0 + NN_NORM_BLOCK
-                                                                              : a->d;
-        double sg[NN_NORM_BLOCK], sb[NN_NORM_BLOCK];
-        NN_T(norm_param_sums)(a, sg, sb, j0, j1, 1);
-    }
+// dgamma, dbeta: columns [j0, j1).
+NN_INLINE void NN_T(ln_params_body)(const struct NN_T(norm_bwd_args) *a, nn_int j0,
+                                    nn_int j1) {
+    double sg[NN_NORM_BLOCK], sb[NN_NORM_BLOCK];
+    NN_T(norm_param_sums)(a, sg, sb, j0, j1, 1);
 }
 
 // dx, rows [i0, i1): invstd (dxhat - mean_j(dxhat) - xhat mean_j(dxhat xhat)), dxhat = gamma dy.
@@ -283,9 +257,7 @@ void NN_T(nn_layernorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const 
     if (dgamma != NULL || dbeta != NULL) {
         void (*run)(const struct NN_T(norm_bwd_args) *, nn_int, nn_int) =
             NN_ISA_PICK(NN_T(ln_params));
-        const nn_int blocks = (d + NN_NORM_BLOCK - 1) / NN_NORM_BLOCK;
-        int ntb = nt > blocks ? (int)blocks : nt;
-        NN_PARALLEL_FOR(ntb, b, blocks, run(&a, b, b + 1););
+        NN_NORM_COLUMNS(run, a, n, d, n_threads);
     }
     if (dx != NULL) {
         void (*run)(const struct NN_T(norm_bwd_args) *, nn_int, nn_int) = NN_ISA_PICK(NN_T(ln_dx));
