@@ -234,15 +234,16 @@ static int NN_T(plan_account)(nn_plan *pl, nn_plan_stats *st, double loss, doubl
     return NN_OK;
 }
 
-// Whether the optimizer step can run inside the backward pass (nn_update): every parameter
-// belongs to a dense layer (the norms' gamma and beta are stepped after it), and every dense
-// layer's parameters and gradients lie at the same offsets of params and grads. What lies
-// between them (alignment) is zero, and stays zero either way.
+// Whether the optimizer step can run inside the backward pass (nn_update): every layer's
+// parameters and gradients (a dense layer's W and b, a norm's gamma and beta) lie at the same
+// offsets of params and grads. What lies between them (alignment) is zero, and stays zero
+// either way.
 static int NN_T(plan_fusable)(const nn_plan *pl) {
     for (int i = 0; i < pl->n_layers; i++) {
         const nn_plan_layer *L = &pl->layers[i];
-        if (L->kind == NN_LAYER_BATCHNORM || L->kind == NN_LAYER_LAYERNORM) return 0;
-        if (L->kind != NN_LAYER_DENSE) continue;
+        if (L->kind != NN_LAYER_DENSE && L->kind != NN_LAYER_BATCHNORM &&
+            L->kind != NN_LAYER_LAYERNORM)
+            continue;
         if ((const T *)L->w - (const T *)pl->params != (T *)L->dw - (T *)pl->grads) return 0;
         if (L->b != NULL &&
             (const T *)L->b - (const T *)pl->params != (T *)L->db - (T *)pl->grads)
@@ -295,6 +296,10 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
                 NN_T(nn_layernorm_backward)((T *)L->dx, (T *)L->dw, (T *)L->db, g,
                                             (const T *)L->x, mu, is, (const T *)L->w, m,
                                             L->out, 0, pl->n_threads);
+            if (u != NULL) {  // gamma and beta, from their gradients in grads
+                u->fn(u->args, (const T *)L->w - params, 1, L->out, L->out, NULL, 0);
+                u->fn(u->args, (const T *)L->b - params, 1, L->out, L->out, NULL, 0);
+            }
             g = (T *)L->dx;
         } else if (L->kind == NN_LAYER_ACTIVATION) {
             const T *z = nn_activation_needs_z(L->act, L->alpha) ? (const T *)L->x : NULL;
