@@ -5,30 +5,85 @@
 // vectorises on every path with the same bits. The per-element arithmetic is in T, exactly
 // rounded, so every CPU path gives the same results.
 
-// The columns [j0, j1) of x (n, d; row stride d): sum[j - j0] = sum_i x_ij.
-NN_INLINE void NN_T(col_sums)(double *NN_RESTRICT sum, const T *NN_RESTRICT x, nn_int n,
-                              nn_int d, nn_int j0, nn_int j1) {
-    for (nn_int j = j0; j < j1; j++) sum[j - j0] = 0;
-    for (nn_int i = 0; i < n; i++) {
-        const T *r = x + i * d;
-        for (nn_int j = j0; j < j1; j++) sum[j - j0] += (double)r[j];
-    }
+// Column sums over the rows, row by row: o1[j - j0] = sum_i E1(i, j) and o2[j - j0] =
+// sum_i E2(i, j) for j in [j0, j1), E1 and E2 macros of the row and the column (two: a
+// constant, 0 for o1 alone). The rows are read in order, each along the block (the sums stay
+// in L1), rather than down strips of columns: the rows are d apart, often a multiple of 1
+// KiB, and a walk down a column maps to a quarter of the cache sets.
+#define NN_COL_SUMS_(o1, o2, two_, n, j0, j1, E1, E2)                                         \
+    do {                                                                                      \
+        const nn_int w_ = (j1) - (j0);                                                        \
+        double *NN_RESTRICT s1_ = (o1), *NN_RESTRICT s2_ = (o2);                              \
+        for (nn_int q_ = 0; q_ < w_; q_++) s1_[q_] = 0;                                       \
+        if (two_)                                                                             \
+            for (nn_int q_ = 0; q_ < w_; q_++) s2_[q_] = 0;                                   \
+        for (nn_int i_ = 0; i_ < (n); i_++)                                                   \
+            for (nn_int q_ = 0; q_ < w_; q_++) {                                              \
+                const nn_int jj_ = (j0) + q_;                                                 \
+                s1_[q_] += (double)(E1(i_, jj_));                                             \
+                if (two_) s2_[q_] += (double)(E2(i_, jj_));                                   \
+            }                                                                                 \
+    } while (0)
+#define NN_NO_SUM(i, j) 0
+#define NN_COL_SUMS(o1, n, j0, j1, E1) NN_COL_SUMS_(o1, o1, 0, n, j0, j1, E1, NN_NO_SUM)
+#define NN_COL_SUMS2(o1, o2, n, j0, j1, E1, E2) NN_COL_SUMS_(o1, o2, 1, n, j0, j1, E1, E2)
+
+// The lanes of a row sum added pairwise, in the same order everywhere (the halves, then the
+// halves of those): a chain of log2(NN_NORM_LANES) additions instead of NN_NORM_LANES.
+NN_INLINE double NN_T(lanes_sum)(double *acc) {
+    for (int h = NN_NORM_LANES / 2; h > 0; h /= 2)
+        for (int q = 0; q < h; q++) acc[q] += acc[q + h];
+    return acc[0];
 }
 
-// One row's sum of f(j) over j in [0, d), in NN_NORM_LANES interleaved partial sums.
-#define NN_ROW_SUM(result, d, expr)                                                           \
+// Row sums over j in [0, d): lane q sums EXPR(j) for the j = q mod NN_NORM_LANES in order
+// (NN_NORM_LANES / 8 independent vectors of doubles), then lanes_sum. ROW_SUM2 forms two
+// sums in the one pass.
+#define NN_ROW_SUM2(r1, r2, d, E1, E2)                                                        \
     do {                                                                                      \
-        double acc_[NN_NORM_LANES] = {0};                                                     \
-        nn_int j = 0;                                                                         \
-        for (; j + NN_NORM_LANES <= (d); j += NN_NORM_LANES)                                  \
+        double a1_[NN_NORM_LANES] = {0}, a2_[NN_NORM_LANES] = {0};                            \
+        nn_int j_ = 0;                                                                        \
+        for (; j_ + NN_NORM_LANES <= (d); j_ += NN_NORM_LANES)                                \
             for (int q_ = 0; q_ < NN_NORM_LANES; q_++) {                                      \
-                const nn_int jj = j + q_;                                                     \
-                acc_[q_] += (double)(expr(jj));                                               \
+                const nn_int jj_ = j_ + q_;                                                   \
+                a1_[q_] += (double)(E1(jj_));                                                 \
+                a2_[q_] += (double)(E2(jj_));                                                 \
             }                                                                                 \
-        for (int q_ = 0; j < (d); j++, q_++) acc_[q_] += (double)(expr(j));                   \
-        double s_ = 0;                                                                        \
-        for (int q_ = 0; q_ < NN_NORM_LANES; q_++) s_ += acc_[q_];                            \
-        (result) = s_;                                                                        \
+        for (int q_ = 0; j_ < (d); j_++, q_++) {                                              \
+            a1_[q_] += (double)(E1(j_));                                                      \
+            a2_[q_] += (double)(E2(j_));                                                      \
+        }                                                                                     \
+        (r1) = NN_T(lanes_sum)(a1_);                                                          \
+        (r2) = NN_T(lanes_sum)(a2_);                                                          \
+    } while (0)
+#define NN_ROW_SUM(r, d, E)                                                                   \
+    do {                                                                                      \
+        double a1_[NN_NORM_LANES] = {0};                                                      \
+        nn_int j_ = 0;                                                                        \
+        for (; j_ + NN_NORM_LANES <= (d); j_ += NN_NORM_LANES)                                \
+            for (int q_ = 0; q_ < NN_NORM_LANES; q_++) {                                      \
+                const nn_int jj_ = j_ + q_;                                                   \
+                a1_[q_] += (double)(E(jj_));                                                  \
+            }                                                                                 \
+        for (int q_ = 0; j_ < (d); j_++, q_++) a1_[q_] += (double)(E(j_));                    \
+        (r) = NN_T(lanes_sum)(a1_);                                                           \
+    } while (0)
+
+// y = gamma xhat + beta for the given gamma and beta, or xhat and xhat + 0 without them: the
+// callers branch once on which they have and inline this with constants (AFFINE(g, b)).
+#define NN_AFFINE(xh, gamma, beta, j, has_g, has_b)                                           \
+    (((has_g) ? (gamma)[j] * (xh) : (xh)) + ((has_b) ? (beta)[j] : (T)0))
+#define NN_AFFINE_CASES(call)                                                                 \
+    do {                                                                                      \
+        if (a->gamma && a->beta) {                                                            \
+            call(1, 1);                                                                       \
+        } else if (a->gamma) {                                                                \
+            call(1, 0);                                                                       \
+        } else if (a->beta) {                                                                 \
+            call(0, 1);                                                                       \
+        } else {                                                                              \
+            call(0, 0);                                                                       \
+        }                                                                                     \
     } while (0)
 
 // ---- batch normalisation --------------------------------------------------------------------
@@ -45,19 +100,17 @@ struct NN_T(bn_args) {
 // in cache: its sums, its centred squares, its normalised values.
 NN_INLINE void NN_T(bn_fwd_block)(const struct NN_T(bn_args) *a, nn_int j0, nn_int j1) {
     const nn_int n = a->n, d = a->d;
+    const T *x = a->x;
     T mu[NN_NORM_BLOCK], is[NN_NORM_BLOCK];
     if (a->training) {
         double s[NN_NORM_BLOCK], q[NN_NORM_BLOCK];
-        NN_T(col_sums)(s, a->x, n, d, j0, j1);
+#define NN_X_AT(i, j) x[(i) * d + (j)]
+        NN_COL_SUMS(s, n, j0, j1, NN_X_AT);
+#undef NN_X_AT
         for (nn_int j = j0; j < j1; j++) s[j - j0] /= (double)n;
-        for (nn_int j = j0; j < j1; j++) q[j - j0] = 0;
-        for (nn_int i = 0; i < n; i++) {
-            const T *r = a->x + i * d;
-            for (nn_int j = j0; j < j1; j++) {
-                const double c = (double)r[j] - s[j - j0];
-                q[j - j0] += c * c;
-            }
-        }
+#define NN_SQ_AT(i, j) (((double)x[(i) * d + (j)] - s[(j) - j0]) * ((double)x[(i) * d + (j)] - s[(j) - j0]))
+        NN_COL_SUMS(q, n, j0, j1, NN_SQ_AT);
+#undef NN_SQ_AT
         for (nn_int j = j0; j < j1; j++) {
             const double var = q[j - j0] / (double)n;
             mu[j - j0] = (T)s[j - j0];
@@ -76,14 +129,18 @@ NN_INLINE void NN_T(bn_fwd_block)(const struct NN_T(bn_args) *a, nn_int j0, nn_i
             is[j - j0] = (T)(1 / sqrt((double)a->rvar[j] + a->eps));
         }
     }
-    for (nn_int i = 0; i < n; i++) {
-        const T *r = a->x + i * d;
-        T *out = a->y + i * d;
-        for (nn_int j = j0; j < j1; j++) {
-            const T xh = (r[j] - mu[j - j0]) * is[j - j0];
-            out[j] = (a->gamma ? a->gamma[j] * xh : xh) + (a->beta ? a->beta[j] : 0);
-        }
+    const T *gm = a->gamma ? a->gamma + j0 : NULL, *bt = a->beta ? a->beta + j0 : NULL;
+#define NN_BN_OUT(has_g, has_b)                                                               \
+    for (nn_int i = 0; i < n; i++) {                                                          \
+        const T *r = x + i * d + j0;                                                          \
+        T *out = a->y + i * d + j0;                                                           \
+        for (nn_int j = 0; j < j1 - j0; j++) {                                                \
+            const T xh = (r[j] - mu[j]) * is[j];                                              \
+            out[j] = NN_AFFINE(xh, gm, bt, j, has_g, has_b);                                  \
+        }                                                                                     \
     }
+    NN_AFFINE_CASES(NN_BN_OUT);
+#undef NN_BN_OUT
 }
 
 NN_ISA_VARIANTS(NN_T(bn_fwd), const struct NN_T(bn_args) *, NN_T(bn_fwd_block))
@@ -117,16 +174,15 @@ struct NN_T(norm_bwd_args) {
 NN_INLINE void NN_T(norm_param_sums)(const struct NN_T(norm_bwd_args) *a, double *sg,
                                      double *sb, nn_int j0, nn_int j1, const int per_row) {
     const nn_int n = a->n, d = a->d;
-    for (nn_int j = j0; j < j1; j++) sg[j - j0] = sb[j - j0] = 0;
-    for (nn_int i = 0; i < n; i++) {
-        const T *g = a->dy + i * d, *r = a->x + i * d;
-        const T *m = per_row ? a->mean + i : a->mean, *is = per_row ? a->invstd + i : a->invstd;
-        for (nn_int j = j0; j < j1; j++) {
-            const T xh = per_row ? (r[j] - m[0]) * is[0] : (r[j] - m[j]) * is[j];
-            sb[j - j0] += (double)g[j];
-            sg[j - j0] += (double)(g[j] * xh);
-        }
-    }
+    const T *dy = a->dy, *x = a->x, *mn = a->mean, *is = a->invstd;
+#define NN_DY_AT(i, j) dy[(i) * d + (j)]
+#define NN_XH_AT(i, j) (per_row ? (x[(i) * d + (j)] - mn[i]) * is[i]                          \
+                                : (x[(i) * d + (j)] - mn[j]) * is[j])
+#define NN_DY_XH_AT(i, j) (NN_DY_AT(i, j) * NN_XH_AT(i, j))
+    NN_COL_SUMS2(sb, sg, n, j0, j1, NN_DY_AT, NN_DY_XH_AT);
+#undef NN_DY_AT
+#undef NN_XH_AT
+#undef NN_DY_XH_AT
     for (nn_int j = j0; j < j1; j++) {
         const T dg = (T)sg[j - j0], db = (T)sb[j - j0];
         if (a->dgamma) a->dgamma[j] = a->accumulate ? a->dgamma[j] + dg : dg;
