@@ -32,7 +32,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -243,7 +242,9 @@ def main(argv=None):
                       flush=True)
             rows.append(row)
     names = list(peers)
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+    from bench_training import machine_info  # (this directory is on sys.path)
+    machine = machine_info()
+    print(f"\n{machine['cpu']}, {os.cpu_count()} CPUs; "
           f"{n} samples, SGD momentum, float32, default threads; samples/s\n")
     print("| network / batch | " + " | ".join(names) + " | nncore / best peer | target |")
     print("|---|" + "---:|" * (len(names) + 2))
@@ -257,8 +258,7 @@ def main(argv=None):
               " | ".join(f"{r[k]:,.0f}" for k in names) + f" | {ratio} | >= {TARGET}x |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": platform.node(), "processor": platform.processor(),
-                       "n": n, "rows": rows}, f, indent=1)
+            json.dump({"machine": machine, "n": n, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
