@@ -1,5 +1,5 @@
 # The C API of nncore, declared once (mirrors src_c/nncore.h).
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
 
 cdef extern from "nncore.h" nogil:
     ctypedef int64_t nn_int
@@ -37,6 +37,13 @@ cdef extern from "nncore.h" nogil:
     int nn_gemm_f64(double *c, const double *a, const double *b, nn_int m, nn_int n,
                     nn_int k, nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
                     int accumulate, int n_threads)
+    int nn_gemm_bf16(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                     nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                     int accumulate, int n_threads)
+    uint16_t nn_bf16_round(float x)
+    int nn_cpu_bf16_native()
+    int nn_cpu_bf16_native_supported()
+    int nn_cpu_set_bf16_native(int native)
     void nn_gemm_naive_f32(float *c, const float *a, const float *b, nn_int m, nn_int n,
                            nn_int k, nn_int lda, nn_int ldb, nn_int ldc, int trans_a,
                            int trans_b, int accumulate)

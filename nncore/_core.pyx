@@ -9,7 +9,7 @@ cimport numpy as cnp
 import math
 
 import numpy as np
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
 
 cnp.import_array()
 
@@ -223,8 +223,12 @@ cdef class flush_subnormals:
 
 # A cdef function, and the output checked without tuples: a product at batch 1 is a fraction
 # of a microsecond, so the wrapper's own cost is most of the call (1x128x10: 0.61 -> 0.4 us).
+cdef enum:
+    GEMM_PACKED, GEMM_NAIVE, GEMM_BF16
+
+
 cdef object _gemm(object a, object b, object out, bint trans_a, bint trans_b, bint accumulate,
-                  object n_threads, bint naive):
+                  object n_threads, int naive):
     cdef int t = _float_type(a, "a")
     cdef cnp.ndarray A = _arr(a, "a", 2, t)
     cdef cnp.ndarray B = _arr(b, "b", 2, t)
@@ -265,9 +269,12 @@ cdef object _gemm(object a, object b, object out, bint trans_a, bint trans_b, bi
     return C
 
 
-cdef int _gemm_call(int t, bint naive, void *pc, void *pa, void *pb, nn_int m, nn_int n,
+cdef int _gemm_call(int t, int naive, void *pc, void *pa, void *pb, nn_int m, nn_int n,
                     nn_int k, nn_int lda, nn_int ldb, bint trans_a, bint trans_b,
                     bint accumulate, int nt) noexcept nogil:
+    if naive == GEMM_BF16:
+        return nn_gemm_bf16(<float *>pc, <float *>pa, <float *>pb, m, n, k, lda, ldb, n,
+                            trans_a, trans_b, accumulate, nt)
     if naive and t == F32:
         nn_gemm_naive_f32(<float *>pc, <float *>pa, <float *>pb, m, n, k, lda, ldb, n, trans_a,
                           trans_b, accumulate)
@@ -290,7 +297,51 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, accumulate=False, n_th
 
 def gemm_naive(a, b, out=None, *, trans_a=False, trans_b=False, accumulate=False):
     """The triple-loop GEMM (the ground truth), same arguments as gemm."""
-    return _gemm(a, b, out, trans_a, trans_b, accumulate, 1, True)
+    return _gemm(a, b, out, trans_a, trans_b, accumulate, 1, GEMM_NAIVE)
+
+
+def gemm_bf16(a, b, out=None, *, trans_a=False, trans_b=False, accumulate=False,
+              n_threads=None):
+    """out (m, n) = bf16(op(a)) @ bf16(op(b)) [+ out], float32 arrays: the operands rounded
+    to bfloat16 (nearest, ties to even), the products summed in float32 (pairs of k steps as
+    VDPBF16PS sums them). Returns out."""
+    if _float_type(a, "a") != F32:
+        raise TypeError(f"gemm_bf16 takes float32 operands, got a of dtype {a.dtype}")
+    return _gemm(a, b, out, trans_a, trans_b, accumulate, n_threads, GEMM_BF16)
+
+
+def bf16_round(x):
+    """x (float32) rounded to bfloat16, nearest with ties to even: the uint16 bit patterns
+    (the high halves of the rounded float32 values)."""
+    X = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty(X.shape, np.uint16)
+    cdef const float[::1] xf = X.reshape(-1)
+    cdef uint16_t[::1] of = out.reshape(-1)
+    cdef Py_ssize_t i
+    for i in range(xf.shape[0]):
+        of[i] = nn_bf16_round(xf[i])
+    return out
+
+
+def bf16_kernel():
+    """The bfloat16 products' kernel in use: "avx512_bf16" (VDPBF16PS) or "emulated"
+    (float32 multiply-adds of the rounded operands)."""
+    return "avx512_bf16" if nn_cpu_bf16_native() else "emulated"
+
+
+def bf16_native_supported():
+    """Whether this CPU has VDPBF16PS (AVX512_BF16)."""
+    return bool(nn_cpu_bf16_native_supported())
+
+
+def set_bf16_kernel(name):
+    """Choose the bfloat16 products' kernel: "avx512_bf16" (the avx512 path and a CPU with
+    AVX512_BF16) or "emulated"."""
+    if name not in ("avx512_bf16", "emulated"):
+        raise ValueError(f"bf16 kernel must be 'avx512_bf16' or 'emulated', got {name!r}")
+    if nn_cpu_set_bf16_native(name == "avx512_bf16") != NN_OK:
+        raise RuntimeError("this CPU lacks AVX512_BF16 (VDPBF16PS); the bfloat16 products "
+                           "are emulated")
 
 
 # ---- activations --------------------------------------------------------------------------

@@ -18,6 +18,42 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, accumulate=False):
     return c
 
 
+def bf16_round(x):
+    """float32 x rounded to bfloat16 with integer operations: the high 16 bits of
+    x + 0x7FFF + (bit 16 of x), nearest with ties to even (NaN stays a quiet NaN). Returns
+    the uint16 bit patterns."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    return np.where(nan, (u >> 16) | 0x40, rounded).astype(np.uint16)
+
+
+def bf16_value(bits):
+    """The float32 values of bfloat16 bit patterns (uint16)."""
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def gemm_bf16(a, b, out=None, *, trans_a=False, trans_b=False, accumulate=False):
+    """out = bf16(op(a)) @ bf16(op(b)) (+ out), summed here in float64: the compiled kernels
+    sum in float32, so they agree within gemm_bf16_bound."""
+    a = bf16_value(bf16_round(a.T if trans_a else a)).astype(np.float64)
+    b = bf16_value(bf16_round(b.T if trans_b else b)).astype(np.float64)
+    c = a @ b
+    if accumulate:
+        c = out + c
+    return c
+
+
+def gemm_bf16_bound(a, b, *, trans_a=False, trans_b=False):
+    """How far a float32 sum of the bf16 products may be from gemm_bf16's: each of the k
+    products is exact in float32 (8-bit by 8-bit significands); the sum rounds at most k + 1
+    times (a block's sum is added to c), each by at most 2^-24 of a partial sum, itself at
+    most sum_p |a_ip b_pj|."""
+    a = np.abs(bf16_value(bf16_round(a.T if trans_a else a)).astype(np.float64))
+    b = np.abs(bf16_value(bf16_round(b.T if trans_b else b)).astype(np.float64))
+    return (a.shape[1] + 1) * 2.0 ** -24 * (a @ b)
+
+
 # ---- activations ----------------------------------------------------------------------------
 
 _erf = np.frompyfunc(math.erf, 1, 1)

@@ -29,9 +29,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ "$QUICK" = 1 ]; then
-    KERNEL_TESTS="tests/test_gemm.py tests/test_dense.py"
+    KERNEL_TESTS="tests/test_gemm.py tests/test_dense.py tests/test_bf16.py"
 else
-    KERNEL_TESTS="tests/test_gemm.py tests/test_dense.py tests/test_activations.py
+    KERNEL_TESTS="tests/test_gemm.py tests/test_dense.py tests/test_bf16.py tests/test_activations.py
                   tests/test_losses.py tests/test_optim.py tests/test_dropout.py tests/test_plan.py"
 fi
 REPORT=check_old_cpus WORK_PREFIX=nncore_oldcpu

@@ -1,5 +1,6 @@
 // cpu.c - CPU feature detection and the one dispatch table, chosen at run time.
-// The environment variable NNCORE_CPU=generic|avx2|avx512 forces a path.
+// The environment variable NNCORE_CPU=generic|avx2|avx512 forces a path; avx512_bf16 forces
+// avx512 with VDPBF16PS for the bfloat16 products (avx512 alone emulates them).
 #include "internal/port.h"
 #include "internal/dispatch.h"
 
@@ -50,6 +51,12 @@ static int has_avx512(void) {
     int f = (r[1] >> 16) & 1, dq = (r[1] >> 17) & 1, bw = (r[1] >> 30) & 1, vl = (r[1] >> 31) & 1;
     return f && dq && bw && vl;
 }
+static int has_avx512_bf16(void) {
+    int r[4];
+    if (!has_avx512()) return 0;
+    __cpuidex(r, 7, 1);
+    return (r[0] >> 5) & 1;
+}
 #else
 // libgcc's and compiler-rt's checks include the OS's support for the wider register state.
 static int has_avx2(void) {
@@ -62,8 +69,31 @@ static int has_avx512(void) {
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw");
 }
+static int has_avx512_bf16(void) { return has_avx512() && __builtin_cpu_supports("avx512bf16"); }
 #endif
 #endif
+
+static int bf16_native = -1;  // VDPBF16PS for the bfloat16 products; -1 until nn_cpu_init
+
+int nn_cpu_bf16_native_supported(void) {
+#ifdef NN_X86_64
+    return has_avx512_bf16();
+#else
+    return 0;
+#endif
+}
+
+int nn_cpu_set_bf16_native(int native) {
+    if (current < 0) nn_cpu_init();
+    if (native && !nn_cpu_bf16_native_supported()) return NN_ERR_CPU;
+    bf16_native = native != 0;
+    return NN_OK;
+}
+
+int nn_cpu_bf16_native(void) {
+    if (bf16_native < 0) nn_cpu_init();
+    return bf16_native && nn_cpu_get_path() == NN_CPU_AVX512;
+}
 
 int nn_cpu_compiled(int path) {
     return path >= 0 && path < NN_CPU_N_PATHS && table[path].gemm_f32.packed != NULL;
@@ -99,8 +129,14 @@ int nn_cpu_set_path(int path) {
 
 int nn_cpu_init(void) {
     current = nn_cpu_best();
+    bf16_native = nn_cpu_bf16_native_supported();
     const char *env = getenv("NNCORE_CPU");
     if (env == NULL || env[0] == '\0') return NN_OK;
+    if (strcmp(env, "avx512_bf16") == 0) {
+        if (!bf16_native) return NN_ERR_CPU;
+        return nn_cpu_set_path(NN_CPU_AVX512);
+    }
+    bf16_native = 0;  // a path named: the bfloat16 products emulated
     for (int p = 0; p < NN_CPU_N_PATHS; p++)
         if (strcmp(env, names[p]) == 0) return nn_cpu_set_path(p);
     return NN_ERR_ARG;

@@ -1,0 +1,225 @@
+// bf16.c - the bfloat16 products (nn_gemm_bf16): float32 operands rounded to bfloat16 as they
+// are packed, pairs of k steps multiplied and added into float32 by VDPBF16PS (AVX512_BF16)
+// or by float32 multiply-adds of the same rounded values on every other CPU.
+//
+// Packed layout (the one VDPBF16PS reads): a 32-bit word holds the bfloat16 of k step 2q in
+// its low half and of step 2q + 1 in its high half (0 past k). A panel of A is [k pair][mr
+// rows], a panel of B [k pair][nr columns], zero-padded past m and n. The loop nest is the
+// float GEMM's (gemm_impl.h): jc (nc columns of B) > pc (kc of k: a packed block of B in L2)
+// > ic (mc rows: a packed block of A) > jr > ir > micro-kernel. Threads take disjoint blocks
+// of C and the k blocking never depends on them, so the sums do not depend on the threads.
+#include <string.h>
+
+#include "internal/port.h"
+#include "internal/threads.h"
+#include "internal/memory.h"
+#include "internal/isa.h"
+#include "gemm/bf16.h"
+
+uint16_t nn_bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// ---- the emulation: float32 multiply-adds of the rounded operands ------------------------------
+
+NN_INLINE float nn_bf16_lo(uint32_t w) {  // the even k step's value
+    uint32_t u = w << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+NN_INLINE float nn_bf16_hi(uint32_t w) {  // the odd k step's value
+    uint32_t u = w & 0xffff0000u;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// c (m, n) (+)= the MR x NR tile of the panels, the odd step's product added before the even
+// one's, as VDPBF16PS does (each product of two bfloat16 values is exact in float32).
+#define NN_BF16_EMU_BODY(MR, NR)                                                              \
+    float acc[MR][NR];                                                                        \
+    for (int i = 0; i < MR; i++)                                                              \
+        for (int j = 0; j < NR; j++) acc[i][j] = 0;                                           \
+    for (nn_int p = 0; p < kp; p++, a += MR, b += NR) {                                       \
+        float blo[NR], bhi[NR];                                                               \
+        for (int j = 0; j < NR; j++) blo[j] = nn_bf16_lo(b[j]), bhi[j] = nn_bf16_hi(b[j]);    \
+        for (int i = 0; i < MR; i++) {                                                        \
+            const float alo = nn_bf16_lo(a[i]), ahi = nn_bf16_hi(a[i]);                       \
+            for (int j = 0; j < NR; j++) {                                                    \
+                acc[i][j] += ahi * bhi[j];                                                    \
+                acc[i][j] += alo * blo[j];                                                    \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+    for (int i = 0; i < m; i++)                                                               \
+        for (int j = 0; j < n; j++)                                                           \
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+
+static void bf16_emu_generic(nn_int kp, const uint32_t *NN_RESTRICT a,
+                             const uint32_t *NN_RESTRICT b, float *NN_RESTRICT c, nn_int ldc,
+                             int m, int n, int accumulate) {
+    NN_BF16_EMU_BODY(4, 8)
+}
+#ifdef NN_X86_64
+static NN_TARGET_AVX2 void bf16_emu_avx2(nn_int kp, const uint32_t *NN_RESTRICT a,
+                                         const uint32_t *NN_RESTRICT b, float *NN_RESTRICT c,
+                                         nn_int ldc, int m, int n, int accumulate) {
+    NN_BF16_EMU_BODY(6, 16)
+}
+static NN_TARGET_AVX512 void bf16_emu_avx512(nn_int kp, const uint32_t *NN_RESTRICT a,
+                                             const uint32_t *NN_RESTRICT b,
+                                             float *NN_RESTRICT c, nn_int ldc, int m, int n,
+                                             int accumulate) {
+    NN_BF16_EMU_BODY(12, 32)
+}
+#endif
+
+// The kernel and its tile on the selected path.
+static struct nn_bf16_kernel bf16_kernel(void) {
+    struct nn_bf16_kernel K = {bf16_emu_generic, 4, 8};
+#ifdef NN_X86_64
+    if (nn_cpu_bf16_native()) {
+        K.ukr = nn_bf16_ukr_avx512_bf16, K.mr = 12, K.nr = 32;
+    } else if (nn_cpu_get_path() == NN_CPU_AVX512) {
+        K.ukr = bf16_emu_avx512, K.mr = 12, K.nr = 32;
+    } else if (nn_cpu_get_path() == NN_CPU_AVX2) {
+        K.ukr = bf16_emu_avx2, K.mr = 6, K.nr = 16;
+    }
+#endif
+    return K;
+}
+
+// ---- packing --------------------------------------------------------------------------------
+
+NN_INLINE uint32_t nn_bf16_pair(float even, float odd) {
+    return (uint32_t)nn_bf16_round(even) | (uint32_t)nn_bf16_round(odd) << 16;
+}
+
+// op(a)(i0 + i, p0 + p) for i < mb, p < kb -> panels of mr rows, [k pair][row].
+static void pack_a(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT a, nn_int lda,
+                   int trans, nn_int i0, nn_int mb, nn_int p0, nn_int kb, int mr) {
+    const nn_int kp = (kb + 1) / 2;
+    for (nn_int ir = 0; ir < mb; ir += mr, dst += kp * mr) {
+        const int rows = mb - ir < mr ? (int)(mb - ir) : mr;
+        for (int i = 0; i < mr; i++) {
+            if (i >= rows) {
+                for (nn_int q = 0; q < kp; q++) dst[q * mr + i] = 0;
+                continue;
+            }
+            const nn_int r = i0 + ir + i;
+            for (nn_int q = 0; q < kp; q++) {
+                const nn_int p = p0 + 2 * q;
+                const float e = trans ? a[p * lda + r] : a[r * lda + p];
+                const float o = 2 * q + 1 >= kb ? 0.0f : trans ? a[(p + 1) * lda + r]
+                                                               : a[r * lda + p + 1];
+                dst[q * mr + i] = nn_bf16_pair(e, o);
+            }
+        }
+    }
+}
+
+// op(b)(p0 + p, j0 + j) for p < kb, j < nb -> panels of nr columns, [k pair][column].
+static void pack_b(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT b, nn_int ldb,
+                   int trans, nn_int p0, nn_int kb, nn_int j0, nn_int nb, int nr) {
+    const nn_int kp = (kb + 1) / 2;
+    for (nn_int jr = 0; jr < nb; jr += nr, dst += kp * nr) {
+        const int cols = nb - jr < nr ? (int)(nb - jr) : nr;
+        for (nn_int q = 0; q < kp; q++) {
+            const nn_int p = p0 + 2 * q;
+            const int odd = 2 * q + 1 < kb;
+            uint32_t *d = dst + q * nr;
+            if (trans) {
+                for (int j = 0; j < cols; j++) {
+                    const float *col = b + (j0 + jr + j) * ldb + p;
+                    d[j] = nn_bf16_pair(col[0], odd ? col[1] : 0.0f);
+                }
+            } else {
+                const float *e = b + p * ldb + j0 + jr, *o = e + ldb;
+                for (int j = 0; j < cols; j++) d[j] = nn_bf16_pair(e[j], odd ? o[j] : 0.0f);
+            }
+            for (int j = cols; j < nr; j++) d[j] = 0;
+        }
+    }
+}
+
+// ---- the driver -----------------------------------------------------------------------------
+
+#define NN_BF16_KC 512  // k steps a block packs: an mr x kc panel of A is 12 KiB in L1
+#define NN_BF16_MC 240  // rows of a packed block of A
+#define NN_BF16_NC 768  // columns of a packed block of B: kc x nc is 768 KiB, in L2
+
+struct bf16_args {
+    float *c;
+    const float *a, *b;
+    nn_int m, n, k, lda, ldb, ldc;
+    int trans_a, trans_b, accumulate;
+    struct nn_bf16_kernel K;
+};
+
+// C rows [m0, m1) x columns [n0, n1) on the calling thread.
+static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
+    const struct nn_bf16_kernel *K = &g->K;
+    const nn_int kpc = NN_BF16_KC / 2;
+    const nn_int nc = NN_BF16_NC / K->nr * K->nr, mc = NN_BF16_MC / K->mr * K->mr;
+    uint32_t *bp = (uint32_t *)nn_workspace(NN_WS_GEMM_B, (size_t)kpc * nc * 4);
+    uint32_t *ap = (uint32_t *)nn_workspace(NN_WS_GEMM_A, (size_t)kpc * mc * 4);
+    if (bp == NULL || ap == NULL) return NN_ERR_NOMEM;
+    for (nn_int jc = n0; jc < n1; jc += nc) {
+        const nn_int nb = n1 - jc < nc ? n1 - jc : nc;
+        for (nn_int pc = 0; pc < g->k; pc += NN_BF16_KC) {
+            const nn_int kb = g->k - pc < NN_BF16_KC ? g->k - pc : NN_BF16_KC;
+            const nn_int kp = (kb + 1) / 2;
+            const int acc = g->accumulate || pc > 0;
+            pack_b(bp, g->b, g->ldb, g->trans_b, pc, kb, jc, nb, K->nr);
+            for (nn_int ic = m0; ic < m1; ic += mc) {
+                const nn_int mb = m1 - ic < mc ? m1 - ic : mc;
+                pack_a(ap, g->a, g->lda, g->trans_a, ic, mb, pc, kb, K->mr);
+                for (nn_int jr = 0; jr < nb; jr += K->nr)
+                    for (nn_int ir = 0; ir < mb; ir += K->mr) {
+                        const int rows = mb - ir < K->mr ? (int)(mb - ir) : K->mr;
+                        const int cols = nb - jr < K->nr ? (int)(nb - jr) : K->nr;
+                        K->ukr(kp, ap + ir * kp, bp + jr * kp,
+                               g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, rows, cols, acc);
+                    }
+            }
+        }
+    }
+    return NN_OK;
+}
+
+int nn_gemm_bf16(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                 nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
+                 int n_threads) {
+    if (m <= 0 || n <= 0) return NN_OK;
+    if (k <= 0) {
+        if (!accumulate)
+            for (nn_int i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        return NN_OK;
+    }
+    struct bf16_args g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
+                          bf16_kernel()};
+    // Threads take whole tiles: columns when there are enough of them, else rows.
+    const nn_int n_tiles = (n + g.K.nr - 1) / g.K.nr, m_tiles = (m + g.K.mr - 1) / g.K.mr;
+    int nt = nn_threads_for(n_threads, m * n * k, (nn_int)1 << 18);
+    const int by_cols = n_tiles >= nt || n_tiles >= m_tiles;
+    const nn_int tiles = by_cols ? n_tiles : m_tiles;
+    if (nt > tiles) nt = (int)tiles;
+    int status = NN_OK;
+    NN_PARALLEL_FOR(nt, t, nt, {
+        const nn_int t0 = tiles * t / nt, t1 = tiles * (t + 1) / nt;
+        int s;
+        if (by_cols) {
+            const nn_int j0 = t0 * g.K.nr, j1 = t1 * g.K.nr < n ? t1 * g.K.nr : n;
+            s = bf16_block(&g, 0, m, j0, j1);
+        } else {
+            const nn_int i0 = t0 * g.K.mr, i1 = t1 * g.K.mr < m ? t1 * g.K.mr : m;
+            s = bf16_block(&g, i0, i1, 0, n);
+        }
+        if (s != NN_OK) status = s;
+    });
+    return status;
+}
