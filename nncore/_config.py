@@ -26,8 +26,13 @@ def config():
         "cpu_paths_available": _core.available_cpu_paths(),
         "cpu_path": _core.get_cpu_path(),
         "bf16_kernel": _core.bf16_kernel(),
-        "bf16_native_supported": _core.bf16_native_supported(),
+        "bf16_kernels_available": _core.available_bf16_kernels(),
     }
+
+
+_BF16_TEXT = {"amx": "AMX tiles (TDPBF16PS)", "avx512_bf16": "VDPBF16PS (AVX512_BF16)",
+              "emulated": "emulated with float32 multiply-adds of the rounded operands, "
+                          "slower"}
 
 
 def show_config(file=None):
@@ -44,11 +49,8 @@ def show_config(file=None):
         f"  CPU paths built:  {', '.join(c['cpu_paths_compiled'])}",
         f"  CPU paths usable: {', '.join(c['cpu_paths_available'])}",
         f"  CPU path in use:  {c['cpu_path']} (NNCORE_CPU=generic|avx2|avx512 forces one)",
-        "  bfloat16:         " + (
-            "VDPBF16PS (AVX512_BF16; NNCORE_CPU=avx512 emulates it)"
-            if c["bf16_kernel"] == "avx512_bf16" else
-            "emulated: float32 multiply-adds of the rounded operands, slower" + (
-                " (NNCORE_CPU=avx512_bf16 uses VDPBF16PS)" if c["bf16_native_supported"]
-                else " (this CPU lacks AVX512_BF16)")),
+        (f"  bfloat16:         {_BF16_TEXT[c['bf16_kernel']]} (usable: "
+         f"{', '.join(c['bf16_kernels_available'])}; NNCORE_CPU=avx512_amx|avx512_bf16 "
+         f"forces one)"),
     ]
     print("\n".join(lines), file=file)

@@ -41,9 +41,10 @@ cdef extern from "nncore.h" nogil:
                      nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
                      int accumulate, int n_threads)
     uint16_t nn_bf16_round(float x)
-    int nn_cpu_bf16_native()
-    int nn_cpu_bf16_native_supported()
-    int nn_cpu_set_bf16_native(int native)
+    int nn_cpu_bf16_supported(int kernel)
+    int nn_cpu_bf16_kernel()
+    int nn_cpu_set_bf16_kernel(int kernel)
+    const char *nn_bf16_kernel_name(int kernel)
     void nn_gemm_naive_f32(float *c, const float *a, const float *b, nn_int m, nn_int n,
                            nn_int k, nn_int lda, nn_int ldb, nn_int ldc, int trans_a,
                            int trans_b, int accumulate)

@@ -323,25 +323,28 @@ def bf16_round(x):
     return out
 
 
+BF16_KERNELS = ("emulated", "avx512_bf16", "amx")
+
+
 def bf16_kernel():
-    """The bfloat16 products' kernel in use: "avx512_bf16" (VDPBF16PS) or "emulated"
-    (float32 multiply-adds of the rounded operands)."""
-    return "avx512_bf16" if nn_cpu_bf16_native() else "emulated"
+    """The bfloat16 products' kernel in use: "amx" (AMX tiles), "avx512_bf16" (VDPBF16PS)
+    or "emulated" (float32 multiply-adds of the rounded operands, on every CPU)."""
+    return BF16_KERNELS[nn_cpu_bf16_kernel()]
 
 
-def bf16_native_supported():
-    """Whether this CPU has VDPBF16PS (AVX512_BF16)."""
-    return bool(nn_cpu_bf16_native_supported())
+def available_bf16_kernels():
+    """The bfloat16 kernels this CPU (and OS) runs, "emulated" first."""
+    return [name for i, name in enumerate(BF16_KERNELS) if nn_cpu_bf16_supported(i)]
 
 
 def set_bf16_kernel(name):
-    """Choose the bfloat16 products' kernel: "avx512_bf16" (the avx512 path and a CPU with
-    AVX512_BF16) or "emulated"."""
-    if name not in ("avx512_bf16", "emulated"):
-        raise ValueError(f"bf16 kernel must be 'avx512_bf16' or 'emulated', got {name!r}")
-    if nn_cpu_set_bf16_native(name == "avx512_bf16") != NN_OK:
-        raise RuntimeError("this CPU lacks AVX512_BF16 (VDPBF16PS); the bfloat16 products "
-                           "are emulated")
+    """Choose the bfloat16 products' kernel, one of available_bf16_kernels(); "amx" and
+    "avx512_bf16" take effect on the avx512 path (the others emulate)."""
+    if name not in BF16_KERNELS:
+        raise ValueError(f"bf16 kernel must be one of {BF16_KERNELS}, got {name!r}")
+    if nn_cpu_set_bf16_kernel(BF16_KERNELS.index(name)) != NN_OK:
+        raise RuntimeError(f"this CPU (or OS) cannot run the {name} bfloat16 kernel; "
+                           f"available: {available_bf16_kernels()}")
 
 
 # ---- activations --------------------------------------------------------------------------

@@ -35,7 +35,7 @@ enum nn_status {
 enum nn_cpu_path { NN_CPU_GENERIC = 0, NN_CPU_AVX2 = 1, NN_CPU_AVX512 = 2, NN_CPU_N_PATHS = 3 };
 
 // Detect the CPU and select the best path, or the one NNCORE_CPU names (generic|avx2|avx512;
-// avx512_bf16: avx512 with VDPBF16PS for the bfloat16 products, which avx512 then emulates).
+// avx512_bf16, avx512_amx: avx512 with that bfloat16 kernel, see nn_cpu_bf16_kernel).
 // Idempotent. Returns NN_ERR_ARG for an unknown name, NN_ERR_CPU for a path this CPU lacks
 // (the best path stays selected in both cases).
 int nn_cpu_init(void);
@@ -76,18 +76,23 @@ int nn_gemm_f64(double *c, const double *a, const double *b, nn_int m, nn_int n,
 // operands rounded to bfloat16 (to nearest, ties to even) as they are packed, their products
 // summed in float32: within a k block of the packing, pairs of k steps as VDPBF16PS sums them
 // (the odd step's product added first, then the even one's), then each block's sum added to
-// c. Kernels: VDPBF16PS where the CPU has AVX512_BF16, else the same sums with float32
-// multiply-adds of the rounded operands (slower). Returns NN_OK or NN_ERR_NOMEM.
+// c (AMX: its tiles' own order within a block, from c itself with accumulate). Returns NN_OK
+// or NN_ERR_NOMEM.
 int nn_gemm_bf16(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
                  nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
                  int n_threads);
 // x rounded to bfloat16 (the high 16 bits of a float32; NaN stays NaN).
 uint16_t nn_bf16_round(float x);
-// Whether the bfloat16 products use VDPBF16PS: 1 when the CPU has AVX512_BF16 on the avx512
-// path, unless NNCORE_CPU=avx512 or nn_cpu_set_bf16_native(0) chose the float32 emulation.
-int nn_cpu_bf16_native(void);
-int nn_cpu_bf16_native_supported(void);
-int nn_cpu_set_bf16_native(int native);  // NN_OK, or NN_ERR_CPU without the instruction
+// The bfloat16 products' kernels: VDPBF16PS (AVX512_BF16), AMX tiles (AMX-BF16, where the
+// OS grants them), or float32 multiply-adds of the rounded operands on every CPU. The best
+// supported one is used on the avx512 path, the emulation on the others; NNCORE_CPU=
+// avx512_bf16 / avx512_amx forces one, a plain path name the emulation.
+enum nn_bf16_kernel { NN_BF16_EMULATED = 0, NN_BF16_AVX512 = 1, NN_BF16_AMX = 2,
+                      NN_BF16_N_KERNELS = 3 };
+int nn_cpu_bf16_supported(int kernel);   // 1 if this CPU (and OS) runs it
+int nn_cpu_bf16_kernel(void);            // the kernel in use
+int nn_cpu_set_bf16_kernel(int kernel);  // NN_OK, NN_ERR_ARG or NN_ERR_CPU
+const char *nn_bf16_kernel_name(int kernel);  // "emulated", "avx512_bf16", "amx"; or NULL
 
 // The triple loop: ground truth and fallback. Same arguments, one thread.
 void nn_gemm_naive_f32(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,

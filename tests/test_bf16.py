@@ -8,7 +8,7 @@ import pytest
 from nncore import _core
 from nncore import _reference as ref
 
-KERNELS = ["emulated"] + (["avx512_bf16"] if _core.bf16_native_supported() else [])
+KERNELS = _core.available_bf16_kernels()
 
 SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 3.4e38,
                     np.finfo(np.float32).max, np.finfo(np.float32).tiny, 1.00390625,
@@ -22,7 +22,7 @@ def bf16_kernel(request):
     try:
         _core.set_bf16_kernel(request.param)
     except RuntimeError:
-        pytest.skip(f"{request.param} needs the avx512 path")
+        pytest.skip(f"this CPU lacks the {request.param} kernel")
     yield request.param
     _core.set_bf16_kernel(old)
 
@@ -88,9 +88,9 @@ def test_same_bits_on_one_and_two_threads(bf16_kernel, rng, m, n, k):
                                   _core.gemm_bf16(a, b, n_threads=2))
 
 
-def test_native_and_emulated_agree(rng):
+def test_the_kernels_agree(rng):
     if len(KERNELS) < 2 or _core.get_cpu_path() != "avx512":
-        pytest.skip("needs AVX512_BF16")
+        pytest.skip("needs AVX512_BF16 or AMX")
     a = rng.standard_normal((45, 300)).astype(np.float32)
     b = rng.standard_normal((300, 70)).astype(np.float32)
     old = _core.bf16_kernel()
@@ -101,7 +101,8 @@ def test_native_and_emulated_agree(rng):
             got[name] = _core.gemm_bf16(a, b)
     finally:
         _core.set_bf16_kernel(old)
-    assert (np.abs(got["emulated"] - got["avx512_bf16"]) <= 2 * ref.gemm_bf16_bound(a, b)).all()
+    for name in KERNELS[1:]:
+        assert (np.abs(got["emulated"] - got[name]) <= 2 * ref.gemm_bf16_bound(a, b)).all()
 
 
 def test_bad_input_is_a_clear_error():
@@ -111,7 +112,7 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="inner dimensions"):
         _core.gemm_bf16(np.ones((3, 4), np.float32), np.ones((5, 2), np.float32))
     with pytest.raises(ValueError, match="bf16 kernel"):
-        _core.set_bf16_kernel("amx")
+        _core.set_bf16_kernel("amx_fp16")
 
 
 def test_show_config_names_the_bf16_kernel(capsys):

@@ -16,12 +16,15 @@
 #include "internal/isa.h"
 #include "gemm/bf16.h"
 
-uint16_t nn_bf16_round(float x) {
+// Branch-free, so that the packing loops vectorise.
+NN_INLINE uint32_t nn_bf16_bits(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r;  // NaN: a quiet NaN
 }
+
+uint16_t nn_bf16_round(float x) { return (uint16_t)nn_bf16_bits(x); }
 
 // ---- the emulation: float32 multiply-adds of the rounded operands ------------------------------
 
@@ -79,10 +82,13 @@ static NN_TARGET_AVX512 void bf16_emu_avx512(nn_int kp, const uint32_t *NN_RESTR
 #endif
 
 // The kernel and its tile on the selected path.
-static struct nn_bf16_kernel bf16_kernel(void) {
-    struct nn_bf16_kernel K = {bf16_emu_generic, 4, 8};
+static struct nn_bf16_ukr_info bf16_kernel(void) {
+    struct nn_bf16_ukr_info K = {bf16_emu_generic, 4, 8, 0};
 #ifdef NN_X86_64
-    if (nn_cpu_bf16_native()) {
+    const int kernel = nn_cpu_bf16_kernel();
+    if (kernel == NN_BF16_AMX) {
+        K.ukr = nn_bf16_ukr_avx512_amx, K.mr = 32, K.nr = 32, K.amx = 1;
+    } else if (kernel == NN_BF16_AVX512) {
         K.ukr = nn_bf16_ukr_avx512_bf16, K.mr = 12, K.nr = 32;
     } else if (nn_cpu_get_path() == NN_CPU_AVX512) {
         K.ukr = bf16_emu_avx512, K.mr = 12, K.nr = 32;
@@ -96,37 +102,46 @@ static struct nn_bf16_kernel bf16_kernel(void) {
 // ---- packing --------------------------------------------------------------------------------
 
 NN_INLINE uint32_t nn_bf16_pair(float even, float odd) {
-    return (uint32_t)nn_bf16_round(even) | (uint32_t)nn_bf16_round(odd) << 16;
+    return nn_bf16_bits(even) | nn_bf16_bits(odd) << 16;
 }
 
-// op(a)(i0 + i, p0 + p) for i < mb, p < kb -> panels of mr rows, [k pair][row].
+// op(a)(i0 + i, p0 + p) for i < mb, p < kb -> panels of mr rows: [k pair][row], or with amx
+// [row][k pair] (kpad pairs, zeros past kb).
 static void pack_a(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT a, nn_int lda,
-                   int trans, nn_int i0, nn_int mb, nn_int p0, nn_int kb, int mr) {
+                   int trans, nn_int i0, nn_int mb, nn_int p0, nn_int kb, nn_int kpad, int mr,
+                   int amx) {
     const nn_int kp = (kb + 1) / 2;
-    for (nn_int ir = 0; ir < mb; ir += mr, dst += kp * mr) {
+    const nn_int rs = amx ? kpad : 1, qs = amx ? 1 : mr;  // element (i, q) at i rs + q qs
+    for (nn_int ir = 0; ir < mb; ir += mr, dst += kpad * mr) {
         const int rows = mb - ir < mr ? (int)(mb - ir) : mr;
         for (int i = 0; i < mr; i++) {
-            if (i >= rows) {
-                for (nn_int q = 0; q < kp; q++) dst[q * mr + i] = 0;
-                continue;
+            uint32_t *d = dst + i * rs;
+            nn_int q = 0;
+            if (i < rows) {
+                const nn_int r = i0 + ir + i;
+                if (!trans) {  // the row's k steps in order: pairs of floats
+                    const float *x = a + r * lda + p0;
+                    for (; q < kb / 2; q++) d[q * qs] = nn_bf16_pair(x[2 * q], x[2 * q + 1]);
+                    if (q < kp) d[q * qs] = nn_bf16_pair(x[2 * q], 0.0f), q++;
+                } else {
+                    for (; q < kp; q++) {
+                        const nn_int p = p0 + 2 * q;
+                        d[q * qs] = nn_bf16_pair(a[p * lda + r],
+                                                 2 * q + 1 < kb ? a[(p + 1) * lda + r] : 0.0f);
+                    }
+                }
             }
-            const nn_int r = i0 + ir + i;
-            for (nn_int q = 0; q < kp; q++) {
-                const nn_int p = p0 + 2 * q;
-                const float e = trans ? a[p * lda + r] : a[r * lda + p];
-                const float o = 2 * q + 1 >= kb ? 0.0f : trans ? a[(p + 1) * lda + r]
-                                                               : a[r * lda + p + 1];
-                dst[q * mr + i] = nn_bf16_pair(e, o);
-            }
+            for (; q < kpad; q++) d[q * qs] = 0;
         }
     }
 }
 
-// op(b)(p0 + p, j0 + j) for p < kb, j < nb -> panels of nr columns, [k pair][column].
+// op(b)(p0 + p, j0 + j) for p < kb, j < nb -> panels of nr columns, [k pair][column] (kpad
+// pairs, zeros past kb).
 static void pack_b(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT b, nn_int ldb,
-                   int trans, nn_int p0, nn_int kb, nn_int j0, nn_int nb, int nr) {
+                   int trans, nn_int p0, nn_int kb, nn_int kpad, nn_int j0, nn_int nb, int nr) {
     const nn_int kp = (kb + 1) / 2;
-    for (nn_int jr = 0; jr < nb; jr += nr, dst += kp * nr) {
+    for (nn_int jr = 0; jr < nb; jr += nr, dst += kpad * nr) {
         const int cols = nb - jr < nr ? (int)(nb - jr) : nr;
         for (nn_int q = 0; q < kp; q++) {
             const nn_int p = p0 + 2 * q;
@@ -143,13 +158,14 @@ static void pack_b(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT b, nn_int
             }
             for (int j = cols; j < nr; j++) d[j] = 0;
         }
+        memset(dst + kp * nr, 0, (size_t)(kpad - kp) * nr * 4);
     }
 }
 
 // ---- the driver -----------------------------------------------------------------------------
 
-#define NN_BF16_KC 512  // k steps a block packs: an mr x kc panel of A is 12 KiB in L1
-#define NN_BF16_MC 240  // rows of a packed block of A
+#define NN_BF16_KC 512  // k steps a block packs: an mr x kc panel of A is 12-32 KiB, in L1
+#define NN_BF16_MC 192  // rows of a packed block of A
 #define NN_BF16_NC 768  // columns of a packed block of B: kc x nc is 768 KiB, in L2
 
 struct bf16_args {
@@ -157,37 +173,45 @@ struct bf16_args {
     const float *a, *b;
     nn_int m, n, k, lda, ldb, ldc;
     int trans_a, trans_b, accumulate;
-    struct nn_bf16_kernel K;
+    struct nn_bf16_ukr_info K;
 };
 
 // C rows [m0, m1) x columns [n0, n1) on the calling thread.
 static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
-    const struct nn_bf16_kernel *K = &g->K;
+    const struct nn_bf16_ukr_info *K = &g->K;
     const nn_int kpc = NN_BF16_KC / 2;
     const nn_int nc = NN_BF16_NC / K->nr * K->nr, mc = NN_BF16_MC / K->mr * K->mr;
     uint32_t *bp = (uint32_t *)nn_workspace(NN_WS_GEMM_B, (size_t)kpc * nc * 4);
     uint32_t *ap = (uint32_t *)nn_workspace(NN_WS_GEMM_A, (size_t)kpc * mc * 4);
     if (bp == NULL || ap == NULL) return NN_ERR_NOMEM;
+#ifdef NN_X86_64
+    if (K->amx) nn_bf16_amx_begin();
+#endif
     for (nn_int jc = n0; jc < n1; jc += nc) {
         const nn_int nb = n1 - jc < nc ? n1 - jc : nc;
         for (nn_int pc = 0; pc < g->k; pc += NN_BF16_KC) {
             const nn_int kb = g->k - pc < NN_BF16_KC ? g->k - pc : NN_BF16_KC;
             const nn_int kp = (kb + 1) / 2;
+            const nn_int kpad = K->amx ? (kp + NN_AMX_PAIRS - 1) / NN_AMX_PAIRS * NN_AMX_PAIRS
+                                       : kp;
             const int acc = g->accumulate || pc > 0;
-            pack_b(bp, g->b, g->ldb, g->trans_b, pc, kb, jc, nb, K->nr);
+            pack_b(bp, g->b, g->ldb, g->trans_b, pc, kb, kpad, jc, nb, K->nr);
             for (nn_int ic = m0; ic < m1; ic += mc) {
                 const nn_int mb = m1 - ic < mc ? m1 - ic : mc;
-                pack_a(ap, g->a, g->lda, g->trans_a, ic, mb, pc, kb, K->mr);
+                pack_a(ap, g->a, g->lda, g->trans_a, ic, mb, pc, kb, kpad, K->mr, K->amx);
                 for (nn_int jr = 0; jr < nb; jr += K->nr)
                     for (nn_int ir = 0; ir < mb; ir += K->mr) {
                         const int rows = mb - ir < K->mr ? (int)(mb - ir) : K->mr;
                         const int cols = nb - jr < K->nr ? (int)(nb - jr) : K->nr;
-                        K->ukr(kp, ap + ir * kp, bp + jr * kp,
+                        K->ukr(kpad, ap + ir * kpad, bp + jr * kpad,
                                g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, rows, cols, acc);
                     }
             }
         }
     }
+#ifdef NN_X86_64
+    if (K->amx) nn_bf16_amx_end();
+#endif
     return NN_OK;
 }
 

@@ -9,15 +9,24 @@
 typedef void (*nn_bf16_ukr_t)(nn_int kp, const uint32_t *a, const uint32_t *b, float *c,
                               nn_int ldc, int m, int n, int accumulate);
 
-struct nn_bf16_kernel {
+// A kernel and its tile. amx: its A panels are [row][k pair] (a tile row is 32 k steps of
+// one row of A) and both panels' k pairs are padded with zeros to a multiple of
+// NN_AMX_PAIRS; the calling thread runs nn_bf16_amx_begin before and nn_bf16_amx_end after.
+struct nn_bf16_ukr_info {
     nn_bf16_ukr_t ukr;
-    int mr, nr;
+    int mr, nr, amx;
 };
+#define NN_AMX_PAIRS 16  // k pairs a tile multiply takes (a tile row: 64 bytes)
 
 #ifdef NN_X86_64
 // VDPBF16PS, 12 x 32 (kernels/avx512_bf16.c).
 void nn_bf16_ukr_avx512_bf16(nn_int kp, const uint32_t *a, const uint32_t *b, float *c,
+                             nn_int ldc, int m, int n, int accumulate);
+// AMX, 32 x 32: four 16 x 16 accumulator tiles (kernels/amx.c).
+void nn_bf16_ukr_avx512_amx(nn_int kp, const uint32_t *a, const uint32_t *b, float *c,
                             nn_int ldc, int m, int n, int accumulate);
+void nn_bf16_amx_begin(void);  // the tile configuration, on the calling thread
+void nn_bf16_amx_end(void);    // the tiles released
 #endif
 
 #endif  // NN_GEMM_BF16_H

@@ -1,6 +1,7 @@
 // cpu.c - CPU feature detection and the one dispatch table, chosen at run time.
-// The environment variable NNCORE_CPU=generic|avx2|avx512 forces a path; avx512_bf16 forces
-// avx512 with VDPBF16PS for the bfloat16 products (avx512 alone emulates them).
+// The environment variable NNCORE_CPU=generic|avx2|avx512 forces a path; avx512_bf16 and
+// avx512_amx force avx512 with VDPBF16PS or AMX for the bfloat16 products (a path named
+// alone emulates them).
 #include "internal/port.h"
 #include "internal/dispatch.h"
 
@@ -73,26 +74,64 @@ static int has_avx512_bf16(void) { return has_avx512() && __builtin_cpu_supports
 #endif
 #endif
 
-static int bf16_native = -1;  // VDPBF16PS for the bfloat16 products; -1 until nn_cpu_init
-
-int nn_cpu_bf16_native_supported(void) {
-#ifdef NN_X86_64
-    return has_avx512_bf16();
+// AMX with bfloat16: the CPU's AMX-TILE and AMX-BF16, and the OS's leave to use the tile
+// data (Linux grants it per process on request: arch_prctl ARCH_REQ_XCOMP_PERM).
+#if defined(NN_X86_64) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static int has_amx_bf16(void) {
+    static int known = -1;
+    if (known >= 0) return known;
+    unsigned a, b, c, d;
+    known = 0;
+    if (!has_avx512() || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 22) & 1) || !((d >> 24) & 1)) return 0;  // AMX-BF16, AMX-TILE
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0;  // XTILECFG and XTILEDATA state
+    known = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+    return known;
+}
 #else
-    return 0;
+static int has_amx_bf16(void) { return 0; }
 #endif
+
+static const char *bf16_names[NN_BF16_N_KERNELS] = {"emulated", "avx512_bf16", "amx"};
+static int bf16_kernel = -1;  // the bfloat16 products' kernel; -1 until nn_cpu_init
+
+int nn_cpu_bf16_supported(int kernel) {
+    switch (kernel) {
+    case NN_BF16_EMULATED: return 1;
+#ifdef NN_X86_64
+    case NN_BF16_AVX512: return has_avx512_bf16();
+    case NN_BF16_AMX: return has_amx_bf16();
+#endif
+    default: return 0;
+    }
 }
 
-int nn_cpu_set_bf16_native(int native) {
+const char *nn_bf16_kernel_name(int kernel) {
+    return kernel >= 0 && kernel < NN_BF16_N_KERNELS ? bf16_names[kernel] : NULL;
+}
+
+int nn_cpu_set_bf16_kernel(int kernel) {
     if (current < 0) nn_cpu_init();
-    if (native && !nn_cpu_bf16_native_supported()) return NN_ERR_CPU;
-    bf16_native = native != 0;
+    if (kernel < 0 || kernel >= NN_BF16_N_KERNELS) return NN_ERR_ARG;
+    if (!nn_cpu_bf16_supported(kernel)) return NN_ERR_CPU;
+    bf16_kernel = kernel;
     return NN_OK;
 }
 
-int nn_cpu_bf16_native(void) {
-    if (bf16_native < 0) nn_cpu_init();
-    return bf16_native && nn_cpu_get_path() == NN_CPU_AVX512;
+int nn_cpu_bf16_kernel(void) {
+    if (bf16_kernel < 0) nn_cpu_init();
+    return nn_cpu_get_path() == NN_CPU_AVX512 ? bf16_kernel : NN_BF16_EMULATED;
+}
+
+static int bf16_best(void) {
+    for (int k = NN_BF16_N_KERNELS - 1; k > 0; k--)
+        if (nn_cpu_bf16_supported(k)) return k;
+    return NN_BF16_EMULATED;
 }
 
 int nn_cpu_compiled(int path) {
@@ -129,14 +168,17 @@ int nn_cpu_set_path(int path) {
 
 int nn_cpu_init(void) {
     current = nn_cpu_best();
-    bf16_native = nn_cpu_bf16_native_supported();
+    bf16_kernel = bf16_best();
     const char *env = getenv("NNCORE_CPU");
     if (env == NULL || env[0] == '\0') return NN_OK;
-    if (strcmp(env, "avx512_bf16") == 0) {
-        if (!bf16_native) return NN_ERR_CPU;
+    for (int k = NN_BF16_AVX512; k < NN_BF16_N_KERNELS; k++) {  // avx512_bf16, avx512_amx
+        const char *name = k == NN_BF16_AMX ? "avx512_amx" : bf16_names[k];
+        if (strcmp(env, name) != 0) continue;
+        if (!nn_cpu_bf16_supported(k)) return NN_ERR_CPU;
+        bf16_kernel = k;
         return nn_cpu_set_path(NN_CPU_AVX512);
     }
-    bf16_native = 0;  // a path named: the bfloat16 products emulated
+    bf16_kernel = NN_BF16_EMULATED;  // a path named: the bfloat16 products emulated
     for (int p = 0; p < NN_CPU_N_PATHS; p++)
         if (strcmp(env, names[p]) == 0) return nn_cpu_set_path(p);
     return NN_ERR_ARG;
