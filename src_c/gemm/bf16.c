@@ -81,11 +81,124 @@ static NN_TARGET_AVX512 void bf16_emu_avx512(nn_int kp, const uint32_t *NN_RESTR
 }
 #endif
 
+// ---- packing --------------------------------------------------------------------------------
+// Two vectorisable steps, compiled for each path (pack_*_<isa>): words of pairs along a run
+// of k (pairs_along) and words of two runs of k steps side by side (pairs_of); each packing
+// then places the words with the loop order that keeps the reads contiguous, through a short
+// buffer where the panel's layout runs the other way.
+
+NN_INLINE uint32_t nn_pair(float even, float odd) {
+    return nn_bf16_bits(even) | nn_bf16_bits(odd) << 16;
+}
+
+// d[q] for q < (kb + 1) / 2: the pairs of x[0 .. kb), the last one padded with 0.
+NN_INLINE void pairs_along(uint32_t *NN_RESTRICT d, const float *NN_RESTRICT x, nn_int kb) {
+    const nn_int half = kb / 2;
+    for (nn_int q = 0; q < half; q++) d[q] = nn_pair(x[2 * q], x[2 * q + 1]);
+    if (kb & 1) d[half] = nn_pair(x[kb - 1], 0.0f);
+}
+
+// d[j] for j < n: the pairs of e[j] and o[j] (o NULL: 0).
+NN_INLINE void pairs_of(uint32_t *NN_RESTRICT d, const float *NN_RESTRICT e,
+                        const float *NN_RESTRICT o, nn_int n) {
+    if (o != NULL)
+        for (nn_int j = 0; j < n; j++) d[j] = nn_pair(e[j], o[j]);
+    else
+        for (nn_int j = 0; j < n; j++) d[j] = nn_bf16_bits(e[j]);
+}
+
+#define NN_BF16_KP_MAX 256  // k pairs a block packs (NN_BF16_KC / 2)
+#define NN_BF16_MR_MAX 32
+
+// op(a)(i0 + i, p0 + p) for i < mb, p < kb -> panels of mr rows: [k pair][row], or with amx
+// [row][k pair] (kpad pairs, zeros past kb).
+NN_INLINE void pack_a_body(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT a, nn_int lda,
+                           int trans, nn_int i0, nn_int mb, nn_int p0, nn_int kb, nn_int kpad,
+                           int mr, int amx) {
+    const nn_int kp = (kb + 1) / 2;
+    uint32_t tmp[NN_BF16_KP_MAX > NN_BF16_MR_MAX ? NN_BF16_KP_MAX : NN_BF16_MR_MAX];
+    for (nn_int ir = 0; ir < mb; ir += mr, dst += kpad * mr) {
+        const int rows = mb - ir < mr ? (int)(mb - ir) : mr;
+        if (!trans) {  // rows of A along k: a row of the panel with amx, else a column
+            for (int i = 0; i < mr; i++) {
+                uint32_t *d = amx ? dst + i * kpad : tmp;
+                nn_int q = 0;
+                if (i < rows) pairs_along(d, a + (i0 + ir + i) * lda + p0, kb), q = kp;
+                for (; q < kpad; q++) d[q] = 0;
+                if (!amx)
+                    for (q = 0; q < kpad; q++) dst[q * mr + i] = tmp[q];
+            }
+        } else {  // rows of a^T along i: a row of the panel without amx, else a column
+            for (nn_int q = 0; q < kpad; q++) {
+                uint32_t *d = amx ? tmp : dst + q * mr;
+                const nn_int p = p0 + 2 * q;
+                int i = 0;
+                if (q < kp)
+                    pairs_of(d, a + p * lda + i0 + ir, p + 1 < p0 + kb ? a + (p + 1) * lda + i0 + ir
+                                                                       : NULL, rows),
+                        i = rows;
+                for (; i < mr; i++) d[i] = 0;
+                if (amx)
+                    for (i = 0; i < mr; i++) dst[i * kpad + q] = tmp[i];
+            }
+        }
+    }
+}
+
+// op(b)(p0 + p, j0 + j) for p < kb, j < nb -> panels of nr columns, [k pair][column] (kpad
+// pairs, zeros past kb).
+NN_INLINE void pack_b_body(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT b, nn_int ldb,
+                           int trans, nn_int p0, nn_int kb, nn_int kpad, nn_int j0, nn_int nb,
+                           int nr) {
+    const nn_int kp = (kb + 1) / 2;
+    uint32_t tmp[NN_BF16_KP_MAX];
+    for (nn_int jr = 0; jr < nb; jr += nr, dst += kpad * nr) {
+        const int cols = nb - jr < nr ? (int)(nb - jr) : nr;
+        if (trans) {  // a column of the panel is a row of b: along k
+            for (int j = 0; j < cols; j++) {
+                pairs_along(tmp, b + (j0 + jr + j) * ldb + p0, kb);
+                for (nn_int q = 0; q < kp; q++) dst[q * nr + j] = tmp[q];
+            }
+            for (nn_int q = 0; q < kp; q++)
+                for (int j = cols; j < nr; j++) dst[q * nr + j] = 0;
+        } else {
+            for (nn_int q = 0; q < kp; q++) {
+                const float *e = b + (p0 + 2 * q) * ldb + j0 + jr;
+                uint32_t *d = dst + q * nr;
+                pairs_of(d, e, 2 * q + 1 < kb ? e + ldb : NULL, cols);
+                for (int j = cols; j < nr; j++) d[j] = 0;
+            }
+        }
+        memset(dst + kp * nr, 0, (size_t)(kpad - kp) * nr * 4);
+    }
+}
+
+#define NN_BF16_PACKERS(sfx, TARGET)                                                          \
+    static TARGET void pack_a_##sfx(uint32_t *dst, const float *a, nn_int lda, int trans,     \
+                                    nn_int i0, nn_int mb, nn_int p0, nn_int kb, nn_int kpad,  \
+                                    int mr, int amx) {                                        \
+        pack_a_body(dst, a, lda, trans, i0, mb, p0, kb, kpad, mr, amx);                       \
+    }                                                                                         \
+    static TARGET void pack_b_##sfx(uint32_t *dst, const float *b, nn_int ldb, int trans,     \
+                                    nn_int p0, nn_int kb, nn_int kpad, nn_int j0, nn_int nb,  \
+                                    int nr) {                                                 \
+        pack_b_body(dst, b, ldb, trans, p0, kb, kpad, j0, nb, nr);                            \
+    }
+NN_BF16_PACKERS(generic, )
+#ifdef NN_X86_64
+NN_BF16_PACKERS(avx2, NN_TARGET_AVX2)
+NN_BF16_PACKERS(avx512, NN_TARGET_AVX512)
+#endif
+
 // The kernel and its tile on the selected path.
 static struct nn_bf16_ukr_info bf16_kernel(void) {
-    struct nn_bf16_ukr_info K = {bf16_emu_generic, 4, 8, 0};
+    struct nn_bf16_ukr_info K = {bf16_emu_generic, 4, 8, 0, pack_a_generic, pack_b_generic};
 #ifdef NN_X86_64
     const int kernel = nn_cpu_bf16_kernel();
+    if (nn_cpu_get_path() == NN_CPU_AVX512)
+        K.pack_a = pack_a_avx512, K.pack_b = pack_b_avx512;
+    else if (nn_cpu_get_path() == NN_CPU_AVX2)
+        K.pack_a = pack_a_avx2, K.pack_b = pack_b_avx2;
     if (kernel == NN_BF16_AMX) {
         K.ukr = nn_bf16_ukr_avx512_amx, K.mr = 32, K.nr = 32, K.amx = 1;
     } else if (kernel == NN_BF16_AVX512) {
@@ -97,69 +210,6 @@ static struct nn_bf16_ukr_info bf16_kernel(void) {
     }
 #endif
     return K;
-}
-
-// ---- packing --------------------------------------------------------------------------------
-
-NN_INLINE uint32_t nn_bf16_pair(float even, float odd) {
-    return nn_bf16_bits(even) | nn_bf16_bits(odd) << 16;
-}
-
-// op(a)(i0 + i, p0 + p) for i < mb, p < kb -> panels of mr rows: [k pair][row], or with amx
-// [row][k pair] (kpad pairs, zeros past kb).
-static void pack_a(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT a, nn_int lda,
-                   int trans, nn_int i0, nn_int mb, nn_int p0, nn_int kb, nn_int kpad, int mr,
-                   int amx) {
-    const nn_int kp = (kb + 1) / 2;
-    const nn_int rs = amx ? kpad : 1, qs = amx ? 1 : mr;  // element (i, q) at i rs + q qs
-    for (nn_int ir = 0; ir < mb; ir += mr, dst += kpad * mr) {
-        const int rows = mb - ir < mr ? (int)(mb - ir) : mr;
-        for (int i = 0; i < mr; i++) {
-            uint32_t *d = dst + i * rs;
-            nn_int q = 0;
-            if (i < rows) {
-                const nn_int r = i0 + ir + i;
-                if (!trans) {  // the row's k steps in order: pairs of floats
-                    const float *x = a + r * lda + p0;
-                    for (; q < kb / 2; q++) d[q * qs] = nn_bf16_pair(x[2 * q], x[2 * q + 1]);
-                    if (q < kp) d[q * qs] = nn_bf16_pair(x[2 * q], 0.0f), q++;
-                } else {
-                    for (; q < kp; q++) {
-                        const nn_int p = p0 + 2 * q;
-                        d[q * qs] = nn_bf16_pair(a[p * lda + r],
-                                                 2 * q + 1 < kb ? a[(p + 1) * lda + r] : 0.0f);
-                    }
-                }
-            }
-            for (; q < kpad; q++) d[q * qs] = 0;
-        }
-    }
-}
-
-// op(b)(p0 + p, j0 + j) for p < kb, j < nb -> panels of nr columns, [k pair][column] (kpad
-// pairs, zeros past kb).
-static void pack_b(uint32_t *NN_RESTRICT dst, const float *NN_RESTRICT b, nn_int ldb,
-                   int trans, nn_int p0, nn_int kb, nn_int kpad, nn_int j0, nn_int nb, int nr) {
-    const nn_int kp = (kb + 1) / 2;
-    for (nn_int jr = 0; jr < nb; jr += nr, dst += kpad * nr) {
-        const int cols = nb - jr < nr ? (int)(nb - jr) : nr;
-        for (nn_int q = 0; q < kp; q++) {
-            const nn_int p = p0 + 2 * q;
-            const int odd = 2 * q + 1 < kb;
-            uint32_t *d = dst + q * nr;
-            if (trans) {
-                for (int j = 0; j < cols; j++) {
-                    const float *col = b + (j0 + jr + j) * ldb + p;
-                    d[j] = nn_bf16_pair(col[0], odd ? col[1] : 0.0f);
-                }
-            } else {
-                const float *e = b + p * ldb + j0 + jr, *o = e + ldb;
-                for (int j = 0; j < cols; j++) d[j] = nn_bf16_pair(e[j], odd ? o[j] : 0.0f);
-            }
-            for (int j = cols; j < nr; j++) d[j] = 0;
-        }
-        memset(dst + kp * nr, 0, (size_t)(kpad - kp) * nr * 4);
-    }
 }
 
 // ---- the driver -----------------------------------------------------------------------------
@@ -195,10 +245,10 @@ static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0
             const nn_int kpad = K->amx ? (kp + NN_AMX_PAIRS - 1) / NN_AMX_PAIRS * NN_AMX_PAIRS
                                        : kp;
             const int acc = g->accumulate || pc > 0;
-            pack_b(bp, g->b, g->ldb, g->trans_b, pc, kb, kpad, jc, nb, K->nr);
+            K->pack_b(bp, g->b, g->ldb, g->trans_b, pc, kb, kpad, jc, nb, K->nr);
             for (nn_int ic = m0; ic < m1; ic += mc) {
                 const nn_int mb = m1 - ic < mc ? m1 - ic : mc;
-                pack_a(ap, g->a, g->lda, g->trans_a, ic, mb, pc, kb, kpad, K->mr, K->amx);
+                K->pack_a(ap, g->a, g->lda, g->trans_a, ic, mb, pc, kb, kpad, K->mr, K->amx);
                 for (nn_int jr = 0; jr < nb; jr += K->nr)
                     for (nn_int ir = 0; ir < mb; ir += K->mr) {
                         const int rows = mb - ir < K->mr ? (int)(mb - ir) : K->mr;

@@ -15,6 +15,11 @@ typedef void (*nn_bf16_ukr_t)(nn_int kp, const uint32_t *a, const uint32_t *b, f
 struct nn_bf16_ukr_info {
     nn_bf16_ukr_t ukr;
     int mr, nr, amx;
+    // The packing of A and B for this tile (bf16.c), compiled for the path.
+    void (*pack_a)(uint32_t *dst, const float *a, nn_int lda, int trans, nn_int i0, nn_int mb,
+                   nn_int p0, nn_int kb, nn_int kpad, int mr, int amx);
+    void (*pack_b)(uint32_t *dst, const float *b, nn_int ldb, int trans, nn_int p0, nn_int kb,
+                   nn_int kpad, nn_int j0, nn_int nb, int nr);
 };
 #define NN_AMX_PAIRS 16  // k pairs a tile multiply takes (a tile row: 64 bytes)
 
