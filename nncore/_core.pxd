@@ -92,6 +92,13 @@ cdef extern from "nncore.h" nogil:
                               const double *y, const double *z, nn_int n, nn_int in_,
                               nn_int out, int act, double alpha, int accumulate,
                               int n_threads)
+    int nn_dense_forward_bf16(float *y, float *z, const float *x, const float *w,
+                              const float *b, nn_int n, nn_int in_, nn_int out, int act,
+                              float alpha, int n_threads)
+    int nn_dense_backward_bf16(float *dx, float *dw, float *db, float *dz, const float *dy,
+                               const float *x, const float *w, const float *y, const float *z,
+                               nn_int n, nn_int in_, nn_int out, int act, float alpha,
+                               int accumulate, int n_threads)
 
     enum nn_reduction:
         NN_REDUCE_MEAN
@@ -257,6 +264,7 @@ cdef extern from "nncore.h" nogil:
         void *rows_w
         int64_t *rows_labels
         int n_threads
+        int bf16
         nn_int update_lo, update_hi
         nn_plan_hook hook
         void *hook_ctx

@@ -417,10 +417,13 @@ def activation_needs_z(activation, double alpha=0.01):
 # ---- dense layer --------------------------------------------------------------------------
 
 def dense_forward(x, w, b=None, activation="identity", double alpha=0.01, *, out=None, z=None,
-                  n_threads=None):
+                  n_threads=None, bint bf16=False):
     """y (n, out) = act(x (n, in) @ w (in, out) + b (out)), bias and activation fused into the
-    GEMM write-back. z, if given (n, out), receives the pre-activation. Returns y."""
+    GEMM write-back. z, if given (n, out), receives the pre-activation. bf16 (float32 only):
+    the product in bfloat16 (gemm_bf16). Returns y."""
     cdef int t = _float_type(x, "x")
+    if bf16 and t != F32:
+        raise TypeError(f"bfloat16 products take float32 arrays, got x of dtype {x.dtype}")
     cdef int act = _act(activation)
     cdef cnp.ndarray X = _arr(x, "x", 2, t)
     cdef cnp.ndarray W = _arr(w, "w", 2, t)
@@ -443,7 +446,10 @@ def dense_forward(x, w, b=None, activation="identity", double alpha=0.01, *, out
     cdef void *pw = cnp.PyArray_DATA(W)
     cdef void *pb = cnp.PyArray_DATA(B) if B is not None else NULL
     with nogil:
-        if t == F32:
+        if bf16:
+            s = nn_dense_forward_bf16(<float *>py, <float *>pz, <float *>px, <float *>pw,
+                                      <float *>pb, n, n_in, n_out, act, <float>alpha, nt)
+        elif t == F32:
             s = nn_dense_forward_f32(<float *>py, <float *>pz, <float *>px, <float *>pw,
                                      <float *>pb, n, n_in, n_out, act, <float>alpha, nt)
         else:
@@ -455,7 +461,7 @@ def dense_forward(x, w, b=None, activation="identity", double alpha=0.01, *, out
 
 def dense_backward(dy, x, w, y, z=None, activation="identity", double alpha=0.01, *, dx=None,
                    dw=None, db=None, dz=None, bint need_dx=True, bint need_db=True,
-                   bint accumulate=False, n_threads=None):
+                   bint accumulate=False, n_threads=None, bint bf16=False):
     """Backward of dense_forward. From dy (n, out), x (n, in), w (in, out), y (n, out) and,
     where the activation needs it, z: dz = dy * act', dw = x.T @ dz, db = dz.sum(0),
     dx = dz @ w.T. dw and db are added to when accumulate. dz may be dy itself (in place).
@@ -498,8 +504,15 @@ def dense_backward(dy, x, w, y, z=None, activation="identity", double alpha=0.01
     cdef void *pw = cnp.PyArray_DATA(W)
     cdef void *py = cnp.PyArray_DATA(Y)
     cdef void *pz = cnp.PyArray_DATA(Z) if Z is not None else NULL
+    if bf16 and t != F32:
+        raise TypeError(f"bfloat16 products take float32 arrays, got dy of dtype {dy.dtype}")
     with nogil:
-        if t == F32:
+        if bf16:
+            s = nn_dense_backward_bf16(<float *>pdx, <float *>pdw, <float *>pdb, <float *>pdz,
+                                       <float *>pdy, <float *>px, <float *>pw, <float *>py,
+                                       <float *>pz, n, n_in, n_out, act, <float>alpha,
+                                       accumulate, nt)
+        elif t == F32:
             s = nn_dense_backward_f32(<float *>pdx, <float *>pdw, <float *>pdb, <float *>pdz,
                                       <float *>pdy, <float *>px, <float *>pw, <float *>py,
                                       <float *>pz, n, n_in, n_out, act, <float>alpha,
@@ -1073,9 +1086,11 @@ cdef class Plan:
                  double loss_param=0,
                  dict hyper, params, grads, state, uint64_t dropout_seed, backup=None,
                  layer_state=None, layer_state_backup=None,
-                 rows=None, bint training=True, n_threads=None):
+                 rows=None, bint training=True, n_threads=None, bint bf16=False):
         self.typenum = F32 if np.dtype(dtype) == np.float32 else F64
         cdef int t = self.typenum
+        if bf16 and t != F32:
+            raise ValueError("plan: bfloat16 products need a float32 plan")
         if not 0 < len(layers) < 2**31:
             raise ValueError(f"a plan takes 1 to 2**31 - 1 layers, got {len(layers)}")
         if len(metrics) > NN_PLAN_MAX_METRICS:
@@ -1210,6 +1225,7 @@ cdef class Plan:
             p.rows_t = _buf(rt, "rows_t", t, cap * n_outputs)
         p.rows_w = _buf(rw, "rows_w", t, cap)
         p.n_threads = _threads(n_threads)
+        p.bf16 = bf16
         p.update_lo, p.update_hi = 0, p.n_params
         p.shard_rank, p.shard_size = 0, 1
         self.reset_stats()

@@ -361,7 +361,7 @@ class Engine:
             dropout_seed=model._dropout_seed, backup=None if guard is None else guard.backup,
             layer_state=model.state if model.state.size else None,
             layer_state_backup=guard.state_backup if guard is not None and model.state.size
-            else None, rows=rows, training=ws.training)
+            else None, rows=rows, training=ws.training, bf16=model.policy == "mixed_bfloat16")
 
     def _run_epoch_plan(self, plan, X, Y, W, batch_size, on_batch, guard, perm):
         """run_epoch through the compiled plan: chunks of batches per nogil call; Python

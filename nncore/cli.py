@@ -307,6 +307,11 @@ class TrainingData:
         self.header, self.target_index = header, target_index
 
 
+def _array_dtype(dtype):
+    """The dtype of a model's arrays for --dtype: mixed_bfloat16's are float32."""
+    return np.float32 if dtype == "mixed_bfloat16" else dtype
+
+
 def load_training_data(path, target, header=True, dtype=np.float32):
     """TrainingData from CSV or NPZ; features are checked against dtype's range."""
     fix = "rescale it, or train in float64 (--dtype float64)"
@@ -443,7 +448,8 @@ def cmd_train(args):
                             lambda i: f"digits row {i}")
         source = "digits (shipped)"
     else:
-        data = load_training_data(args.data, args.target, not args.no_header, args.dtype)
+        data = load_training_data(args.data, args.target, not args.no_header,
+                                  _array_dtype(args.dtype))
         source = args.data
     X, y, target_name = data.X, data.y, data.target
     classify = _classification(y, args.task)
@@ -465,7 +471,7 @@ def cmd_train(args):
             raise CLIError(f"--task regression needs a numeric target; {target_name!r} has "
                            f"text values")
         y = y.astype(np.float64)
-        big = np.abs(y) > np.finfo(args.dtype).max
+        big = np.abs(y) > np.finfo(_array_dtype(args.dtype)).max
         if big.any():
             i = int(np.argwhere(big)[0][0])
             raise CLIError(f"{data.where(i)}: the target {target_name!r} is beyond the range of "
@@ -693,7 +699,9 @@ def build_parser():
                    help="default adam (sgd uses momentum 0.9)")
     t.add_argument("--test-size", type=float, default=0.2, help="held-out fraction "
                    "(default 0.2)")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("--dtype", choices=["float32", "float64", "mixed_bfloat16"],
+                   default="float32", help="mixed_bfloat16: float32 weights, the products on "
+                   "bfloat16 operands (default float32)")
     t.add_argument("--seed", type=int, default=0, help="default 0")
     t.add_argument("--threads", type=int, help="threads for the kernels (default: all)")
     t.add_argument("--out", help="save the trained model here (.safetensors)")

@@ -3,7 +3,8 @@
 A file holds
   * tensors ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``, ...) in the model's dtype, and
     with the optimizer's state ``"optimizer.<name>"`` (flat arrays);
-  * text metadata: ``format = "nncore"``, ``format_version``, ``nncore_version``, ``dtype``,
+  * text metadata: ``format = "nncore"``, ``format_version``, ``nncore_version``, ``dtype``
+    (the model's policy: float32, float64 or mixed_bfloat16, whose tensors are float32),
     ``architecture`` (JSON of ``model.get_config()``), ``compile`` (JSON: loss, metrics,
     optimizer settings) and ``optimizer_state`` (JSON counters) when compiled,
     ``rng_state`` (JSON: the seed, the dropout counter and the shuffling generator's state,
@@ -148,7 +149,7 @@ def save_model(model, path, *, include_optimizer=True, metadata=None, allow_nonf
                     f"allow_nonfinite=True))")
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "nncore_version": __version__,
-        "dtype": model.dtype.name, "architecture": json.dumps(model.get_config()),
+        "dtype": model.policy, "architecture": json.dumps(model.get_config()),
     }
     if model.loss is not None:
         meta["compile"] = json.dumps({
@@ -375,9 +376,9 @@ def _build(meta, tensors, p, compile=True, allow_nonfinite=False):
                                      f"it anyway")
     arch = _json(meta, "architecture", path)
     dtype = meta.get("dtype")
-    if dtype not in ("float32", "float64"):
-        raise ModelFileError(f"{p!r} has dtype {dtype!r} in its metadata; expected float32 "
-                             f"or float64")
+    if dtype not in ("float32", "float64", "mixed_bfloat16"):
+        raise ModelFileError(f"{p!r} has dtype {dtype!r} in its metadata; expected float32, "
+                             f"float64 or mixed_bfloat16")
     params = {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}
     try:
         layers = [_layers.get(c) for c in arch.get("layers", [])]

@@ -29,6 +29,11 @@ __all__ = ["Layer", "Dense", "Dropout", "Activation", "BatchNorm", "LayerNorm", 
 
 _dense_forward = _core.dense_forward
 _dense_backward = _core.dense_backward
+
+
+def _bf16(model):
+    """Whether a layer run by model takes bfloat16 products (a mixed_bfloat16 model)."""
+    return model is not None and model.policy == "mixed_bfloat16"
 _act_forward = _core.activation_forward
 _act_backward = _core.activation_backward
 _dropout_forward = _core.dropout_forward
@@ -374,13 +379,14 @@ class Dense(Layer):
 
     def _forward(self, x, buf, training, model):
         a = self.activation
-        return _dense_forward(x, self._W, self._b, a.name, a.alpha, out=buf.y, z=buf.z)
+        return _dense_forward(x, self._W, self._b, a.name, a.alpha, out=buf.y, z=buf.z,
+                              bf16=_bf16(model))
 
     def _backward(self, dy, x, buf, model):
         a = self.activation
         return _dense_backward(dy, x, self._W, buf.y, buf.z, a.name, a.alpha, dx=buf.dx,
                                dw=self._dW, db=self._db, dz=dy, need_dx=buf.dx is not None,
-                               need_db=self.bias)[0]
+                               need_db=self.bias, bf16=_bf16(model))[0]
 
     def get_config(self):
         cfg = {"in_features": self._in, "out_features": self._out,

@@ -54,14 +54,22 @@ class NonFiniteLossError(FloatingPointError):
             f"scale.")
 
 
+#: The precision policies a model takes as its dtype, beside float32 and float64.
+MIXED_BFLOAT16 = "mixed_bfloat16"
+
+
 def _model_dtype(dtype):
+    """(the parameters' dtype, the policy's name) for Sequential's dtype argument."""
+    if isinstance(dtype, str) and dtype == MIXED_BFLOAT16:
+        return np.dtype(np.float32), MIXED_BFLOAT16
     try:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
     if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return dt
+        raise ValueError(f"dtype must be 'float32', 'float64' or 'mixed_bfloat16', got "
+                         f"{dtype!r}")
+    return dt, dt.name
 
 
 class Sequential:
@@ -72,8 +80,13 @@ class Sequential:
     layers : list of Layer, optional
         The layers, first to last (more can be added with :meth:`add`). Each Dense layer's
         ``in_features`` must equal the previous layer's output size.
-    dtype : {"float32", "float64"}, default "float32"
-        dtype of the parameters and of every computation.
+    dtype : {"float32", "float64", "mixed_bfloat16"}, default "float32"
+        dtype of the parameters and of every computation. ``"mixed_bfloat16"`` (Keras's
+        policy name): float32 parameters, gradients, optimizer state, bias, activations,
+        norms and losses, with the dense layers' products on bfloat16 operands (rounded to
+        nearest even as they are packed) summed in float32 - AMX or VDPBF16PS where the CPU
+        has them (``nncore.show_config()`` says which), float32 multiply-adds of the rounded
+        operands elsewhere. :attr:`dtype` is then float32 and :attr:`policy` names it.
     seed : int or None, default None
         Makes the initial weights, the shuffling and the dropout masks reproducible: the
         same seed gives identical weights and an identical History. None draws a fresh
@@ -107,7 +120,9 @@ class Sequential:
     """
 
     def __init__(self, layers=None, *, dtype="float32", seed=None, name="sequential"):
-        self.dtype = _model_dtype(dtype)
+        #: The parameters' dtype, and the precision policy given as dtype ("float32",
+        #: "float64" or "mixed_bfloat16").
+        self.dtype, self.policy = _model_dtype(dtype)
         if seed is not None:
             seed = check_int(seed, "seed", 0)
         self.seed = seed
@@ -824,7 +839,7 @@ class Sequential:
 
     def get_config(self):
         """The architecture as a JSON-able dict (what model files store)."""
-        return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
+        return {"name": self.name, "dtype": self.policy, "seed": self.seed,
                 "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
                            for layer in self._layers]}
 
@@ -901,7 +916,7 @@ class Sequential:
             rows.append((str(i), repr(layer), f"(None, {n})", f"{layer.n_params:,}"))
         w = [max(len(r[k]) for r in rows) for k in range(4)]
         line = "-" * (sum(w) + 6)
-        out = [f'Model "{self.name}" ({self.dtype.name}, seed {self.seed_value}, '
+        out = [f'Model "{self.name}" ({self.policy}, seed {self.seed_value}, '
                f'{self.n_features} input features)', line]
         for j, r in enumerate(rows):
             out.append(f"{r[0]:>{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]:>{w[3]}}")
@@ -920,4 +935,4 @@ class Sequential:
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self._layers)
-        return f"Sequential([{inner}], dtype={self.dtype.name!r}, seed={self.seed!r})"
+        return f"Sequential([{inner}], dtype={self.policy!r}, seed={self.seed!r})"

@@ -63,7 +63,13 @@ __all__ = ["NNClassifier", "NNRegressor"]
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "silu", "leaky_relu",
                 "identity")
-_DTYPES = ("float32", "float64")
+_DTYPES = ("float32", "float64", "mixed_bfloat16")
+
+
+def _array_dtype(dtype):
+    """The dtype of the arrays a model of dtype (a policy name) takes: mixed_bfloat16's is
+    float32."""
+    return "float32" if dtype == "mixed_bfloat16" else dtype
 # Everything a fit sets on the estimator. A call builds the new values aside and assigns them
 # together only when it succeeds (_commit), so a failed call leaves them as they were.
 _INPUT_ATTRS = ("n_features_in_", "feature_names_in_")  # set by validate_data(reset=True)
@@ -91,7 +97,7 @@ def _num_threads(n):
 def _model_state(model):
     """A picklable description of a compiled Sequential: architecture, weights, compile
     settings, optimizer state and random streams (what a model file holds)."""
-    return {"config": model.get_config(), "dtype": model.dtype.name,
+    return {"config": model.get_config(), "dtype": model.policy,
             "params": model.state_dict(), "loss": model.loss.get_config(),
             "optimizer": model.optimizer.state_dict(), "rng": model._rng_state()}
 
@@ -473,9 +479,11 @@ _PARAMS_DOC = """
         (training batches then keep at least 2 rows: a last batch of one row is avoided by
         a batch one row smaller). The batch statistics are unweighted, as PyTorch's: a
         sample weight is then not the same as repeating the sample.
-    dtype : {"float64", "float32"}, default "float64"
+    dtype : {"float64", "float32", "mixed_bfloat16"}, default "float64"
         Precision of the weights and of all computation. float32 is faster; float64 gives
-        predictions that are stable to rounding, which scikit-learn's checks expect.
+        predictions that are stable to rounding, which scikit-learn's checks expect;
+        "mixed_bfloat16" keeps float32 weights and takes the products on bfloat16 operands
+        (see :class:`nncore.Sequential`).
     n_threads : int or None, default None
         Threads for the compiled kernels during fit and predict (None: nncore's default,
         :func:`nncore.get_num_threads`). The setting is process-wide while the call runs.
@@ -670,7 +678,7 @@ class NNClassifier(ClassifierMixin, _BaseNN):
             then left as it was: not fitted, or with its previous fit intact.
         """
         p = self._check_params()
-        (X, y), seen = self._validate_new(X, y, p["dtype"])
+        (X, y), seen = self._validate_new(X, y, _array_dtype(p["dtype"]))
         t = self._targets(y)
         if len(t["classes_"]) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, "
@@ -708,7 +716,7 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         first = not hasattr(self, "model_")
         p = self._check_params()
         if first:
-            (X, y), seen = self._validate_new(X, y, p["dtype"])
+            (X, y), seen = self._validate_new(X, y, _array_dtype(p["dtype"]))
             multilabel = type_of_target(y).startswith("multilabel")
             if classes is None and not multilabel:
                 raise ValueError("classes must be passed on the first call to partial_fit: "
@@ -869,7 +877,7 @@ class NNRegressor(RegressorMixin, _BaseNN):
             estimator is then left as it was: not fitted, or with its previous fit intact.
         """
         p = self._check_params()
-        (X, Y, ndim), seen = self._validate_new(X, y, p["dtype"])
+        (X, Y, ndim), seen = self._validate_new(X, y, _array_dtype(p["dtype"]))
         W = self._sample_weight(sample_weight, X)
         model = self._new_model(p, X.shape[1], Y.shape[1], self._NNCORE_LOSS[p["loss"]])
         fitted = self._train(p, model, X, Y, W, False)
@@ -892,7 +900,7 @@ class NNRegressor(RegressorMixin, _BaseNN):
         first = not hasattr(self, "model_")
         p = self._check_params()
         if first:
-            (X, Y, ndim), seen = self._validate_new(X, y, p["dtype"])
+            (X, Y, ndim), seen = self._validate_new(X, y, _array_dtype(p["dtype"]))
             model = self._new_model(p, X.shape[1], Y.shape[1], self._NNCORE_LOSS[p["loss"]])
             seen["_y_ndim"] = ndim
         else:

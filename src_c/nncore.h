@@ -174,6 +174,14 @@ int nn_dense_backward_f64(double *dx, double *dw, double *db, double *dz, const 
                           const double *x, const double *w, const double *y, const double *z,
                           nn_int n, nn_int in, nn_int out, int act, double alpha,
                           int accumulate, int n_threads);
+// The same with the products in bfloat16 (nn_gemm_bf16: operands rounded, sums in float32);
+// the bias, activation and column sums in float32. float32 only: mixed_bfloat16 models.
+int nn_dense_forward_bf16(float *y, float *z, const float *x, const float *w, const float *b,
+                          nn_int n, nn_int in, nn_int out, int act, float alpha, int n_threads);
+int nn_dense_backward_bf16(float *dx, float *dw, float *db, float *dz, const float *dy,
+                           const float *x, const float *w, const float *y, const float *z,
+                           nn_int n, nn_int in, nn_int out, int act, float alpha,
+                           int accumulate, int n_threads);
 
 // ---------------------------------------------------------------------------------------------
 // Normalisation (norm.c). x, y (n, d); gamma, beta (d) or NULL (1 and 0). With the statistics
@@ -421,6 +429,8 @@ typedef struct {
     int64_t *rows_labels;            // (capacity), (capacity): a batch's rows gathered through
                                      // nn_plan_train's perm; NULL where not needed
     int n_threads;
+    int bf16;             // float32 plans: the dense layers' products in bfloat16
+                          // (nn_dense_forward_bf16; a mixed_bfloat16 model)
     nn_int update_lo, update_hi;  // the parameters this plan updates, and the NaN guard keeps
     // Data-parallel training when hook is set: rank shard_rank of shard_size runs rows
     // [rows * rank / size, rows * (rank + 1) / size) of each global batch of `rows` rows, each

@@ -60,6 +60,15 @@ def cpu_path(request):
     _core.set_cpu_path(old)
 
 
+@pytest.fixture(params=_core.available_bf16_kernels())
+def bf16_kernel(request):
+    """Run the test with one bfloat16 kernel (each this machine runs), then restore."""
+    old = _core.bf16_kernel()
+    _core.set_bf16_kernel(request.param)
+    yield request.param
+    _core.set_bf16_kernel(old)
+
+
 @pytest.fixture(params=DTYPES, ids=["f32", "f64"])
 def dtype(request):
     return request.param

@@ -279,7 +279,7 @@ CONSTRUCTOR_CASES = [
     ("SGD nesterov without momentum", lambda: nn.SGD(0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
     ("Adam beta 1.0", lambda: nn.Adam(betas=(0.9, 1.0)), ValueError, "betas must be in"),
     ("Adam negative eps", lambda: nn.Adam(eps=-1), ValueError, "eps must be at least 0"),
-    ("model dtype int32", lambda: nn.Sequential([nn.Dense(2, 3)], dtype="int32"), ValueError, "dtype must be 'float32' or 'float64'"),
+    ("model dtype int32", lambda: nn.Sequential([nn.Dense(2, 3)], dtype="int32"), ValueError, "dtype must be 'float32', 'float64' or 'mixed_bfloat16'"),
     ("model negative seed", lambda: nn.Sequential([nn.Dense(2, 3)], seed=-1), ValueError, "seed must be at least 0"),
     ("model layers not a list", lambda: nn.Sequential(nn.Dense(2, 3)), TypeError, "layers must be a list"),
     ("layer chain mismatch", lambda: nn.Sequential([nn.Dense(2, 3), nn.Dense(4, 1)]), ValueError, "expects 4 input features"),

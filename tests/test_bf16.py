@@ -16,17 +16,6 @@ SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40
                    dtype=np.float32)
 
 
-@pytest.fixture(params=KERNELS)
-def bf16_kernel(request):
-    old = _core.bf16_kernel()
-    try:
-        _core.set_bf16_kernel(request.param)
-    except RuntimeError:
-        pytest.skip(f"this CPU lacks the {request.param} kernel")
-    yield request.param
-    _core.set_bf16_kernel(old)
-
-
 def test_round_is_the_twins_bitwise(rng):
     x = np.concatenate([SPECIAL, rng.standard_normal(50_000).astype(np.float32),
                         rng.integers(0, 2 ** 32, 50_000, dtype=np.uint64).astype(np.uint32)

@@ -14,7 +14,9 @@
 #include "internal/threads.h"
 #include "internal/memory.h"
 #include "internal/isa.h"
+#include "internal/update.h"
 #include "gemm/bf16.h"
+#include "ops/ops.h"
 
 // Branch-free, so that the packing loops vectorise.
 NN_INLINE uint32_t nn_bf16_bits(float x) {
@@ -224,7 +226,24 @@ struct bf16_args {
     nn_int m, n, k, lda, ldb, ldc;
     int trans_a, trans_b, accumulate;
     struct nn_bf16_ukr_info K;
+    // After a tile's last k block, while it is in L1: c = act(c + bias) (z: c + bias), then
+    // the optimizer's step on it (upd; c is a block of upd->origin).
+    const float *bias;
+    float *z;
+    nn_int ldz;
+    int act, epilogue;
+    float alpha;
+    const nn_update *upd;
 };
+
+static void bf16_finish(const struct bf16_args *g, nn_int i0, nn_int j0, int rows, int cols) {
+    float *c = g->c + i0 * g->ldc + j0;
+    if (g->epilogue)
+        nn_act_tile_f32(c, g->ldc, g->z ? g->z + i0 * g->ldz + j0 : NULL, g->ldz,
+                        g->bias ? g->bias + j0 : NULL, rows, cols, g->act, g->alpha);
+    if (g->upd)
+        g->upd->fn(g->upd->args, c - (const float *)g->upd->origin, rows, cols, g->ldc, NULL, 0);
+}
 
 // C rows [m0, m1) x columns [n0, n1) on the calling thread.
 static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
@@ -255,6 +274,7 @@ static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0
                         const int cols = nb - jr < K->nr ? (int)(nb - jr) : K->nr;
                         K->ukr(kpad, ap + ir * kpad, bp + jr * kpad,
                                g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, rows, cols, acc);
+                        if (pc + kb == g->k) bf16_finish(g, ic + ir, jc + jr, rows, cols);
                     }
             }
         }
@@ -265,17 +285,20 @@ static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0
     return NN_OK;
 }
 
-int nn_gemm_bf16(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
-                 nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
-                 int n_threads) {
+int nn_gemm_bf16_ex(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                    nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                    int accumulate, const float *bias, float *z, nn_int ldz, int act,
+                    float alpha, const nn_update *upd, int n_threads) {
     if (m <= 0 || n <= 0) return NN_OK;
-    if (k <= 0) {
-        if (!accumulate)
-            for (nn_int i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+    struct bf16_args g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
+                          bf16_kernel(), bias, z, ldz, act,
+                          bias != NULL || z != NULL || act != NN_ACT_IDENTITY, alpha, upd};
+    if (k <= 0) {  // no products: c (or 0), then the epilogue and the step
+        for (nn_int i = 0; i < m; i++)
+            if (!accumulate) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        bf16_finish(&g, 0, 0, (int)m, (int)n);
         return NN_OK;
     }
-    struct bf16_args g = {c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate,
-                          bf16_kernel()};
     // Threads take whole tiles: columns when there are enough of them, else rows.
     const nn_int n_tiles = (n + g.K.nr - 1) / g.K.nr, m_tiles = (m + g.K.mr - 1) / g.K.mr;
     int nt = nn_threads_for(n_threads, m * n * k, (nn_int)1 << 18);
@@ -296,4 +319,11 @@ int nn_gemm_bf16(float *c, const float *a, const float *b, nn_int m, nn_int n, n
         if (s != NN_OK) status = s;
     });
     return status;
+}
+
+int nn_gemm_bf16(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                 nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b, int accumulate,
+                 int n_threads) {
+    return nn_gemm_bf16_ex(c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate, NULL,
+                           NULL, 0, NN_ACT_IDENTITY, 0.0f, NULL, n_threads);
 }

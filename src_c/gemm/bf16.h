@@ -3,6 +3,15 @@
 #define NN_GEMM_BF16_H
 
 #include "internal/port.h"
+#include "internal/update.h"
+
+// nn_gemm_bf16 with the float GEMM's epilogue and step (gemm.h: nn_gemm_ex, nn_gemm_upd):
+// after a tile's last k block, c = act(c + bias) (z (ldz) receives c + bias; act element-wise)
+// and then upd's step on it (c a block of upd->origin). NULL / NN_ACT_IDENTITY: none.
+int nn_gemm_bf16_ex(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
+                    nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
+                    int accumulate, const float *bias, float *z, nn_int ldz, int act,
+                    float alpha, const nn_update *upd, int n_threads);
 
 // c (m, n; row stride ldc) (+)= A . B over kp pairs of k steps, from a packed panel of A
 // ([k pair][mr], a word per pair of bfloat16) and one of B ([k pair][nr]); m <= mr, n <= nr.

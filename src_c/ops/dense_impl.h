@@ -103,8 +103,8 @@ int NN_T(nn_dense_forward)(T *y, T *z, const T *x, const T *w, const T *b, nn_in
 
 // db (+)= column sums of dz (n, out). Threads own column blocks and sum rows in order, so the
 // result does not depend on the thread count.
-static void NN_T(colsum)(T *db, const T *dz, nn_int n, nn_int out, int accumulate,
-                         int n_threads) {
+void NN_T(nn_colsum)(T *db, const T *dz, nn_int n, nn_int out, int accumulate,
+                     int n_threads) {
     const nn_int block = 256;
     nn_int n_blocks = (out + block - 1) / block;
     int nt = nn_threads_for(n_threads, n * out, NN_PAR_MIN_ELEMS);
@@ -165,7 +165,7 @@ int NN_T(nn_dense_backward_upd)(T *dx, T *dw, T *db, T *dz, const T *dy, const T
                                     n_threads);
     if (s != NN_OK) return s;
     if (db != NULL) {
-        NN_T(colsum)(db, dz, n, out, accumulate, n_threads);
+        NN_T(nn_colsum)(db, dz, n, out, accumulate, n_threads);
         if (upd != NULL) upd->fn(upd->args, db - (const T *)upd->origin, 1, out, out, NULL, 0);
     }
     return s;

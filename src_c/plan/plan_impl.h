@@ -57,6 +57,35 @@ static void NN_T(plan_metrics)(const nn_plan *pl, nn_plan_stats *st, const T *ou
 
 #include "plan_tiny_impl.h"
 
+// A dense layer's forward and backward (with the step u, or NULL) on m rows: float32 plans of
+// mixed_bfloat16 models take the bfloat16 products.
+static int NN_T(plan_dense_forward)(const nn_plan *pl, nn_plan_layer *L, const T *h, nn_int m,
+                                    int training) {
+    T *z = training ? (T *)L->z : NULL;
+#if NN_F32
+    if (pl->bf16)
+        return nn_dense_forward_bf16((T *)L->y, z, h, (const T *)L->w, (const T *)L->b, m,
+                                     L->in, L->out, L->act, (T)L->alpha, pl->n_threads);
+#endif
+    return NN_T(nn_dense_forward)((T *)L->y, z, h, (const T *)L->w, (const T *)L->b, m, L->in,
+                                  L->out, L->act, (T)L->alpha, pl->n_threads);
+}
+
+static int NN_T(plan_dense_backward)(const nn_plan *pl, nn_plan_layer *L, T *g, nn_int m,
+                                     const nn_update *u) {
+#if NN_F32
+    if (pl->bf16)
+        return nn_dense_backward_bf16_upd((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
+                                          (const T *)L->x, (const T *)L->w, (const T *)L->y,
+                                          (const T *)L->z, m, L->in, L->out, L->act,
+                                          (T)L->alpha, 0, u, pl->n_threads);
+#endif
+    return NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
+                                       (const T *)L->x, (const T *)L->w, (const T *)L->y,
+                                       (const T *)L->z, m, L->in, L->out, L->act, (T)L->alpha,
+                                       0, u, pl->n_threads);
+}
+
 // The forward pass of m rows; layer i's input is left in layers[i].x. Returns the output.
 // tiny (a constant where it is inlined): the tiny step's one-thread loops for dense layers
 // and activations instead of the kernels (plan_tiny_impl.h); the same arithmetic. The rows
@@ -75,9 +104,7 @@ NN_INLINE const T *NN_T(plan_fwd)(nn_plan *pl, const T *x, nn_int m, nn_int skip
             if (tiny) {
                 ((NN_T(tiny_fwd_fn))L->tiny_fwd)(L, h, m);
             } else {
-                int s = NN_T(nn_dense_forward)((T *)L->y, training ? (T *)L->z : NULL, h,
-                                               (const T *)L->w, (const T *)L->b, m, L->in,
-                                               L->out, L->act, (T)L->alpha, pl->n_threads);
+                int s = NN_T(plan_dense_forward)(pl, L, h, m, training);
                 if (s != NN_OK) {
                     *status = s;
                     return NULL;
@@ -269,11 +296,7 @@ NN_INLINE int NN_T(plan_bwd)(nn_plan *pl, nn_int m, const nn_update *u,
                 ((NN_T(tiny_bwd_fn))(first ? L->tiny_bwd_first : L->tiny_bwd))(L, g, params, m,
                                                                                &tt->u);
             } else {
-                int s = NN_T(nn_dense_backward_upd)((T *)L->dx, (T *)L->dw, (T *)L->db, g, g,
-                                                    (const T *)L->x, (const T *)L->w,
-                                                    (const T *)L->y, (const T *)L->z, m, L->in,
-                                                    L->out, L->act, (T)L->alpha, 0, u,
-                                                    pl->n_threads);
+                int s = NN_T(plan_dense_backward)(pl, L, g, m, u);
                 if (s != NN_OK) return s;
             }
             g = (T *)L->dx;
@@ -552,7 +575,8 @@ static int NN_T(plan_train)(nn_plan *pl, nn_plan_stats *st, const T *x, const T 
          (pl->n_peers > 0 || pl->update_lo != 0 || pl->update_hi != pl->n_params)))
         return NN_ERR_ARG;
     // (the tiny step takes its settings once per call: not with per-step ones)
-    if (pl->hook == NULL && !clip && pl->step_lr == NULL && NN_T(tiny_fits)(pl, bs))
+    if (pl->bf16 && !NN_F32) return NN_ERR_ARG;  // bfloat16 products: float32 plans only
+    if (pl->hook == NULL && !clip && pl->step_lr == NULL && !pl->bf16 && NN_T(tiny_fits)(pl, bs))
         return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 1);
     return NN_T(plan_batches)(pl, st, x, t, labels, w, perm, n, bs, b0, b1, 0);
 }
@@ -561,6 +585,7 @@ static int NN_T(plan_forward)(nn_plan *pl, nn_plan_stats *st, T *out, const T *x
                              const int64_t *labels, const T *w, nn_int n) {
     // out, t (n, n_outputs); x (n, n_features); labels, w (n)
     const nn_int d = pl->n_outputs, cap = pl->capacity;
+    if (pl->bf16 && !NN_F32) return NN_ERR_ARG;
     for (nn_int start = 0; start < n; start += cap) {
         nn_int m = n - start < cap ? n - start : cap;
         int status = NN_OK;
