@@ -310,10 +310,12 @@ int nn_gemm_bf16_ex(float *c, const float *a, const float *b, nn_int m, nn_int n
         bf16_update(&g, 0, 0, m, n);
         return NN_OK;
     }
-    // Threads take whole tiles: columns when there are enough of them, else rows.
+    // Threads take whole tiles of columns or of rows. Each packs its part of one operand and
+    // all of the other: split the columns when A is the smaller (each packs all of A), else
+    // the rows (each packs all of B) - if there are tiles enough for every thread.
     const nn_int n_tiles = (n + g.K.nr - 1) / g.K.nr, m_tiles = (m + g.K.mr - 1) / g.K.mr;
     int nt = nn_threads_for(n_threads, m * n * k, (nn_int)1 << 18);
-    const int by_cols = n_tiles >= nt || n_tiles >= m_tiles;
+    const int by_cols = m_tiles < nt || (n_tiles >= nt && m <= n);
     const nn_int tiles = by_cols ? n_tiles : m_tiles;
     if (nt > tiles) nt = (int)tiles;
     int status = NN_OK;
