@@ -156,13 +156,23 @@ LOSS_RTOL = 1e-4
 SGD_LR, MOMENTUM, ADAM_LR = 0.01, 0.9, 1e-3
 PREDICT_BATCH = 256
 
-PEERS = ("nncore", "numpy", "torch", "jax", "sklearn")
+PEERS = ("nncore", "numpy", "torch", "jax", "sklearn", "nncore_f32")
 KINDS = ("sgd", "adam", "predict")
 MODULES = {"nncore": "nncore", "numpy": "numpy", "torch": "torch", "jax": "jax",
-           "sklearn": "sklearn"}
-COLUMNS = ("nncore", "numpy", "torch", "jax_step", "jax_scan", "sklearn")  # table order
+           "sklearn": "sklearn", "nncore_f32": "nncore"}
+COLUMNS = ("nncore", "nncore_f32", "numpy", "torch", "jax_step", "jax_scan",
+           "sklearn")  # table order
 LABELS = {"nncore": "nncore", "numpy": "NumPy", "torch": "PyTorch", "jax_step": "JAX step",
-          "jax_scan": "JAX scan", "sklearn": "sklearn"}
+          "jax_scan": "JAX scan", "sklearn": "sklearn", "nncore_f32": "nncore float32"}
+# --dtype mixed_bfloat16: nncore's mixed_bfloat16 policy against nncore float32 and PyTorch
+# under torch.autocast("cpu", dtype=torch.bfloat16) (the peers with a bfloat16 mode here),
+# on the networks and targets of issue 25.
+MIXED = "mixed_bfloat16"
+MIXED_PEERS = ("nncore", "nncore_f32", "torch")
+MIXED_ROWS = ("mnist 784-256-128-10/256", "wide 1024-1024-1024-10/256")
+MIXED_TARGETS = {"nncore_f32": 1.6, "torch": 1.3}  # nncore mixed / peer, both rows, 1 and 2 threads
+MIXED_PREDICT = ("wide 1024-1024-1024-10", 1.7)    # one-sample latency, nncore float32 / mixed
+DTYPE = "float32"  # the worker's --dtype
 JAX_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 BUSY = 0.25  # CPUs used by other programs during a row above which it is measured again
 CLK_TCK = os.sysconf("SC_CLK_TCK") if os.path.exists("/proc/stat") else 0
@@ -305,16 +315,17 @@ def time_per_call(fn, min_time, reps):
 
 # ---- the peers: each builds a trainer (train(E), eval_loss()) and a predictor --------------
 
-def nncore_peer(threads):
+def nncore_peer(threads, dtype=None):
     import nncore
     if threads == 1:
         nncore.set_num_threads(1)
+    dtype = dtype or DTYPE
 
     def build(net, seed=0):
         acts = ["relu"] * (len(net.sizes) - 2) + ["identity"]
         return nncore.Sequential([nncore.Dense(a, b, activation=act) for a, b, act in
                                   zip(net.sizes[:-1], net.sizes[1:], acts)],
-                                 dtype="float32", seed=seed)
+                                 dtype=dtype, seed=seed)
 
     def trainer(net, opt, X, y, shuffle):
         model = build(net)
@@ -332,7 +343,13 @@ def nncore_peer(threads):
         return lambda x: model.predict(x)
 
     return {"version": nncore.__version__, "threads_used": nncore.get_num_threads(),
-            "file": nncore.__file__, "trainer": trainer, "predictor": predictor}
+            "file": nncore.__file__, "bf16_kernel": nncore._core.bf16_kernel(),
+            "trainer": trainer, "predictor": predictor}
+
+
+def nncore_f32_peer(threads):
+    """nncore in float32, the reference of a --dtype mixed_bfloat16 run."""
+    return nncore_peer(threads, "float32")
 
 
 class NumpyMLP:
@@ -430,10 +447,15 @@ def numpy_peer(threads):
 
 
 def torch_peer(threads):
+    import contextlib
     import torch
     if threads == 1:
         torch.set_num_threads(1)
     torch.manual_seed(0)
+
+    def cast():  # autocast for a mixed_bfloat16 run: the products in bfloat16
+        return (torch.autocast("cpu", dtype=torch.bfloat16) if DTYPE == MIXED else
+                contextlib.nullcontext())
 
     def build(net):
         mods = []
@@ -461,12 +483,13 @@ def torch_peer(threads):
                     staged[:] = zip(Xt[perm].split(B), yt[perm].split(B))
                 for xb, yb in staged:
                     optimizer.zero_grad()
-                    loss = loss_fn(model(xb), yb)
+                    with cast():
+                        loss = loss_fn(model(xb), yb)
                     loss.backward()
                     optimizer.step()
 
         def eval_loss():
-            with torch.inference_mode():
+            with torch.inference_mode(), cast():
                 return float(loss_fn(model(Xt), yt))
         return train, eval_loss, {}
 
@@ -475,7 +498,8 @@ def torch_peer(threads):
         torch.inference_mode().__enter__()  # once: the cheapest call for torch
 
         def predict(x):
-            return model(torch.from_numpy(x))
+            with cast():
+                return model(torch.from_numpy(x))
         return predict
 
     return {"version": torch.__version__, "threads_used": torch.get_num_threads(),
@@ -641,7 +665,7 @@ def sklearn_peer(threads):
 
 
 PEER_FNS = {"nncore": nncore_peer, "numpy": numpy_peer, "torch": torch_peer, "jax": jax_peer,
-            "sklearn": sklearn_peer}
+            "sklearn": sklearn_peer, "nncore_f32": nncore_f32_peer}
 
 
 def wanted(args, kind, net):
@@ -652,6 +676,8 @@ def wanted(args, kind, net):
 def worker(args):
     """Measure one peer at one thread setting; write JSON to args.out. tools/ab_bench.py runs
     this for the nncore peer (``--worker nncore --out PATH``) with PYTHONPATH at each build."""
+    global DTYPE
+    DTYPE = args.dtype
     threads = 1 if args.threads == ["1"] else "default"
     result = {"peer": args.worker, "threads": threads, "rows": [], "notes": []}
     try:
@@ -750,6 +776,83 @@ def agreement(args):
         json.dump({"rows": out, "torch": torch.__version__}, f)
 
 
+def accuracy(args):
+    """mixed_bfloat16 against float32, the same recipe and seeds: the training loss of each
+    epoch and the held-out accuracy on the shipped digits and scikit-learn's breast_cancer
+    and wine (a 64-64 ReLU MLP, SGD momentum, standardised features, 25% held out)."""
+    import nncore
+    sets = {"digits": nncore.datasets.load_digits}
+    try:
+        import sklearn.datasets as skd
+        sets.update(breast_cancer=lambda: skd.load_breast_cancer(return_X_y=True),
+                    wine=lambda: skd.load_wine(return_X_y=True))
+    except ImportError:
+        pass
+    seeds, epochs = (range(1), 5) if args.quick else (range(3), 30)
+    out = []
+    for name, load in sets.items():
+        X, y = load()
+        X = ((X - X.mean(0)) / (X.std(0) + 1e-8)).astype(np.float32)
+        for seed in seeds:
+            Xtr, Xte, ytr, yte = nncore.datasets.train_test_split(X, y, test_size=0.25,
+                                                                  seed=seed, stratify=y)
+            for dtype in ("float32", MIXED):
+                k = int(y.max()) + 1
+                m = nncore.Sequential([nncore.Dense(X.shape[1], 64, activation="relu"),
+                                       nncore.Dense(64, 64, activation="relu"),
+                                       nncore.Dense(64, k)], dtype=dtype, seed=seed)
+                m.compile(nncore.SGD(lr=0.05, momentum=0.9), "cross_entropy")
+                h = m.fit(Xtr, ytr, epochs=epochs, batch_size=32, verbose=0)
+                acc = float(np.mean(m.predict(Xte).argmax(axis=1) == yte))
+                out.append({"kind": "accuracy", "dataset": name, "seed": seed,
+                            "dtype": dtype, "loss": h.history["loss"], "accuracy": acc})
+    with open(args.out, "w") as f:
+        json.dump({"rows": out}, f)
+
+
+def accuracy_table(rows):
+    acc = [r for r in rows if r["kind"] == "accuracy"]
+    lines = ["| dataset | float32 accuracy | mixed_bfloat16 accuracy | difference (points) | "
+             "final loss float32 / mixed |", "|---|---:|---:|---:|---:|"]
+    for ds in dict.fromkeys(r["dataset"] for r in acc):
+        a = {d: [r for r in acc if r["dataset"] == ds and r["dtype"] == d]
+             for d in ("float32", MIXED)}
+        mean = {d: float(np.mean([r["accuracy"] for r in v])) for d, v in a.items()}
+        loss = {d: float(np.mean([r["loss"][-1] for r in v])) for d, v in a.items()}
+        lines.append(f"| {ds} ({len(a['float32'])} seeds) | {100 * mean['float32']:.2f}% | "
+                     f"{100 * mean[MIXED]:.2f}% | {100 * (mean[MIXED] - mean['float32']):+.2f} "
+                     f"| {loss['float32']:.4f} / {loss[MIXED]:.4f} |")
+    return "\n".join(lines)
+
+
+def plot_losses(rows, path):
+    """The training loss per epoch, float32 and mixed_bfloat16 side by side per dataset."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"note: matplotlib is not installed, so no plot ({path})")
+        return
+    acc = [r for r in rows if r["kind"] == "accuracy"]
+    sets = list(dict.fromkeys(r["dataset"] for r in acc))
+    fig, axes = plt.subplots(1, len(sets), squeeze=False, figsize=(4.2 * len(sets), 3.6))
+    for ax, ds in zip(axes[0], sets):
+        for r in (r for r in acc if r["dataset"] == ds):
+            ax.plot(range(1, len(r["loss"]) + 1), r["loss"],
+                    color="C0" if r["dtype"] == "float32" else "C1", alpha=0.8,
+                    label=r["dtype"] if r["seed"] == 0 else None)
+        ax.set_yscale("log")
+        ax.set_title(ds)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("training loss")
+    axes[0][-1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}")
+
+
 # ---- the parent: subprocesses, import cost, reporting --------------------------------------
 
 def run_child(args, extra, env=None):
@@ -760,7 +863,8 @@ def run_child(args, extra, env=None):
         cmd = [sys.executable, os.path.abspath(__file__), *extra, "--out", out,
                "--patience", str(args.patience), "--min-time", str(args.min_time),
                "--reps", str(args.reps), "--rows", ",".join(args.rows),
-               "--kinds", ",".join(args.kinds)] + (["--quick"] if args.quick else []) + (
+               "--kinds", ",".join(args.kinds), "--dtype", args.dtype] + (
+                   ["--quick"] if args.quick else []) + (
                    ["--shuffle"] if args.shuffle else [])
         proc = subprocess.run(cmd, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
                               stderr=None, text=True)
@@ -865,8 +969,10 @@ def best_peer(rows, cfg, opt, threads, exclude=()):
 
 def train_table(rows, opt, with_targets):
     cols = [c for c in COLUMNS if any(r["kind"] == "train" and r["peer"] == c for r in rows)]
+    vs_f32 = "nncore_f32" in cols
     head = ["network / batch", "threads"] + [LABELS[c] for c in cols] + [
-        "nncore / PyTorch", "nncore / best peer"] + (["target"] if with_targets else [])
+        "nncore / PyTorch"] + (["nncore / nncore float32"] if vs_f32 else []) + [
+        "nncore / best peer"] + (["target"] if with_targets else [])
     lines = ["| " + " | ".join(head) + " |",
              "|---|---|" + "---:|" * (len(head) - 2)]
     configs = list(dict.fromkeys(key(n) for n in NETS))
@@ -888,17 +994,22 @@ def train_table(rows, opt, with_targets):
             best = best_peer(rows, cfg, opt, th)
             vs_best = (f"{nn['samples_per_s'] / best['samples_per_s']:.2f}x "
                        f"({LABELS[best['peer']]})" if nn and best else "–")
+            f32 = []
+            if vs_f32:
+                f32 = [f"{nn['samples_per_s'] / sel['nncore_f32']['samples_per_s']:.2f}x"
+                       if nn and "nncore_f32" in sel else "–"]
             tgt = []
             if with_targets:
                 tgt = [f">= {TARGETS[cfg]}x" if cfg in TARGETS else ""]
-            lines.append("| " + " | ".join([cfg, str(th)] + cells + [vs_torch, vs_best] + tgt)
-                         + " |")
+            lines.append("| " + " | ".join([cfg, str(th)] + cells + [vs_torch] + f32 +
+                                           [vs_best] + tgt) + " |")
     return "\n".join(lines)
 
 
 def predict_table(rows):
     pr = [r for r in rows if r["kind"] == "predict"]
-    peers = [p for p in ("nncore", "numpy", "torch", "jax") if any(r["peer"] == p for r in pr)]
+    peers = [p for p in ("nncore", "nncore_f32", "numpy", "torch", "jax")
+             if any(r["peer"] == p for r in pr)]
     names = dict(LABELS, jax="JAX jit")
     head = (["network", "threads"] + [f"{names[p]} µs" for p in peers] +
             ["best peer / nncore"] + [f"{names[p]} /s @{PREDICT_BATCH}" for p in peers])
@@ -914,6 +1025,42 @@ def predict_table(rows):
                      if others and "nncore" in sel else "–")
             thr = [fmt(sel[p]["batch_samples_per_s"]) if p in sel else "–" for p in peers]
             lines.append("| " + " | ".join([net, str(th)] + lat + [ratio] + thr) + " |")
+    return "\n".join(lines)
+
+
+def mixed_summary(rows):
+    """The targets of a --dtype mixed_bfloat16 run (issue 25)."""
+    lines = ["## Targets (issue 25: mixed_bfloat16)", ""]
+    tr = [r for r in rows if r["kind"] == "train" and r["optimizer"] == "sgd"]
+    for cfg in MIXED_ROWS:
+        for peer, need in MIXED_TARGETS.items():
+            got = []
+            for th in dict.fromkeys(r["threads"] for r in tr):
+                sel = {r["peer"]: r for r in tr if r["config"] == cfg and r["threads"] == th}
+                if "nncore" in sel and peer in sel:
+                    got.append((sel["nncore"]["samples_per_s"] / sel[peer]["samples_per_s"],
+                                th))
+            if not got:
+                lines.append(f"- SKIP  {cfg} >= {need}x {LABELS[peer]}: not measured")
+                continue
+            ok = all(g >= need for g, _ in got)
+            lines.append(f"- {'PASS' if ok else 'FAIL'}  {cfg} >= {need}x {LABELS[peer]}"
+                         ": " + ", ".join(
+                             f"{g:.2f}x ({th} thread{'s' * (th != 1)})" for g, th in got))
+    net, need = MIXED_PREDICT
+    pr = [r for r in rows if r["kind"] == "predict" and r["config"] == net]
+    got = []
+    for th in dict.fromkeys(r["threads"] for r in pr):
+        sel = {r["peer"]: r["latency_us"] for r in pr if r["threads"] == th}
+        if "nncore" in sel and "nncore_f32" in sel:
+            got.append((sel["nncore_f32"] / sel["nncore"], th))
+    if got:
+        ok = all(g >= need for g, _ in got)
+        lines.append(f"- {'PASS' if ok else 'FAIL'}  one-sample predict of {net} >= {need}x "
+                     f"float32: " + ", ".join(f"{g:.2f}x ({th} thread{'s' * (th != 1)})"
+                                              for g, th in got))
+    else:
+        lines.append(f"- SKIP  one-sample predict of {net} >= {need}x float32: not measured")
     return "\n".join(lines)
 
 
@@ -977,7 +1124,7 @@ def summary(rows, imp, agree):
     return "\n".join(lines)
 
 
-def plot(rows, path):
+def plot(rows, path, dtype="float32"):
     """Samples/s on a log scale, one bar group per network / batch, one panel per thread
     setting."""
     try:
@@ -1008,7 +1155,7 @@ def plot(rows, path):
                       fontsize=8)
         ax.set_title(f"{th} thread{'s' if th != 1 else ''}")
         ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0][0].set_ylabel("training samples/s (SGD momentum, float32)")
+    axes[0][0].set_ylabel(f"training samples/s (SGD momentum, {dtype})")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle("Training throughput, higher is better")
     fig.tight_layout()
@@ -1032,6 +1179,10 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=None,
                    help="measure every peer this many times, interleaved, and keep each row's "
                         "best (2 full, 1 quick)")
+    p.add_argument("--dtype", default="float32", choices=["float32", MIXED],
+                   help=f"{MIXED}: nncore's policy against nncore float32 and PyTorch "
+                        f"autocast bfloat16 (peers {','.join(MIXED_PEERS)}; rows "
+                        f"{', '.join(MIXED_ROWS)} unless --rows)")
     p.add_argument("--json", default="bench_training.json", help="results file ('' for none)")
     p.add_argument("--plot", default="bench_training.png", help="PNG plot ('' for none)")
     p.add_argument("--min-time", type=float, default=None,
@@ -1042,9 +1193,20 @@ def parse_args(argv=None):
                    "(300; quick 10)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--agreement", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--accuracy", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    mixed = args.dtype == MIXED
+    if mixed and args.peers == ",".join(PEERS):
+        args.peers = ",".join(MIXED_PEERS)
+    if not mixed and args.peers == ",".join(PEERS):
+        args.peers = ",".join(x for x in PEERS if x != "nncore_f32")
     args.peers = [x for x in args.peers.split(",") if x]
+    if mixed and any(x not in MIXED_PEERS for x in args.peers):
+        p.error(f"--dtype {MIXED} takes the peers {','.join(MIXED_PEERS)} (the others have "
+                f"no bfloat16 mode here), got {','.join(args.peers)}")
+    if mixed and not args.rows and not args.worker:
+        args.rows = ",".join(MIXED_ROWS)
     bad = [x for x in args.peers if x not in PEERS]
     if bad:
         p.error(f"--peers: unknown {bad}; choose from {','.join(PEERS)}")
@@ -1086,6 +1248,11 @@ def main(argv=None):
         return worker(args)
     if args.agreement:
         return agreement(args)
+    if args.accuracy:
+        return accuracy(args)
+    mixed = args.dtype == MIXED
+    if mixed:
+        LABELS["torch"] = "PyTorch autocast bf16"
     import importlib.util
     info = machine_info()
     print(f"# nncore {info['nncore']['version']} training benchmark on {info['cpu']} "
@@ -1119,11 +1286,19 @@ def main(argv=None):
                     continue
                 rows = best_rows(rows + res["rows"])
                 versions[peer] = {k: res.get(k) for k in ("version", "threads_used",
-                                                          "xla_flags", "import_s")}
+                                                          "xla_flags", "import_s",
+                                                          "bf16_kernel")}
     print("# import nncore", file=sys.stderr, flush=True)
     imp = import_cost(args)
-    agree = []
-    if "torch" in args.peers and importlib.util.find_spec("torch"):
+    agree, acc = [], []
+    if mixed:
+        print("# accuracy and loss curves, float32 vs mixed_bfloat16", file=sys.stderr,
+              flush=True)
+        res = run_child(args, ["--accuracy"])
+        acc = res.get("rows", [])
+        if "error" in res:
+            notes.append(f"accuracy run failed: {res['error']}")
+    elif "torch" in args.peers and importlib.util.find_spec("torch"):
         print("# one-epoch loss, nncore vs PyTorch", file=sys.stderr, flush=True)
         res = run_child(args, ["--agreement"])
         agree = res.get("rows", [])
@@ -1132,7 +1307,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - t_start
     result = {"machine": info, "versions": versions, "args": {
         k: v for k, v in vars(args).items() if k not in ("worker", "out", "agreement")},
-        "seconds": elapsed, "rows": rows + agree, "import": imp, "notes": notes}
+        "seconds": elapsed, "rows": rows + agree + acc, "import": imp, "notes": notes}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
@@ -1140,11 +1315,12 @@ def main(argv=None):
     cmd = "python benchmarks/bench_training.py" + (" --quick" if args.quick else "") + (
         " --shuffle" if args.shuffle else "")
     vers = ", ".join(f"{LABELS.get(p, p)} {v['version']}" for p, v in versions.items())
-    print(f"## Training throughput, samples/s, float32 (`{cmd}`)\n")
+    cmd += f" --dtype {MIXED}" if mixed else ""
+    print(f"## Training throughput, samples/s, {args.dtype} (`{cmd}`)\n")
     print(f"{info['cpu']}, {info['cpu_count']} CPUs; {vers}. SGD lr {SGD_LR}, momentum "
           f"{MOMENTUM}; higher is better; ratios > 1: nncore faster.\n")
     if any(r["kind"] == "train" and r["optimizer"] == "sgd" for r in rows):
-        print(train_table(rows, "sgd", True))
+        print(train_table(rows, "sgd", not mixed))
     if any(r["kind"] == "train" and r["optimizer"] == "adam" for r in rows):
         print(f"\n### Adam (lr {ADAM_LR}), samples/s\n")
         print(train_table(rows, "adam", False))
@@ -1178,11 +1354,19 @@ def main(argv=None):
               f"(largest weight difference {r['max_weight_diff']:.1e})")
     for note in notes:
         print(f"\nnote: {note}")
-    print("\n" + summary(rows, imp, agree))
+    if mixed:
+        if acc:
+            print("\n### Accuracy, float32 vs mixed_bfloat16 (mean over seeds)\n")
+            print(accuracy_table(acc))
+        print("\n" + mixed_summary(rows))
+    else:
+        print("\n" + summary(rows, imp, agree))
     print(f"\n{len(rows)} rows in {elapsed:.0f} s" + (f"; written to {args.json}"
                                                       if args.json else ""))
     if args.plot and rows:
-        plot(rows, args.plot)
+        plot(rows, args.plot.replace(".png", "_bf16.png") if mixed else args.plot, args.dtype)
+    if args.plot and mixed and acc:
+        plot_losses(acc, args.plot.replace(".png", "_bf16_loss.png"))
 
 
 if __name__ == "__main__":
