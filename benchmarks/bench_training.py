@@ -448,6 +448,7 @@ def numpy_peer(threads):
 
 def torch_peer(threads):
     import contextlib
+
     import torch
     if threads == 1:
         torch.set_num_threads(1)
