@@ -12,12 +12,18 @@ From the repository root, after ``python setup.py build_ext --inplace -q``::
     python benchmarks/bench_gemm.py                # full run: several minutes
     python benchmarks/bench_gemm.py --dtype f32 --threads 1 --paths avx512 --filter gemm
     python benchmarks/bench_gemm.py --openblas-coretype Haswell
+    python benchmarks/bench_gemm.py --dtype mixed_bfloat16 --bf16-peak 108
 
 ``--dtype f32|f64|both``, ``--threads 1,2``, ``--paths avx512,avx2,generic`` pick the rows;
 ``--filter TEXT`` keeps the rows whose "op shape" contains TEXT (``gemm``, ``dense``,
 ``b64 ``, ``784x256``). ``--json PATH`` (default ``bench_gemm.json``) receives every row and
 the machine (CPU model, NumPy and its BLAS, ``nncore.config()``); ``--plot PATH`` (default
 ``bench_gemm.png``, ``--plot ''`` for none) draws the ratios when matplotlib is installed.
+
+``--dtype mixed_bfloat16`` times the bfloat16 products instead (``_core.gemm_bf16`` on each
+bfloat16 kernel the machine runs, nncore's float32 gemm and PyTorch's bfloat16 matmul on the
+square shapes and the forward products of the larger layers); ``--bf16-peak`` (one core's
+VDPBF16PS GFLOP/s from ``tools/fma_peak.c``) adds the VDPBF16PS kernel's share of it.
 
 ``--openblas-coretype Haswell`` adds a row group: the script re-runs itself in a subprocess
 with ``OPENBLAS_CORETYPE=Haswell`` (which must be set before NumPy loads OpenBLAS, hence the
@@ -433,10 +439,81 @@ def plot(rows, path):
     print(f"plot written to {path}")
 
 
+# ---- --dtype mixed_bfloat16: the bfloat16 products ------------------------------------------
+
+def run_bf16(args):
+    """gemm_bf16 (every bfloat16 kernel this machine runs) against nncore's float32 gemm and
+    PyTorch's bfloat16 matmul (operands converted before the clock, as autocast would convert
+    them once per call), float32 operands and outputs, on the square and MLP shapes."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    shapes = [(n, n, n, f"gemm {n}^3") for n in (SQUARE_QUICK if args.quick else SQUARE)]
+    shapes += [(b, o, i, f"fwd_xW b{b} {i}x{o}")
+               for b in ((64,) if args.quick else (64, 256)) for i, o in
+               (LAYERS_QUICK if args.quick else LAYERS) if i * o >= 256 * 128]
+    rows = []
+    for nt in args.threads:
+        if torch is not None:
+            torch.set_num_threads(nt)
+        for m, n, k, name in shapes:
+            if args.filter not in name:
+                continue
+            a, b = _rand(rng, np.float32, m, k), _rand(rng, np.float32, k, n)
+            c = np.empty((m, n), np.float32)
+            row = {"op": name, "threads": nt, "gflop": 2 * m * n * k / 1e9}
+            old = _core.bf16_kernel()
+            for kern in _core.available_bf16_kernels():
+                _core.set_bf16_kernel(kern)
+                row[kern] = time_per_call(lambda: _core.gemm_bf16(a, b, c, n_threads=nt),
+                                          args.min_time, args.reps)
+            _core.set_bf16_kernel(old)
+            row["float32"] = time_per_call(lambda: _core.gemm(a, b, c, n_threads=nt),
+                                           args.min_time, args.reps)
+            if torch is not None:
+                ta, tb = (torch.from_numpy(v).to(torch.bfloat16) for v in (a, b))
+                row["torch_bf16"] = time_per_call(lambda: torch.matmul(ta, tb),
+                                                  args.min_time, args.reps)
+            rows.append(row)
+            print(f"  {name:24} {nt}t " + "  ".join(
+                f"{k} {row['gflop'] / row[k]:7.0f}" for k in row
+                if k not in ("op", "threads", "gflop")) + " GFLOP/s", file=sys.stderr,
+                flush=True)
+    return rows
+
+
+def bf16_table(rows, peak):
+    kinds = [k for k in ("amx", "avx512_bf16", "emulated", "float32", "torch_bf16")
+             if any(k in r for r in rows)]
+    label = {"amx": "nncore AMX", "avx512_bf16": "nncore VDPBF16PS",
+             "emulated": "nncore emulated", "float32": "nncore float32",
+             "torch_bf16": "PyTorch bf16"}
+    head = ["op shape", "threads"] + [f"{label[k]} GFLOP/s" for k in kinds] + [
+        "best nncore bf16 / float32", "best nncore bf16 / PyTorch bf16"] + (
+        ["VDPBF16PS kernel, % of peak"] if peak else [])
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for r in rows:
+        gf = {k: r["gflop"] / r[k] for k in kinds if k in r}
+        best = max(v for k, v in gf.items() if k in ("amx", "avx512_bf16", "emulated"))
+        cells = [f"{gf[k]:.0f}" if k in gf else "–" for k in kinds]
+        vs_t = f"{best / gf['torch_bf16']:.2f}x" if "torch_bf16" in gf else "–"
+        pk = ([f"{100 * gf['avx512_bf16'] / (peak * r['threads']):.0f}%"
+               if "avx512_bf16" in gf else "–"] if peak else [])
+        lines.append("| " + " | ".join([r["op"], str(r["threads"])] + cells + [
+            f"{best / gf['float32']:.2f}x", vs_t] + pk) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="few shapes, 3 repetitions (CI)")
-    p.add_argument("--dtype", default="both", help="f32, f64 or both (default)")
+    p.add_argument("--dtype", default="both",
+                   help="f32, f64, both (default) or mixed_bfloat16 (the bfloat16 products)")
+    p.add_argument("--bf16-peak", type=float, default=None, metavar="GFLOPS",
+                   help="one core's VDPBF16PS peak (tools/fma_peak.c prints it), for the "
+                        "percentage column of --dtype mixed_bfloat16")
     p.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2 (default)")
     p.add_argument("--paths", default=None, help="CPU paths (default: every available one)")
     p.add_argument("--filter", default="", help="keep rows whose 'op shape' contains this")
@@ -452,7 +529,9 @@ def parse_args(argv=None):
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.dtypes = ["f32", "f64"] if args.dtype == "both" else args.dtype.split(",")
-    if any(d not in DTYPES for d in args.dtypes):
+    if args.dtype == "mixed_bfloat16":
+        args.dtypes = []
+    elif any(d not in DTYPES for d in args.dtypes):
         p.error(f"--dtype must be f32, f64 or both, got {args.dtype!r}")
     args.threads = [int(t) for t in args.threads.split(",")]
     args.reps = args.reps or (3 if args.quick else 7)
@@ -478,6 +557,16 @@ def main(argv=None):
         print("warning: other programs are using the CPUs; the timings will be noisy",
               file=sys.stderr)
     t0 = time.perf_counter()
+    if args.dtype == "mixed_bfloat16":
+        rows = run_bf16(args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"machine": info, "args": vars(args), "rows": rows,
+                           "seconds": time.perf_counter() - t0}, f, indent=1)
+        print(f"## bfloat16 products (gemm_bf16), float32 operands, {info['cpu']} "
+              f"(bf16 kernel in use: {_core.bf16_kernel()})\n")
+        print(bf16_table(rows, args.bf16_peak))
+        return
     rows, child = run(args, paths), None
     if args.openblas_coretype and not args.child:
         if "avx2" in available:

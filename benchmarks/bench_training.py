@@ -12,6 +12,7 @@ From the repository root, after ``python setup.py build_ext --inplace -q``::
     python benchmarks/bench_training.py             # full run: 20-30 minutes (2 rounds)
     python benchmarks/bench_training.py --peers nncore,torch --threads 1
     python benchmarks/bench_training.py --peers nncore,jax --rows seed --kinds sgd
+    python benchmarks/bench_training.py --dtype mixed_bfloat16   # issue 25's run
 
 ``--peers`` picks among ``nncore,numpy,torch,jax,sklearn`` (default: all; a peer that is not
 installed is skipped with a note, so ``--quick`` runs with NumPy and nncore alone).
@@ -22,7 +23,11 @@ one of the words; ``--kinds sgd,adam,predict`` (default: all three) picks the me
 (default ``bench_training.json``) receives every row and the machine; ``--plot PATH``
 (default ``bench_training.png``, ``''`` for none) draws the samples/s when matplotlib is
 installed. ``tools/ab_bench.py`` runs this script's nncore rows for two builds of nncore,
-alternated round by round.
+alternated round by round. ``--dtype mixed_bfloat16`` measures nncore's mixed_bfloat16 policy
+against nncore in float32 and PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+on the mnist/256 and wide/256 networks, checks issue 25's targets, and trains three small
+data sets in both precisions for an accuracy table and the loss curves
+(``bench_training_bf16_loss.png``).
 
 What is measured
 ----------------

@@ -108,3 +108,20 @@ def test_show_config_names_the_bf16_kernel(capsys):
     import nncore
     nncore.show_config()
     assert "bfloat16:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4])
+def test_a_few_rows_sum_as_the_packed_kernels(cpu_path, rng, m):
+    # Up to 4 rows read B in place; their sums are the emulated (and VDPBF16PS) kernels'
+    # bits, k blocks included (k = 1100 spans three).
+    a = rng.standard_normal((16, 1100)).astype(np.float32)
+    b = rng.standard_normal((1100, 700)).astype(np.float32)
+    old = _core.bf16_kernel()
+    try:
+        for name in [k for k in KERNELS if k != "amx"]:
+            _core.set_bf16_kernel(name)
+            np.testing.assert_array_equal(_core.gemm_bf16(a[:m], b), _core.gemm_bf16(a, b)[:m])
+            np.testing.assert_array_equal(_core.gemm_bf16(a[:m], b, n_threads=1),
+                                          _core.gemm_bf16(a[:m], b, n_threads=2))
+    finally:
+        _core.set_bf16_kernel(old)

@@ -295,6 +295,87 @@ static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0
     return NN_OK;
 }
 
+// ---- a few rows: B read in place ---------------------------------------------------------------
+// A product of at most NN_BF16_FEW_ROWS rows of A (a one-sample predict) uses each element of
+// B once or a few times: packing B would read it, write it and read it again. Here B's rows
+// (not transposed) are read in order and rounded as they are read, the pairs summed with the
+// emulation's arithmetic in the packed path's k blocks - the same bits as the emulated and
+// VDPBF16PS kernels (AMX's tiles round in their own order: last bits may differ from them).
+#define NN_BF16_FEW_ROWS 4
+#define NN_BF16_FEW_COLS 512  // columns of partial sums at a time: 4 rows x 2 KiB, in L1
+
+NN_INLINE float nn_bf16_value(float x) {
+    uint32_t u = nn_bf16_bits(x) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// c rows [0, m) x columns [j0, j1).
+NN_INLINE void few_rows_body(const struct bf16_args *g, nn_int j0, nn_int j1) {
+    enum { R = NN_BF16_FEW_ROWS, CW = NN_BF16_FEW_COLS };
+    float acc[R][CW], lo[CW], hi[CW];
+    const nn_int m = g->m;
+    for (nn_int jc = j0; jc < j1; jc += CW) {
+        const nn_int w = j1 - jc < CW ? j1 - jc : CW;
+        for (nn_int pc = 0; pc < g->k; pc += NN_BF16_KC) {
+            const nn_int kb = g->k - pc < NN_BF16_KC ? g->k - pc : NN_BF16_KC;
+            for (nn_int i = 0; i < m; i++)
+                for (nn_int j = 0; j < w; j++) acc[i][j] = 0;
+            for (nn_int q = 0; 2 * q < kb; q++) {
+                const nn_int p = pc + 2 * q;
+                const int odd = 2 * q + 1 < kb;
+                const float *be = g->b + p * g->ldb + jc, *bo = be + g->ldb;
+                for (nn_int j = 0; j < w; j++) lo[j] = nn_bf16_value(be[j]);
+                for (nn_int j = 0; j < w; j++) hi[j] = odd ? nn_bf16_value(bo[j]) : 0.0f;
+                for (nn_int i = 0; i < m; i++) {
+                    const float *ar = g->a + i * g->lda + p;
+                    const float alo = nn_bf16_value(ar[0]), ahi = odd ? nn_bf16_value(ar[1]) : 0;
+                    float *s = acc[i];
+                    for (nn_int j = 0; j < w; j++) {
+                        s[j] += ahi * hi[j];
+                        s[j] += alo * lo[j];
+                    }
+                }
+            }
+            const int add = g->accumulate || pc > 0;
+            for (nn_int i = 0; i < m; i++) {
+                float *cr = g->c + i * g->ldc + jc;
+                for (nn_int j = 0; j < w; j++) cr[j] = add ? cr[j] + acc[i][j] : acc[i][j];
+            }
+        }
+        bf16_epilogue(g, 0, jc, m, w);
+        bf16_update(g, 0, jc, m, w);
+    }
+}
+
+#define NN_BF16_FEW(sfx, TARGET)                                                              \
+    static TARGET void few_rows_##sfx(const struct bf16_args *g, nn_int j0, nn_int j1) {      \
+        few_rows_body(g, j0, j1);                                                             \
+    }
+NN_BF16_FEW(generic, )
+#ifdef NN_X86_64
+NN_BF16_FEW(avx2, NN_TARGET_AVX2)
+NN_BF16_FEW(avx512, NN_TARGET_AVX512)
+#endif
+
+// The few-rows product over the threads, each a range of whole column blocks.
+static void few_rows(const struct bf16_args *g, int n_threads) {
+    void (*run)(const struct bf16_args *, nn_int, nn_int) = few_rows_generic;
+#ifdef NN_X86_64
+    if (nn_cpu_get_path() == NN_CPU_AVX512) run = few_rows_avx512;
+    else if (nn_cpu_get_path() == NN_CPU_AVX2) run = few_rows_avx2;
+#endif
+    const nn_int blocks = (g->n + NN_BF16_FEW_COLS - 1) / NN_BF16_FEW_COLS;
+    int nt = nn_threads_for(n_threads, g->n * g->k, (nn_int)1 << 16);
+    if (nt > blocks) nt = (int)blocks;
+    NN_PARALLEL_FOR(nt, t, nt, {
+        const nn_int b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
+        const nn_int j1 = b1 * NN_BF16_FEW_COLS < g->n ? b1 * NN_BF16_FEW_COLS : g->n;
+        run(g, b0 * NN_BF16_FEW_COLS, j1);
+    });
+}
+
 int nn_gemm_bf16_ex(float *c, const float *a, const float *b, nn_int m, nn_int n, nn_int k,
                     nn_int lda, nn_int ldb, nn_int ldc, int trans_a, int trans_b,
                     int accumulate, const float *bias, float *z, nn_int ldz, int act,
@@ -308,6 +389,10 @@ int nn_gemm_bf16_ex(float *c, const float *a, const float *b, nn_int m, nn_int n
             if (!accumulate) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
         bf16_epilogue(&g, 0, 0, m, n);
         bf16_update(&g, 0, 0, m, n);
+        return NN_OK;
+    }
+    if (m <= NN_BF16_FEW_ROWS && !trans_a && !trans_b) {
+        few_rows(&g, n_threads);
         return NN_OK;
     }
     // Threads take whole tiles of columns or of rows. Each packs its part of one operand and
