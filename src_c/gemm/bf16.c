@@ -218,7 +218,7 @@ static struct nn_bf16_ukr_info bf16_kernel(void) {
 
 #define NN_BF16_KC 512  // k steps a block packs: an mr x kc panel of A is 12-32 KiB, in L1
 #define NN_BF16_MC 192  // rows of a packed block of A
-#define NN_BF16_NC 768  // columns of a packed block of B: kc x nc is 768 KiB, in L2
+#define NN_BF16_NC 1024  // columns of a packed block of B: kc x nc is 1 MiB, in L2
 
 struct bf16_args {
     float *c;
@@ -396,11 +396,12 @@ int nn_gemm_bf16_ex(float *c, const float *a, const float *b, nn_int m, nn_int n
         return NN_OK;
     }
     // Threads take whole tiles of columns or of rows. Each packs its part of one operand and
-    // all of the other: split the columns when A is the smaller (each packs all of A), else
-    // the rows (each packs all of B) - if there are tiles enough for every thread.
+    // all of the other: split the columns when A is the smaller and not transposed (each
+    // packs all of A; a transposed A packs slowest, through a buffer), else the rows (each
+    // packs all of B) - if there are tiles enough for every thread.
     const nn_int n_tiles = (n + g.K.nr - 1) / g.K.nr, m_tiles = (m + g.K.mr - 1) / g.K.mr;
     int nt = nn_threads_for(n_threads, m * n * k, (nn_int)1 << 18);
-    const int by_cols = m_tiles < nt || (n_tiles >= nt && m <= n);
+    const int by_cols = m_tiles < nt || (n_tiles >= nt && m <= n && !trans_a);
     const nn_int tiles = by_cols ? n_tiles : m_tiles;
     if (nt > tiles) nt = (int)tiles;
     int status = NN_OK;
