@@ -304,8 +304,11 @@ static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0
 #define NN_BF16_FEW_ROWS 4
 #define NN_BF16_FEW_COLS 512  // columns of partial sums at a time: 4 rows x 2 KiB, in L1
 
-NN_INLINE float nn_bf16_value(float x) {
-    uint32_t u = nn_bf16_bits(x) << 16;
+NN_INLINE float nn_bf16_value(float x) {  // x rounded, as a float (nn_bf16_bits << 16)
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    u = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x400000u : r;
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -326,6 +329,22 @@ NN_INLINE void few_rows_body(const struct bf16_args *g, nn_int j0, nn_int j1) {
                 const nn_int p = pc + 2 * q;
                 const int odd = 2 * q + 1 < kb;
                 const float *be = g->b + p * g->ldb + jc, *bo = be + g->ldb;
+                if (m == 1) {  // one row: each weight once, rounded where it is used
+                    const float alo = nn_bf16_value(g->a[p]);
+                    const float ahi = odd ? nn_bf16_value(g->a[p + 1]) : 0.0f;
+                    float *s = acc[0];
+                    if (odd)
+                        for (nn_int j = 0; j < w; j++) {
+                            s[j] += ahi * nn_bf16_value(bo[j]);
+                            s[j] += alo * nn_bf16_value(be[j]);
+                        }
+                    else
+                        for (nn_int j = 0; j < w; j++) {
+                            s[j] += ahi * 0.0f;  // the padding's product, as the kernels add it
+                            s[j] += alo * nn_bf16_value(be[j]);
+                        }
+                    continue;
+                }
                 for (nn_int j = 0; j < w; j++) lo[j] = nn_bf16_value(be[j]);
                 for (nn_int j = 0; j < w; j++) hi[j] = odd ? nn_bf16_value(bo[j]) : 0.0f;
                 for (nn_int i = 0; i < m; i++) {
