@@ -18,6 +18,11 @@
 #include "gemm/bf16.h"
 #include "ops/ops.h"
 
+#define NN_BF16_KC 512  // k steps a block packs: an mr x kc panel of A is 12-32 KiB, in L1
+#define NN_BF16_MC 192  // rows of a packed block of A
+#define NN_BF16_NC 1024  // columns of a packed block of B: kc x nc is 1 MiB, in L2
+#define NN_BF16_KP_MAX (NN_BF16_KC / 2)  // k pairs in a block
+
 // Branch-free, so that the packing loops vectorise.
 NN_INLINE uint32_t nn_bf16_bits(float x) {
     uint32_t u;
@@ -109,7 +114,6 @@ NN_INLINE void pairs_of(uint32_t *NN_RESTRICT d, const float *NN_RESTRICT e,
         for (nn_int j = 0; j < n; j++) d[j] = nn_bf16_bits(e[j]);
 }
 
-#define NN_BF16_KP_MAX 256  // k pairs a block packs (NN_BF16_KC / 2)
 #define NN_BF16_MR_MAX 32
 
 // op(a)(i0 + i, p0 + p) for i < mb, p < kb -> panels of mr rows: [k pair][row], or with amx
@@ -216,9 +220,6 @@ static struct nn_bf16_ukr_info bf16_kernel(void) {
 
 // ---- the driver -----------------------------------------------------------------------------
 
-#define NN_BF16_KC 512  // k steps a block packs: an mr x kc panel of A is 12-32 KiB, in L1
-#define NN_BF16_MC 192  // rows of a packed block of A
-#define NN_BF16_NC 1024  // columns of a packed block of B: kc x nc is 1 MiB, in L2
 
 struct bf16_args {
     float *c;
@@ -257,7 +258,7 @@ static void bf16_update(const struct bf16_args *g, nn_int i0, nn_int j0, nn_int 
 // C rows [m0, m1) x columns [n0, n1) on the calling thread.
 static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0, nn_int n1) {
     const struct nn_bf16_ukr_info *K = &g->K;
-    const nn_int kpc = NN_BF16_KC / 2;
+    const nn_int kpc = NN_BF16_KP_MAX;
     const nn_int nc = NN_BF16_NC / K->nr * K->nr, mc = NN_BF16_MC / K->mr * K->mr;
     uint32_t *bp = (uint32_t *)nn_workspace(NN_WS_GEMM_B, (size_t)kpc * nc * 4);
     uint32_t *ap = (uint32_t *)nn_workspace(NN_WS_GEMM_A, (size_t)kpc * mc * 4);
@@ -304,15 +305,7 @@ static int bf16_block(const struct bf16_args *g, nn_int m0, nn_int m1, nn_int n0
 #define NN_BF16_FEW_ROWS 4
 #define NN_BF16_FEW_COLS 512  // columns of partial sums at a time: 4 rows x 2 KiB, in L1
 
-NN_INLINE float nn_bf16_value(float x) {  // x rounded, as a float (nn_bf16_bits << 16)
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    u = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x400000u : r;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+NN_INLINE float nn_bf16_value(float x) { return nn_bf16_lo(nn_bf16_bits(x)); }  // x rounded
 
 // c rows [0, m) x columns [j0, j1).
 NN_INLINE void few_rows_body(const struct bf16_args *g, nn_int j0, nn_int j1) {
@@ -368,23 +361,11 @@ NN_INLINE void few_rows_body(const struct bf16_args *g, nn_int j0, nn_int j1) {
     }
 }
 
-#define NN_BF16_FEW(sfx, TARGET)                                                              \
-    static TARGET void few_rows_##sfx(const struct bf16_args *g, nn_int j0, nn_int j1) {      \
-        few_rows_body(g, j0, j1);                                                             \
-    }
-NN_BF16_FEW(generic, )
-#ifdef NN_X86_64
-NN_BF16_FEW(avx2, NN_TARGET_AVX2)
-NN_BF16_FEW(avx512, NN_TARGET_AVX512)
-#endif
+NN_ISA_VARIANTS(few_rows_cols, const struct bf16_args *, few_rows_body)
 
 // The few-rows product over the threads, each a range of whole column blocks.
 static void few_rows(const struct bf16_args *g, int n_threads) {
-    void (*run)(const struct bf16_args *, nn_int, nn_int) = few_rows_generic;
-#ifdef NN_X86_64
-    if (nn_cpu_get_path() == NN_CPU_AVX512) run = few_rows_avx512;
-    else if (nn_cpu_get_path() == NN_CPU_AVX2) run = few_rows_avx2;
-#endif
+    void (*run)(const struct bf16_args *, nn_int, nn_int) = NN_ISA_PICK(few_rows_cols);
     const nn_int blocks = (g->n + NN_BF16_FEW_COLS - 1) / NN_BF16_FEW_COLS;
     int nt = nn_threads_for(n_threads, g->n * g->k, (nn_int)1 << 16);
     if (nt > blocks) nt = (int)blocks;
