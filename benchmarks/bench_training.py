@@ -831,14 +831,22 @@ def accuracy_table(rows):
     return "\n".join(lines)
 
 
-def plot_losses(rows, path):
-    """The training loss per epoch, float32 and mixed_bfloat16 side by side per dataset."""
+def pyplot(path):
+    """matplotlib.pyplot (Agg), or None with a note that the plot at path is not drawn."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         print(f"note: matplotlib is not installed, so no plot ({path})")
+        return None
+    return plt
+
+
+def plot_losses(rows, path):
+    """The training loss per epoch, float32 and mixed_bfloat16 side by side per dataset."""
+    plt = pyplot(path)
+    if plt is None:
         return
     acc = [r for r in rows if r["kind"] == "accuracy"]
     sets = list(dict.fromkeys(r["dataset"] for r in acc))
@@ -1133,12 +1141,8 @@ def summary(rows, imp, agree):
 def plot(rows, path, dtype="float32"):
     """Samples/s on a log scale, one bar group per network / batch, one panel per thread
     setting."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"note: matplotlib is not installed, so no plot ({path})")
+    plt = pyplot(path)
+    if plt is None:
         return
     tr = [r for r in rows if r["kind"] == "train" and r["optimizer"] == "sgd"]
     threads = list(dict.fromkeys(r["threads"] for r in tr))
