@@ -246,8 +246,8 @@ static void bf16_epilogue(const struct bf16_args *g, nn_int i0, nn_int j0, nn_in
 }
 
 // The step on a finished block of rows of c (in L2), along whole rows of the block: the
-// parameters and optimizer state it reads and writes stream in order (tile by tile, each
-// row a 128-byte piece 4 KiB from the next, the step took a quarter of a 1024-wide step).
+// parameters and optimizer state it reads and writes stream in order, where tile by tile
+// each row would be a 128-byte piece far from the next.
 static void bf16_update(const struct bf16_args *g, nn_int i0, nn_int j0, nn_int rows,
                         nn_int cols) {
     if (g->upd)
